@@ -1,0 +1,69 @@
+"""Datasets: files on disk -> tf.data pipelines of batch dicts, plus builders (CLIs).
+
+Every dataset yields batches as dicts of tensors:
+  images        float32 [batch, height, width, depth]
+  labels        float32 [batch, num_classes]: one-hot; the sum of two one-hots for two targets
+  recons_image  float32 [batch, height, width, depth]: what the decoder reconstructs
+  recons_label  int32 [batch]: class whose capsule the decoder sees
+  spare_image, spare_label: the second target's image and class (only when num_targets == 2)
+and describes itself with a `DatasetSpec` (the static facts a model is built from).
+
+`build_dataset(name, ...)` looks the name up in the registry below.
+"""
+
+import dataclasses
+from typing import Callable, Dict, Optional
+
+from configs.errors import UserError
+
+
+class DataError(UserError):
+  """Missing, corrupt or mismatched data files."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """Static facts about a dataset's batches."""
+  name: str
+  height: int
+  width: int
+  depth: int
+  num_classes: int
+  num_targets: int = 1
+  num_examples: Optional[int] = None  # of the split read, where known without a full pass
+
+
+_BUILDERS: Dict[str, Callable] = {}
+
+
+def register(name: str):
+  """Decorator: registers `fn(*, data_dir, split, batch_size, ...) -> (dataset, spec)`."""
+  def wrap(fn):
+    if name in _BUILDERS:
+      raise ValueError(f'dataset {name!r} registered twice')
+    _BUILDERS[name] = fn
+    return fn
+  return wrap
+
+
+def dataset_names():
+  _import_builders()
+  return sorted(_BUILDERS)
+
+
+def build_dataset(name: str, **kwargs):
+  """Returns (tf.data.Dataset of batch dicts, DatasetSpec) for a registered dataset.
+
+  Keyword arguments (all datasets): data_dir, split ('train' | 'test'), batch_size,
+  num_targets=1, validate=False, distort=None (dataset default), seed=None,
+  repeat=None (default: repeat when split == 'train'), shuffle=None (same default).
+  """
+  _import_builders()
+  if name not in _BUILDERS:
+    raise UserError(f'unknown dataset {name!r}; expected one of: {", ".join(sorted(_BUILDERS))}')
+  return _BUILDERS[name](**kwargs)
+
+
+def _import_builders():
+  # Importing a dataset module registers it.
+  from input_data import mnist, affnist, cifar10, norb  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
