@@ -14,6 +14,8 @@ and describes itself with a `DatasetSpec` (the static facts a model is built fro
 import dataclasses
 from typing import Callable, Dict, Optional
 
+import tensorflow as tf
+
 from configs.errors import UserError
 
 
@@ -31,6 +33,16 @@ class DatasetSpec:
   num_classes: int
   num_targets: int = 1
   num_examples: Optional[int] = None  # of the split read, where known without a full pass
+
+
+def zeros_batch(spec: DatasetSpec, batch_size: int = 1):
+  """An all-zero batch dict shaped like `spec`'s batches (to build models and trace steps)."""
+  image = tf.zeros([batch_size, spec.height, spec.width, spec.depth])
+  batch = {'images': image, 'labels': tf.zeros([batch_size, spec.num_classes]),
+           'recons_image': image, 'recons_label': tf.zeros([batch_size], tf.int32)}
+  if spec.num_targets == 2:
+    batch.update(spare_image=image, spare_label=tf.zeros([batch_size], tf.int32))
+  return batch
 
 
 _BUILDERS: Dict[str, Callable] = {}

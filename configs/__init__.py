@@ -1,0 +1,4 @@
+"""Typed configuration: model hparams with presets and overrides; the user-error type."""
+
+from configs.errors import UserError
+from configs.hparams import HParams, PRESETS, make_hparams, parse_overrides

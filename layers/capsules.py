@@ -1,0 +1,108 @@
+"""Capsule layers: convolutional (primary) capsules and fully connected (class) capsules."""
+
+import keras
+import tensorflow as tf
+
+from layers.routing import route
+
+
+def _weights(stddev):
+  return keras.initializers.TruncatedNormal(stddev=stddev)
+
+
+_BIAS_INIT = keras.initializers.Constant(0.1)
+
+
+class ConvCapsule(keras.layers.Layer):
+  """The original `conv_slim_capsule`: one kernel shared by all input capsule types.
+
+  Input [batch, height, width, in_caps, in_atoms]; output [batch, out_h, out_w, out_caps, out_atoms].
+  Each input type is convolved with the same kernel into votes for every output type, then
+  routed over the output types at each position.
+  """
+
+  def __init__(self, out_caps, out_atoms, kernel_size, strides, padding='VALID', num_routing=1,
+               leaky=False, **kwargs):
+    super().__init__(**kwargs)
+    if padding not in ('VALID', 'SAME'):
+      raise ValueError(f'padding must be VALID or SAME, got {padding!r}')
+    if num_routing < 1:
+      raise ValueError(f'num_routing must be at least 1, got {num_routing}')
+    self.out_caps, self.out_atoms = out_caps, out_atoms
+    self.kernel_size, self.strides, self.padding = kernel_size, strides, padding
+    self.num_routing, self.leaky = num_routing, leaky
+
+  def build(self, input_shape):
+    in_atoms = input_shape[-1]
+    self.kernel = self.add_weight(
+        name='weights', shape=(self.kernel_size, self.kernel_size, in_atoms,
+                               self.out_caps * self.out_atoms),
+        initializer=_weights(0.1))
+    self.bias = self.add_weight(name='biases', shape=(self.out_caps, self.out_atoms),
+                                initializer=_BIAS_INIT, autocast=False)
+
+  def call(self, inputs):
+    batch = tf.shape(inputs)[0]
+    _, height, width, in_caps, in_atoms = inputs.shape
+    per_type = tf.reshape(tf.transpose(inputs, [0, 3, 1, 2, 4]), [-1, height, width, in_atoms])
+    conv = tf.nn.conv2d(per_type, tf.cast(self.kernel, per_type.dtype), self.strides, self.padding)
+    _, out_h, out_w, _ = conv.shape
+    votes = tf.cast(conv, tf.float32)
+    if in_caps == 1:
+      # One input type (primary capsules): positions are already in routing order.
+      votes = tf.reshape(votes, [-1, 1, self.out_caps, self.out_atoms])
+    else:
+      votes = tf.reshape(votes, [batch, in_caps, out_h, out_w, self.out_caps, self.out_atoms])
+      votes = tf.reshape(tf.transpose(votes, [0, 2, 3, 1, 4, 5]),
+                         [-1, in_caps, self.out_caps, self.out_atoms])
+    parents = route(votes, self.bias, self.num_routing, self.leaky)
+    return tf.reshape(parents, [batch, out_h, out_w, self.out_caps, self.out_atoms])
+
+  def compute_output_shape(self, input_shape):
+    batch, height, width = input_shape[:3]
+    if self.padding == 'SAME':
+      out_h, out_w = -(-height // self.strides), -(-width // self.strides)
+    else:
+      out_h = (height - self.kernel_size) // self.strides + 1
+      out_w = (width - self.kernel_size) // self.strides + 1
+    return (batch, out_h, out_w, self.out_caps, self.out_atoms)
+
+  def get_config(self):
+    return {**super().get_config(), 'out_caps': self.out_caps, 'out_atoms': self.out_atoms,
+            'kernel_size': self.kernel_size, 'strides': self.strides, 'padding': self.padding,
+            'num_routing': self.num_routing, 'leaky': self.leaky}
+
+
+class Capsule(keras.layers.Layer):
+  """Fully connected capsules (the original `capsule`): [batch, in_caps, in_atoms] -> parents.
+
+  Votes are one batched matmul per input capsule (W_ij u_i), never a tiled product.
+  Output [batch, out_caps, out_atoms].
+  """
+
+  def __init__(self, out_caps, out_atoms, num_routing=3, leaky=False, **kwargs):
+    super().__init__(**kwargs)
+    if num_routing < 1:
+      raise ValueError(f'num_routing must be at least 1, got {num_routing}')
+    self.out_caps, self.out_atoms = out_caps, out_atoms
+    self.num_routing, self.leaky = num_routing, leaky
+
+  def build(self, input_shape):
+    _, in_caps, in_atoms = input_shape
+    self.kernel = self.add_weight(
+        name='weights', shape=(in_caps, in_atoms, self.out_caps * self.out_atoms),
+        initializer=_weights(0.1))
+    self.bias = self.add_weight(name='biases', shape=(self.out_caps, self.out_atoms),
+                                initializer=_BIAS_INIT, autocast=False)
+
+  def call(self, inputs):
+    votes = tf.einsum('bia,iak->bik', inputs, tf.cast(self.kernel, inputs.dtype))
+    votes = tf.reshape(tf.cast(votes, tf.float32), [-1, inputs.shape[1], self.out_caps, self.out_atoms])
+    return route(votes, self.bias, self.num_routing, self.leaky)
+
+  def compute_output_shape(self, input_shape):
+    return (input_shape[0], self.out_caps, self.out_atoms)
+
+  def get_config(self):
+    return {**super().get_config(), 'out_caps': self.out_caps, 'out_atoms': self.out_atoms,
+            'num_routing': self.num_routing, 'leaky': self.leaky}
