@@ -2,3 +2,4 @@
 
 from configs.errors import UserError
 from configs.hparams import HParams, PRESETS, make_hparams, parse_overrides
+from configs.run_config import RunConfig

@@ -1,0 +1,103 @@
+"""Checkpoints: the run's own (`train/model.ckpt-STEP`), imports of the original's, run configs.
+
+Saving goes through tf.train.CheckpointManager, which writes the data and index files before it
+atomically updates the `checkpoint` state file: a reader never sees a half-written checkpoint.
+"""
+
+import json
+import os
+import re
+
+import tensorflow as tf
+from absl import logging
+
+from configs.errors import UserError
+from configs.run_config import RunConfig
+from models import import_tf1_checkpoint, is_tf1_checkpoint
+
+CONFIG_FILE = 'run_config.json'
+# What must agree between a run's checkpoints and the flags that resume or evaluate them.
+_MODEL_KEYS = ('model', 'dataset', 'num_targets', 'hparams')
+
+
+def step_of(path: str) -> int:
+  """The global step in a checkpoint path `.../model.ckpt-STEP`."""
+  match = re.search(r'-(\d+)$', path)
+  return int(match.group(1)) if match else 0
+
+
+def make_manager(checkpoint: tf.train.Checkpoint, config: RunConfig, step: tf.Variable):
+  return tf.train.CheckpointManager(checkpoint, config.train_dir, max_to_keep=config.keep_checkpoints,
+                                    checkpoint_name='model.ckpt', step_counter=step)
+
+
+def save_run_config(config: RunConfig):
+  """Writes the resolved config beside the checkpoints (atomically), for resume checks and humans."""
+  path = os.path.join(config.train_dir, CONFIG_FILE)
+  tf.io.gfile.makedirs(config.train_dir)
+  with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
+    f.write(config.to_json())
+  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+
+
+def _override_text(hparams: dict) -> str:
+  return ','.join(f'{k}={str(v).lower() if isinstance(v, bool) else v}' for k, v in hparams.items())
+
+
+def check_run_config(config: RunConfig, directory: str, keys=_MODEL_KEYS):
+  """Raises UserError when the run saved in `directory` differs from `config` in `keys`."""
+  path = os.path.join(directory, CONFIG_FILE)
+  if not tf.io.gfile.exists(path):
+    return
+  with tf.io.gfile.GFile(path) as f:
+    saved = json.load(f)
+  current = json.loads(config.to_json())
+  diffs, fix = [], {}
+  for key in keys:
+    if key == 'hparams':
+      fix = {k: saved[key].get(k) for k, v in current[key].items()
+             if k != 'verbose' and saved[key].get(k) != v}
+      diffs += [f'{k}={v} (now {current[key][k]})' for k, v in fix.items()]
+    elif saved.get(key) != current[key]:
+      diffs.append(f'--{key}={saved.get(key)} (now {current[key]})')
+  if diffs:
+    hint = f' (--hparams_override={_override_text(fix)})' if fix else ''
+    raise UserError(f'the checkpoints in {directory} were made with {", ".join(diffs)}; '
+                    f'use the same flags{hint}, or a new --summary_dir')
+
+
+def restore_model(model, path: str, config: RunConfig) -> int:
+  """Loads the checkpoint at `path` (this project's or the original code's) into `model`.
+
+  Returns the checkpoint's global step. Raises UserError for a missing or mismatched checkpoint.
+  """
+  if not tf.io.gfile.exists(path + '.index'):
+    raise UserError(f'checkpoint {path} not found (expected the file {path}.index)')
+  if is_tf1_checkpoint(path):
+    return import_tf1_checkpoint(path, model)
+  check_run_config(config, os.path.dirname(path), keys=('model', 'hparams'))
+  step = tf.Variable(0, dtype=tf.int64)
+  try:
+    tf.train.Checkpoint(model=model, step=step).restore(path).expect_partial() \
+        .assert_existing_objects_matched()
+  except (AssertionError, ValueError) as e:
+    raise UserError(f'checkpoint {path} does not fit --model={model.name} with these hparams: '
+                    f'{str(e).splitlines()[0][:200]}') from None
+  return int(step.numpy())
+
+
+def restore_or_start(manager, checkpoint, model, step, config: RunConfig) -> str:
+  """Resumes from the run's own latest checkpoint, else imports --checkpoint, else starts fresh.
+
+  Returns which of the three happened ('resumed', 'imported' or 'fresh').
+  """
+  if manager.latest_checkpoint:
+    check_run_config(config, config.train_dir)
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    logging.info('resumed from %s at step %d', manager.latest_checkpoint, int(step.numpy()))
+    return 'resumed'
+  if config.checkpoint:
+    step.assign(restore_model(model, config.checkpoint, config))
+    logging.info('started from %s at step %d', config.checkpoint, int(step.numpy()))
+    return 'imported'
+  return 'fresh'

@@ -1,0 +1,55 @@
+"""Devices and numerics of a run: distribution strategy, mixed precision, determinism."""
+
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from configs.errors import UserError
+
+
+def make_strategy(num_gpus: int = 1, cpu_replicas: int = 0) -> tf.distribute.Strategy:
+  """MultiWorkerMirrored with TF_CONFIG, Mirrored over several GPUs (or logical CPUs), else default.
+
+  The global batch is split over the replicas, like the original's GPU towers.
+  """
+  if os.environ.get('TF_CONFIG'):
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  if cpu_replicas > 1:
+    return tf.distribute.MirroredStrategy(split_cpu(cpu_replicas))
+  gpus = tf.config.list_physical_devices('GPU')
+  if num_gpus > max(len(gpus), 1):
+    raise UserError(f'--num_gpus={num_gpus} but this machine shows {len(gpus)} GPU(s); '
+                    f'use --num_gpus={len(gpus) or 1} (or --cpu_replicas=N to test on the CPU)')
+  if num_gpus > 1:
+    return tf.distribute.MirroredStrategy([f'/gpu:{i}' for i in range(num_gpus)])
+  return tf.distribute.get_strategy()
+
+
+def split_cpu(count: int):
+  """Splits the CPU into `count` logical devices (once per process); returns their names."""
+  cpu = tf.config.list_physical_devices('CPU')[0]
+  configured = tf.config.get_logical_device_configuration(cpu) or []
+  if len(configured) != count:
+    try:
+      tf.config.set_logical_device_configuration(
+          cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+      raise UserError(f'cannot split the CPU into {count} devices after TensorFlow started; '
+                      f'it has {max(len(configured), 1)}') from None
+  return [d.name for d in tf.config.list_logical_devices('CPU')[:count]]
+
+
+def set_precision(mixed_precision: str, deterministic: bool = False, seed=None):
+  """Sets the Keras dtype policy; seeds and makes ops deterministic when asked."""
+  policy = {'none': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
+  keras.mixed_precision.set_dtype_policy(policy[mixed_precision])
+  if seed is not None:
+    keras.utils.set_random_seed(seed)
+  if deterministic:
+    if seed is None:
+      raise UserError('--deterministic needs --seed')
+    tf.config.experimental.enable_op_determinism()
+  logging.info('precision policy %s%s', policy[mixed_precision],
+               ', deterministic ops' if deterministic else '')

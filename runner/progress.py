@@ -1,0 +1,26 @@
+"""One progress line format for long loops: rate and ETA from wall-clock time."""
+
+import datetime
+import time
+
+
+class Progress:
+  """Tracks units done between reports; `line()` gives rate and ETA to `total`."""
+
+  def __init__(self, total: int, done: int = 0, unit: str = 'step'):
+    self.total, self.unit = total, unit
+    self._start_done, self._start_time = done, time.monotonic()
+    self._last_done, self._last_time = done, self._start_time
+
+  def rate(self, done: int) -> float:
+    """Units per second since the previous call (or since the start)."""
+    now = time.monotonic()
+    elapsed = max(now - self._last_time, 1e-9)
+    rate = (done - self._last_done) / elapsed
+    self._last_done, self._last_time = done, now
+    return rate
+
+  def eta(self, done: int) -> str:
+    elapsed = time.monotonic() - self._start_time
+    per_unit = elapsed / max(done - self._start_done, 1)
+    return str(datetime.timedelta(seconds=round(per_unit * max(self.total - done, 0))))

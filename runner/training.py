@@ -1,0 +1,165 @@
+"""The training loop: input -> model -> optimizer -> checkpoint -> loop, in that order."""
+
+import math
+import signal
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from configs.errors import UserError
+from configs.run_config import RunConfig
+from layers import correct_and_almost, model_losses
+from models import build_model
+from runner import checkpoints, summaries
+from runner.devices import make_strategy, set_precision
+from runner.inputs import make_dataset
+from runner.progress import Progress
+
+MIN_LEARNING_RATE = 1e-6
+
+
+class Preempted(Exception):
+  """SIGTERM or SIGINT arrived; a checkpoint at the current step was saved."""
+
+  def __init__(self, signum: int, step: int):
+    super().__init__(f'stopped by signal {signum} at step {step}; rerun the same command to resume')
+    self.exit_code = 128 + signum
+
+
+def learning_rate(hparams, step):
+  """Exponential decay (not staircase) from the global step, floored at 1e-6, as the original."""
+  decayed = hparams.learning_rate * hparams.decay_rate ** (
+      tf.cast(step, tf.float32) / hparams.decay_steps)
+  return tf.maximum(decayed, MIN_LEARNING_RATE)
+
+
+def make_optimizer(hparams, step, mixed_precision):
+  """Adam (TF1's epsilon) whose learning rate follows the global step, not its own count."""
+  optimizer = keras.optimizers.Adam(learning_rate=lambda: learning_rate(hparams, step),
+                                    epsilon=1e-8)
+  if mixed_precision == 'float16':
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
+
+
+def make_train_step(model, optimizer, strategy, step, config: RunConfig):
+  """A tf.function running one global batch on every replica; returns reduced metrics."""
+  scale_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+  def forward_backward(batch):
+    with tf.GradientTape() as tape:
+      outputs = model(batch, training=True)
+      losses = model_losses(batch, outputs, config.hparams.loss_type, config.num_targets)
+      loss = losses['total'] / strategy.num_replicas_in_sync
+      if scale_loss:
+        loss = optimizer.scale_loss(loss)
+    grads = tape.gradient(loss, model.trainable_variables)
+    correct, _ = correct_and_almost(batch['labels'], outputs['logits'], config.num_targets)
+    return grads, {**losses, 'correct': tf.reduce_sum(tf.cast(correct, tf.float32)),
+                   'count': tf.cast(tf.shape(correct)[0], tf.float32)}
+
+  if config.jit_compile:
+    forward_backward = tf.function(forward_backward, jit_compile=True)
+
+  def replica_step(batch):
+    grads, metrics = forward_backward(batch)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return metrics
+
+  @tf.function
+  def train_step(iterator):
+    metrics = strategy.run(replica_step, args=(next(iterator),))
+    step.assign_add(1)
+    reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM if k in ('correct', 'count')
+                                  else tf.distribute.ReduceOp.MEAN, v, axis=None)
+               for k, v in metrics.items()}
+    reduced['learning_rate'] = learning_rate(config.hparams, step)
+    return reduced
+
+  return train_step
+
+
+def _watch_signals():
+  """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+  received = []
+  for signum in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(signum, lambda s, _: received.append(s))
+  return received
+
+
+def train(config: RunConfig) -> dict:
+  """Trains to config.max_steps, resuming the run in summary_dir/train; returns last metrics."""
+  strategy = make_strategy(config.num_gpus, config.cpu_replicas)
+  set_precision(config.mixed_precision, config.deterministic, config.seed)
+
+  # Input.
+  dataset, spec = make_dataset(config, 'train', config.train_batch_size, repeat=True)
+  if config.train_batch_size % strategy.num_replicas_in_sync:
+    raise UserError(f'--batch_size={config.train_batch_size} does not split over '
+                    f'{strategy.num_replicas_in_sync} replicas; use a multiple of it')
+  preview = next(iter(dataset))  # a fixed batch for reconstruction images
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
+
+  # Model, optimizer, checkpoint.
+  with strategy.scope():
+    model = build_model(config.model, config.hparams, spec)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
+    optimizer = make_optimizer(config.hparams, step, config.mixed_precision)
+    optimizer.build(model.trainable_variables)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+  logging.info('total_params: %d', sum(int(tf.size(v)) for v in model.trainable_variables))
+  manager = checkpoints.make_manager(checkpoint, config, step)
+  start = checkpoints.restore_or_start(manager, checkpoint, model, step, config)
+  checkpoints.save_run_config(config)
+  writer = tf.summary.create_file_writer(config.train_dir)
+  if start != 'resumed':
+    summaries.write_run_hparams(writer, config)
+
+  # Loop.
+  train_step = make_train_step(model, optimizer, strategy, step, config)
+  current = int(step.numpy())
+  progress = Progress(config.max_steps, done=current)
+  signals = _watch_signals()
+  metrics = {}
+  while current < config.max_steps:
+    metrics = train_step(iterator)
+    current = int(step.numpy())
+    loss = float(metrics['total'])
+    if not math.isfinite(loss):
+      raise UserError(f'loss is {loss} at step {current}; stopped without saving, the last good '
+                      f'checkpoint is {manager.latest_checkpoint or "none"}; try a lower '
+                      'learning_rate')
+    done = current == config.max_steps
+    if current % config.log_every == 0 or done:
+      _log(writer, current, metrics, progress, config)
+    if current % config.save_step == 0 or done or signals:
+      manager.save(checkpoint_number=current)
+      _write_images(writer, current, model, preview, config)
+    if signals:
+      writer.flush()
+      raise Preempted(signals[0], current)
+  writer.flush()
+  return {k: float(v) for k, v in metrics.items()}
+
+
+def _log(writer, step, metrics, progress, config):
+  images_per_second = progress.rate(step) * config.train_batch_size
+  accuracy = float(metrics['correct']) / max(float(metrics['count']), 1)
+  scalars = {f'loss/{k}': v for k, v in metrics.items()
+             if k not in ('correct', 'count', 'learning_rate')}
+  scalars.update(accuracy=accuracy, learning_rate=metrics['learning_rate'],
+                 images_per_second=images_per_second)
+  summaries.write_scalars(writer, step, scalars)
+  logging.info('step %d/%d  loss %.4f  accuracy %.1f%%  %.0f images/s  ETA %s', step,
+               config.max_steps, float(metrics['total']), 100 * accuracy, images_per_second,
+               progress.eta(step))
+
+
+def _write_images(writer, step, model, preview, config):
+  outputs = model(preview)
+  if 'reconstructions' in outputs:
+    summaries.write_images(writer, step, 'reconstruction',
+                           summaries.reconstruction_strip(preview, outputs['reconstructions']))
+  if config.hparams.verbose:
+    summaries.write_histograms(writer, step, model, outputs)
