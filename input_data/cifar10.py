@@ -1,0 +1,109 @@
+"""CIFAR-10 from the official binary batches, preprocessed as the 2017 TF CIFAR-10 tutorial.
+
+Files (`python -m input_data.download --dataset=cifar10 --output_dir=DIR` fetches them):
+`cifar-10-batches-bin/data_batch_{1..5}.bin` and `test_batch.bin`; `data_dir` may be the folder
+holding `cifar-10-batches-bin` or that folder itself. Each record is 3,073 bytes: the label,
+then the 32x32x3 image channel-major (1,024 red, 1,024 green, 1,024 blue bytes, rows in order).
+
+Images are float32 0..255, then
+  training  random 24x24 crop, left-right flip, brightness (max delta 63), contrast [0.2, 1.8]
+  test      central 24x24 crop
+and finally per-image standardization. `distort` (default: split == 'train') picks the first.
+`validate=True` holds out data_batch_5: 'train' reads batches 1-4 and 'test' reads batch 5.
+"""
+
+import os
+
+import tensorflow as tf
+
+from input_data import DataError, DatasetSpec, register
+from input_data.affnist import (check_num_targets, check_split, default, finish_pipeline,
+                                image_features, read_files)
+from input_data.records import require_files
+
+IMAGE_SIZE = 32
+CROP_SIZE = 24
+DEPTH = 3
+NUM_CLASSES = 10
+RECORD_BYTES = 1 + IMAGE_SIZE * IMAGE_SIZE * DEPTH
+FOLDER = 'cifar-10-batches-bin'
+DOWNLOAD_COMMAND = 'python -m input_data.download --dataset=cifar10 --output_dir={dir}'
+
+
+def batch_files(data_dir: str, split: str, validate: bool = False):
+  """Paths of the binary batches a split reads (see the module docstring)."""
+  inside = any(tf.io.gfile.exists(os.path.join(data_dir, n))
+               for n in ('test_batch.bin', 'data_batch_1.bin'))
+  folder = data_dir if inside else os.path.join(data_dir, FOLDER)
+  if split == 'train':
+    names = [f'data_batch_{i}.bin' for i in range(1, 5 if validate else 6)]
+  else:
+    names = ['data_batch_5.bin' if validate else 'test_batch.bin']
+  return [os.path.join(folder, n) for n in names]
+
+
+def count_examples(paths) -> int:
+  """Total records; a file whose size is not a whole number of records is an error naming it."""
+  total = 0
+  for path in paths:
+    size = tf.io.gfile.stat(path).length
+    if size == 0 or size % RECORD_BYTES:
+      raise DataError(f'{path}: {size} bytes is not a whole number of {RECORD_BYTES}-byte '
+                      'CIFAR-10 records (truncated or not a CIFAR-10 binary batch); download '
+                      'it again')
+    total += size // RECORD_BYTES
+  return total
+
+
+def decode_record(record, filename: str = 'a CIFAR-10 batch'):
+  """{'image': uint8 [32, 32, 3] (HWC), 'label': int32} from one 3,073-byte record."""
+  data = tf.io.decode_raw(record, tf.uint8)
+  label = tf.cast(data[0], tf.int32)
+  check = tf.debugging.assert_less(label, NUM_CLASSES,
+                                   message=f'{filename}: a record\'s label is not 0..9')
+  with tf.control_dependencies([check]):
+    chw = tf.reshape(data[1:], [DEPTH, IMAGE_SIZE, IMAGE_SIZE])
+  return {'image': tf.transpose(chw, [1, 2, 0]), 'label': label}
+
+
+def _reader(path):
+  return tf.data.FixedLengthRecordDataset(path, RECORD_BYTES)
+
+
+def distort_image(image, seed):
+  """Random crop, flip, brightness and contrast of a float32 0..255 image; `seed`: int [2]."""
+  seeds = tf.random.experimental.stateless_split(seed, 4)
+  image = tf.image.stateless_random_crop(image, [CROP_SIZE, CROP_SIZE, DEPTH], seed=seeds[0])
+  image = tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
+  image = tf.image.stateless_random_brightness(image, max_delta=63, seed=seeds[2])
+  return tf.image.stateless_random_contrast(image, lower=0.2, upper=1.8, seed=seeds[3])
+
+
+def _features(example, seed=None):
+  image = tf.cast(example['image'], tf.float32)
+  if seed is None:
+    image = tf.image.resize_with_crop_or_pad(image, CROP_SIZE, CROP_SIZE)
+  else:
+    image = distort_image(image, seed)
+  return image_features(tf.image.per_image_standardization(image), example['label'],
+                        NUM_CLASSES)
+
+
+@register('cifar10')
+def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort=None, seed=None,
+          repeat=None, shuffle=None, **unused):
+  """(dataset, spec) of 24x24x3 standardized CIFAR-10 images."""
+  del unused  # options of other datasets
+  check_split('cifar10', split)
+  check_num_targets('cifar10', num_targets)
+  training = split == 'train'
+  paths = require_files(batch_files(data_dir, split, validate),
+                        DOWNLOAD_COMMAND.format(dir=data_dir))
+  num_examples = count_examples(paths)
+  records = read_files(paths, decode_record, _reader)
+  ds = finish_pipeline(records, _features, batch_size=batch_size,
+                       shuffle=default(shuffle, training), repeat=default(repeat, training),
+                       seed=seed, random=default(distort, training))
+  spec = DatasetSpec('cifar10', CROP_SIZE, CROP_SIZE, DEPTH, NUM_CLASSES, 1,
+                     None if training else num_examples)
+  return ds, spec

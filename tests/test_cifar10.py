@@ -1,0 +1,118 @@
+"""CIFAR-10 binary batches: record decoding, tutorial preprocessing, splits and file errors."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from input_data import DataError, cifar10
+
+
+def _images(n, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+
+
+def _write_batch(path, images, labels):
+  """The official record: 1 label byte, then the image channel-major (CHW)."""
+  with open(path, 'wb') as f:
+    for image, label in zip(images, labels):
+      f.write(bytes([label]) + image.transpose(2, 0, 1).tobytes())
+
+
+def _standardize(image):
+  """tf.image.per_image_standardization, by hand."""
+  return (image - image.mean()) / max(image.std(), 1 / np.sqrt(image.size))
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+  """Official layout: data_dir/cifar-10-batches-bin/*.bin, 4 train images per batch, 5 test."""
+  folder = tmp_path / 'cifar-10-batches-bin'
+  folder.mkdir()
+  for i in range(1, 6):
+    _write_batch(folder / f'data_batch_{i}.bin', _images(4, i), [i] * 4)
+  _write_batch(folder / 'test_batch.bin', _images(5), [0, 1, 2, 3, 9])
+  return str(tmp_path)
+
+
+def test_record_is_decoded_from_channel_major_to_hwc():
+  image = np.arange(32 * 32 * 3, dtype=np.int64).reshape(32, 32, 3) % 251
+  record = bytes([7]) + image.astype(np.uint8).transpose(2, 0, 1).tobytes()
+  decoded = cifar10.decode_record(tf.constant(record))
+  np.testing.assert_array_equal(decoded['image'].numpy(), image)
+  assert decoded['label'].numpy() == 7
+  # by hand: pixel (row 1, col 2) green is byte 1 + 1024 * 1 + 32 * 1 + 2 of the record
+  assert decoded['image'].numpy()[1, 2, 1] == record[1 + 1024 + 32 + 2]
+
+
+def test_test_split_is_the_central_crop_standardized_without_dropping_examples(data_dir):
+  ds, spec = cifar10.build(data_dir=data_dir, split='test', batch_size=2)
+  batches = list(ds)
+  assert [len(b['images']) for b in batches] == [2, 2, 1]
+  images = np.concatenate([b['images'].numpy() for b in batches])
+  expected = [_standardize(x[4:28, 4:28].astype(np.float64)) for x in _images(5)]
+  np.testing.assert_allclose(images, np.stack(expected), rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(np.concatenate([b['recons_label'] for b in batches]),
+                                [0, 1, 2, 3, 9])
+  assert batches[0]['labels'].dtype == tf.float32
+  assert (spec.height, spec.width, spec.depth, spec.num_classes) == (24, 24, 3, 10)
+  assert spec.num_examples == 5
+
+
+def test_data_dir_may_be_the_batches_folder_itself(data_dir):
+  folder = os.path.join(data_dir, 'cifar-10-batches-bin')
+  _, spec = cifar10.build(data_dir=folder, split='test', batch_size=2)
+  assert spec.num_examples == 5
+
+
+def test_distortions_keep_shape_and_standardize_and_follow_the_seed(data_dir):
+  def first_batch(seed):
+    ds, spec = cifar10.build(data_dir=data_dir, split='train', batch_size=8, seed=seed)
+    assert spec.num_examples is None
+    return next(iter(ds))
+
+  batch = first_batch(3)
+  images = batch['images'].numpy()
+  assert images.shape == (8, 24, 24, 3) and np.isfinite(images).all()
+  np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+  np.testing.assert_allclose(images.std(axis=(1, 2, 3)), 1, atol=1e-3)
+  np.testing.assert_array_equal(images, first_batch(3)['images'].numpy())
+  assert not np.array_equal(images, first_batch(4)['images'].numpy())
+
+
+def test_distort_image_crops_within_the_image_and_keeps_pixels_finite():
+  image = tf.constant(_images(1)[0], tf.float32)
+  out = cifar10.distort_image(image, tf.constant([1, 2], tf.int64))
+  assert out.shape == (24, 24, 3) and np.isfinite(out.numpy()).all()
+
+
+def test_validate_holds_out_data_batch_5(data_dir):
+  ds, spec = cifar10.build(data_dir=data_dir, split='test', batch_size=10, validate=True)
+  assert spec.num_examples == 4
+  assert next(iter(ds))['recons_label'].numpy().tolist() == [5] * 4
+  ds, _ = cifar10.build(data_dir=data_dir, split='train', batch_size=16, validate=True,
+                        repeat=False, shuffle=False, distort=False)
+  assert sorted(set(next(iter(ds))['recons_label'].numpy().tolist())) == [1, 2, 3, 4]
+
+
+def test_file_of_partial_records_is_an_error_naming_it(data_dir):
+  path = os.path.join(data_dir, 'cifar-10-batches-bin', 'test_batch.bin')
+  with open(path, 'ab') as f:
+    f.write(b'\0' * 100)
+  with pytest.raises(DataError, match='test_batch.bin: 15465 bytes is not a whole number'):
+    cifar10.build(data_dir=data_dir, split='test', batch_size=2)
+
+
+def test_label_out_of_range_is_an_error_naming_the_file(tmp_path):
+  _write_batch(tmp_path / 'test_batch.bin', _images(1), [12])
+  ds, _ = cifar10.build(data_dir=str(tmp_path), split='test', batch_size=1)
+  with pytest.raises(tf.errors.InvalidArgumentError, match='test_batch.bin'):
+    next(iter(ds))
+
+
+def test_missing_files_are_named_with_the_download_command(tmp_path):
+  with pytest.raises(DataError, match=r'data_batch_1.bin.*input_data.download --dataset=cifar10'):
+    cifar10.build(data_dir=str(tmp_path), split='train', batch_size=1)
+  with pytest.raises(DataError, match='num_targets must be 1'):
+    cifar10.build(data_dir=str(tmp_path), split='test', batch_size=1, num_targets=2)
