@@ -1,0 +1,227 @@
+"""smallNORB: stereo pairs of 96x96 toy images, 5 classes, preprocessed as the 2017 code did.
+
+Files read from `data_dir`: `trainduo.tfrecords` and `testduo.tfrecords`, tf.Examples with
+`image_raw` (the uint8 stereo pair as stored by smallNORB: [2, 96, 96], camera-major), `label`,
+`height`, `width`, `depth` (96, 96, 2) and `meta` (instance, elevation, azimuth, lighting).
+
+The converter `python -m input_data.norb --raw_dir=DIR --output_dir=DIR` builds them from the
+official files `smallnorb-5x46789x9x18x6x2x96x96-training-{dat,cat,info}.mat` and
+`smallnorb-5x01235x9x18x6x2x96x96-testing-{dat,cat,info}.mat` (plain or .gz). Those are in the
+smallNORB binary matrix format: little-endian int32 magic (0x1E3D4C55 uint8, 0x1E3D4C54 int32,
+...), int32 ndim, max(ndim, 3) int32 dims, then the data in C order.
+
+Reading (as the 2017 norb_input_record): pixels float32 0..255, resized to `image_size` (48, or
+32) with TF1's bilinear resize (no half-pixel offset, so 96 -> 48 keeps every other pixel);
+with `distort` (default True, both splits) cropped to 32 (22 for image_size=32): training takes
+random brightness (max delta 63) and contrast [0.2, 1.8] then a random crop, test a central
+crop; finally per-image standardization. smallNORB has no validation split.
+"""
+
+import contextlib
+import gzip
+import os
+import struct
+import sys
+import zlib
+from typing import BinaryIO, Dict, Iterator, Tuple
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from configs.errors import UserError
+from input_data import DataError, DatasetSpec, register
+from input_data.affnist import (check_num_targets, check_split, count_records, default,
+                                finish_pipeline, image_features, parse_image_example, read_files,
+                                write_whole)
+from input_data.records import bytes_feature, int64_feature, require_files
+
+RAW_SIZE = 96
+DEPTH = 2
+NUM_CLASSES = 5
+CROP_SIZES = {48: 32, 32: 22}  # image_size -> distorted size, as in the 2017 code
+RAW_FILES = {'train': 'smallnorb-5x46789x9x18x6x2x96x96-training-{}.mat',
+             'test': 'smallnorb-5x01235x9x18x6x2x96x96-testing-{}.mat'}
+MAGIC_TYPES = {0x1E3D4C51: '<f4', 0x1E3D4C53: '<f8', 0x1E3D4C54: '<i4', 0x1E3D4C55: 'u1',
+               0x1E3D4C56: '<i2'}
+CONVERT_COMMAND = 'python -m input_data.norb --raw_dir=SMALLNORB_DIR --output_dir={dir}'
+RAW_URL = 'https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/'
+
+# ---------------------------------------------------------------- reader
+
+
+def _parse(record, filename):
+  pixels, label, _ = parse_image_example(record, filename=filename, num_classes=NUM_CLASSES,
+                                         shape=(RAW_SIZE, RAW_SIZE, DEPTH))
+  image = tf.transpose(tf.reshape(pixels, [DEPTH, RAW_SIZE, RAW_SIZE]), [1, 2, 0])
+  return {'image': image, 'label': label}
+
+
+def resize(image, image_size: int):
+  """TF1 `resize_images` (bilinear, no half-pixel centers) as in the 2017 code."""
+  return tf.compat.v1.image.resize(image, [image_size, image_size],
+                                   method=tf.image.ResizeMethod.BILINEAR)
+
+
+def distort_image(image, crop_size: int, seed):
+  """Random brightness and contrast, then a random crop (the 2017 order); `seed`: int [2]."""
+  seeds = tf.random.experimental.stateless_split(seed, 3)
+  image = tf.image.stateless_random_brightness(image, max_delta=63, seed=seeds[0])
+  image = tf.image.stateless_random_contrast(image, lower=0.2, upper=1.8, seed=seeds[1])
+  return tf.image.stateless_random_crop(image, [crop_size, crop_size, DEPTH], seed=seeds[2])
+
+
+def _make_features(image_size: int, crop_size: int):
+  def to_features(example, seed=None):
+    image = resize(tf.cast(example['image'], tf.float32), image_size)
+    if seed is not None:
+      image = distort_image(image, crop_size, seed)
+    elif crop_size != image_size:
+      image = tf.image.resize_with_crop_or_pad(image, crop_size, crop_size)
+    return image_features(tf.image.per_image_standardization(image), example['label'],
+                          NUM_CLASSES)
+  return to_features
+
+
+@register('norb')
+def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort=None, seed=None,
+          repeat=None, shuffle=None, image_size=48, **unused):
+  """(dataset, spec) of standardized smallNORB pairs, 32x32x2 by default (see module doc)."""
+  del unused  # options of other datasets
+  check_split('norb', split)
+  check_num_targets('norb', num_targets)
+  if validate:
+    raise DataError('smallNORB has no validation split (the 2017 code had none); '
+                    'run without validate')
+  if image_size not in CROP_SIZES:
+    raise DataError(f'norb image_size must be one of {sorted(CROP_SIZES)}, got {image_size}')
+  distort, training = default(distort, True), split == 'train'
+  crop_size = CROP_SIZES[image_size] if distort else image_size
+  path = os.path.join(data_dir, f'{split}duo.tfrecords')
+  require_files([path], CONVERT_COMMAND.format(dir=data_dir))
+  ds = finish_pipeline(read_files([path], _parse), _make_features(image_size, crop_size),
+                       batch_size=batch_size, shuffle=default(shuffle, training),
+                       repeat=default(repeat, training), seed=seed,
+                       random=distort and training)
+  num_examples = None if training else count_records(path)
+  return ds, DatasetSpec('norb', crop_size, crop_size, DEPTH, NUM_CLASSES, 1, num_examples)
+
+
+# ---------------------------------------------------------------- converter
+
+
+def raw_paths(raw_dir: str, split: str) -> Dict[str, str]:
+  """{'dat'|'cat'|'info': path} of a split's official files, each plain or gzipped."""
+  paths = {}
+  for kind in ('dat', 'cat', 'info'):
+    plain = os.path.join(raw_dir, RAW_FILES[split].format(kind))
+    paths[kind] = plain if os.path.exists(plain) or not os.path.exists(plain + '.gz') else (
+        plain + '.gz')
+  require_files(paths.values(), f'download the .mat.gz files from {RAW_URL} into {raw_dir}')
+  return paths
+
+
+def read_some(f: BinaryIO, size: int, path: str) -> bytes:
+  """Up to `size` bytes of `f`; a corrupt gzip stream or I/O error: DataError naming `path`."""
+  try:
+    return f.read(size)
+  except (OSError, EOFError, zlib.error) as e:
+    raise DataError(f'{path}: unreadable ({e}); download it again') from e
+
+
+def read_exact(f: BinaryIO, size: int, path: str) -> bytes:
+  data = read_some(f, size, path)
+  if len(data) != size:
+    raise DataError(f'{path} is truncated: wanted {size} more bytes, got {len(data)}; '
+                    'download it again')
+  return data
+
+
+def read_header(f: BinaryIO, path: str) -> Tuple[np.dtype, Tuple[int, ...]]:
+  """(element dtype, shape) from a smallNORB binary matrix header."""
+  magic, ndim = struct.unpack('<iI', read_exact(f, 8, path))
+  if magic not in MAGIC_TYPES or not 1 <= ndim <= 16:
+    raise DataError(f'{path}: not a smallNORB matrix (magic {magic:#x}, ndim {ndim})')
+  dims = struct.unpack(f'<{max(ndim, 3)}i', read_exact(f, 4 * max(ndim, 3), path))
+  return np.dtype(MAGIC_TYPES[magic]), tuple(dims[:ndim])
+
+
+@contextlib.contextmanager
+def open_matrix(path: str, dtype: str, row_shape: Tuple[int, ...]) -> Iterator:
+  """Opens a smallNORB matrix of rows `row_shape`; yields (file, number of rows).
+
+  On leaving, checks that nothing follows the rows the header declares.
+  """
+  with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
+    got, shape = read_header(f, path)
+    if got != np.dtype(dtype) or tuple(shape[1:]) != row_shape:
+      raise DataError(f'{path}: holds {got} {list(shape)}; expected {np.dtype(dtype)} '
+                      f'{["N", *row_shape]}')
+    yield f, shape[0]
+    if read_some(f, 1, path):
+      raise DataError(f'{path}: has bytes past the {shape[0]} rows its header declares')
+
+
+def norb_examples(paths: Dict[str, str]) -> Iterator[Tuple[bytes, int, np.ndarray]]:
+  """Streams (image_raw [2, 96, 96] bytes, label, meta [4]) one example at a time."""
+  image_bytes = DEPTH * RAW_SIZE * RAW_SIZE
+  with open_matrix(paths['dat'], 'u1', (DEPTH, RAW_SIZE, RAW_SIZE)) as (dat, count), \
+       open_matrix(paths['cat'], '<i4', ()) as (cat, cat_count), \
+       open_matrix(paths['info'], '<i4', (4,)) as (info, info_count):
+    if not count == cat_count == info_count:
+      raise DataError(f'smallNORB files disagree on the number of examples: {count} images, '
+                      f'{cat_count} labels, {info_count} info rows ({paths["dat"]})')
+    for i in range(count):
+      label = struct.unpack('<i', read_exact(cat, 4, paths['cat']))[0]
+      if not 0 <= label < NUM_CLASSES:
+        raise DataError(f'{paths["cat"]}: label {label} of example {i} is not 0..4')
+      yield (read_exact(dat, image_bytes, paths['dat']), label,
+             np.frombuffer(read_exact(info, 16, paths['info']), '<i4'))
+
+
+def example(image_raw: bytes, label: int, meta) -> tf.train.Example:
+  return tf.train.Example(features=tf.train.Features(feature={
+      'image_raw': bytes_feature(image_raw), 'label': int64_feature(label),
+      'height': int64_feature(RAW_SIZE), 'width': int64_feature(RAW_SIZE),
+      'depth': int64_feature(DEPTH), 'meta': int64_feature(list(meta))}))
+
+
+def convert(raw_dir: str, output_dir: str, splits=('train', 'test')) -> Dict[str, int]:
+  """Writes `{split}duo.tfrecords` (whole or not at all); returns examples per split."""
+  tf.io.gfile.makedirs(output_dir)
+  counts = {}
+  for split in splits:
+    paths = raw_paths(raw_dir, split)
+    output = os.path.join(output_dir, f'{split}duo.tfrecords')
+    with write_whole(output) as writer:
+      counts[split] = 0
+      for record in norb_examples(paths):
+        writer.write(example(*record).SerializeToString())
+        counts[split] += 1
+    logging.info('wrote %d examples to %s', counts[split], output)
+  return counts
+
+
+def main(argv):
+  """CLI: python -m input_data.norb --raw_dir=DIR --output_dir=DIR."""
+  cli = flags.FlagValues()  # private: importing this module defines no global flags
+  flags.DEFINE_string('raw_dir', None, 'folder holding the official smallNORB .mat(.gz) files',
+                      flag_values=cli)
+  flags.DEFINE_string('output_dir', None, 'where trainduo/testduo.tfrecords are written',
+                      flag_values=cli)
+  flags.mark_flags_as_required(['raw_dir', 'output_dir'], flag_values=cli)
+  try:
+    cli(argv)
+  except flags.Error as e:
+    raise app.UsageError(str(e)) from e
+  try:
+    convert(cli.raw_dir, cli.output_dir)
+  except UserError as e:
+    logging.error('%s', e)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=lambda argv: argv)
