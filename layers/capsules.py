@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from layers.convolution import conv2d, use_matmul_conv
 from layers.routing import route
 
 
@@ -22,7 +23,7 @@ class ConvCapsule(keras.layers.Layer):
   """
 
   def __init__(self, out_caps, out_atoms, kernel_size, strides, padding='VALID', num_routing=1,
-               leaky=False, **kwargs):
+               leaky=False, conv_impl='auto', **kwargs):
     super().__init__(**kwargs)
     if padding not in ('VALID', 'SAME'):
       raise ValueError(f'padding must be VALID or SAME, got {padding!r}')
@@ -31,6 +32,8 @@ class ConvCapsule(keras.layers.Layer):
     self.out_caps, self.out_atoms = out_caps, out_atoms
     self.kernel_size, self.strides, self.padding = kernel_size, strides, padding
     self.num_routing, self.leaky = num_routing, leaky
+    self.conv_impl = conv_impl
+    self._matmul = use_matmul_conv(conv_impl)
 
   def build(self, input_shape):
     in_atoms = input_shape[-1]
@@ -45,7 +48,8 @@ class ConvCapsule(keras.layers.Layer):
     batch = tf.shape(inputs)[0]
     _, height, width, in_caps, in_atoms = inputs.shape
     per_type = tf.reshape(tf.transpose(inputs, [0, 3, 1, 2, 4]), [-1, height, width, in_atoms])
-    conv = tf.nn.conv2d(per_type, tf.cast(self.kernel, per_type.dtype), self.strides, self.padding)
+    conv = conv2d(per_type, tf.cast(self.kernel, per_type.dtype), self.strides, self.padding,
+                  self._matmul)
     _, out_h, out_w, _ = conv.shape
     votes = tf.cast(conv, tf.float32)
     if in_caps == 1:
@@ -70,7 +74,7 @@ class ConvCapsule(keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), 'out_caps': self.out_caps, 'out_atoms': self.out_atoms,
             'kernel_size': self.kernel_size, 'strides': self.strides, 'padding': self.padding,
-            'num_routing': self.num_routing, 'leaky': self.leaky}
+            'num_routing': self.num_routing, 'leaky': self.leaky, 'conv_impl': self.conv_impl}
 
 
 class Capsule(keras.layers.Layer):

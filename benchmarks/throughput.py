@@ -1,0 +1,173 @@
+"""Training, evaluation and input images/s of every model configuration, side by side.
+
+  python -m benchmarks.throughput                 # all rows for this machine, batch 128
+  python -m benchmarks.throughput --rows=reference,capsule --steps=10
+
+Each row runs in its own process (clean memory peak, its own precision policy). Ratios are
+against the first row, measured in the same run; `roofline` is training images/s over
+(peak float32 matmul FLOP/s / training FLOPs per image).
+"""
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+flags.DEFINE_string('rows', '', 'Comma-separated rows to run (default: all for this device).')
+flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
+flags.DEFINE_integer('steps', 6, 'Timed steps per row (after warm-up).')
+flags.DEFINE_integer('warmup', 2, 'Untimed steps per row (tracing, compilation, caches).')
+flags.DEFINE_string('row', '', 'Internal: run this one row and print it as JSON.')
+FLAGS = flags.FLAGS
+
+MNIST = ('mnist', 28, 28, 1, 10, 1)
+MULTIMNIST = ('mnist', 36, 36, 1, 10, 2)
+CIFAR10 = ('cifar10', 24, 24, 3, 10, 1)
+# name -> (model, dataset shape, hparams overrides, jit, mixed precision)
+ROWS = {
+    'reference': ('reference', MNIST, '', False, 'none'),
+    'capsule': ('capsule', MNIST, '', False, 'none'),
+    'capsule_tf_conv': ('capsule', MNIST, '', False, 'none', 'conv'),
+    'capsule_xla': ('capsule', MNIST, '', True, 'none'),
+    'multimnist': ('capsule', MULTIMNIST, '', False, 'none'),
+    'cifar10': ('capsule', CIFAR10, 'num_prime_capsules=64,padding=SAME,leaky=true,remake=false',
+                False, 'none'),
+    'baseline': ('baseline', MNIST, 'loss_type=softmax', False, 'none'),
+    'capsule_bf16': ('capsule', MNIST, '', False, 'bfloat16'),
+    'capsule_xla_bf16': ('capsule', MNIST, '', True, 'bfloat16'),
+}
+CPU_ROWS = ['reference', 'capsule', 'capsule_tf_conv', 'capsule_xla', 'multimnist', 'cifar10',
+            'baseline']
+
+
+def _timed(fn, warmup, steps):
+  """Median seconds per call: robust to other work on a shared machine."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def peak_matmul_flops(size=2048, repeats=10):
+  """This device's float32 matmul rate, FLOP/s."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  a = tf.random.normal([size, size])
+  matmul = tf.function(lambda: tf.matmul(a, a))
+  seconds = _timed(lambda: matmul().numpy(), 2, repeats)
+  return 2 * size**3 / seconds
+
+
+def _forward_flops(fn, *args):
+  """FLOPs of one call of tf.function `fn`, from TF's graph profiler."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  graph = fn.get_concrete_function(*args).graph
+  options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+  options['output'] = 'none'
+  return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+
+def run_row(name, batch_size, warmup, steps):
+  """Measures one row in this process; returns a dict of figures."""
+  import keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from configs import RunConfig, make_hparams  # pylint: disable=g-import-not-at-top
+  from input_data import DatasetSpec  # pylint: disable=g-import-not-at-top
+  from layers import model_losses  # pylint: disable=g-import-not-at-top
+  from models import build_model  # pylint: disable=g-import-not-at-top
+  from runner.devices import set_precision  # pylint: disable=g-import-not-at-top
+  from runner.training import make_optimizer, make_train_step  # pylint: disable=g-import-not-at-top
+
+  model_name, shape, overrides, jit, precision, *conv_impl = ROWS[name]
+  spec = DatasetSpec(*shape)
+  images = tf.random.uniform([batch_size, spec.height, spec.width, spec.depth])
+  labels = tf.random.uniform([batch_size], 0, spec.num_classes, tf.int32)
+  batch = {'images': images, 'labels': tf.one_hot(labels, spec.num_classes),
+           'recons_image': images, 'recons_label': labels}
+  if spec.num_targets == 2:
+    spare = (labels + 1) % spec.num_classes
+    batch.update(labels=batch['labels'] + tf.one_hot(spare, spec.num_classes),
+                 spare_image=images, spare_label=spare)
+  set_precision(precision)
+  if model_name == 'reference':
+    from benchmarks.reference_capsnet import ReferenceCapsNet, make_train_step as ref_step  # pylint: disable=g-import-not-at-top
+    model = ReferenceCapsNet()
+    optimizer = keras.optimizers.Adam(1e-3)
+    step_fn = ref_step(model, optimizer)
+    train = lambda: step_fn(images, batch['labels']).numpy()
+    forward = tf.function(lambda x, y: model(x, y))
+    flops_args = (images, batch['labels'])
+  else:
+    hparams = make_hparams('mnist', overrides)
+    config = RunConfig(hparams=hparams, model=model_name, dataset=spec.name,
+                       num_targets=spec.num_targets, jit_compile=jit, mixed_precision=precision)
+    if conv_impl:
+      import layers.capsules  # pylint: disable=g-import-not-at-top
+      layers.capsules.use_matmul_conv = lambda _: conv_impl[0] == 'matmul'
+    model = build_model(model_name, hparams, spec)
+    step = tf.Variable(0, dtype=tf.int64)
+    optimizer = make_optimizer(hparams, step, precision)
+    strategy = tf.distribute.get_strategy()
+    train_step = make_train_step(model, optimizer, strategy, step, config)
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    train = lambda: float(train_step(iterator)['total'])
+    forward = tf.function(model, jit_compile=jit)
+    flops_args = (batch,)
+    del model_losses
+  train_seconds = _timed(train, warmup, steps)
+  eval_seconds = _timed(lambda: tf.nest.map_structure(
+      lambda t: t.numpy(), forward(*flops_args)), warmup, steps)
+  forward_flops = _forward_flops(tf.function(lambda *a: model(*a)), *flops_args)
+  memory = (tf.config.experimental.get_memory_info('GPU:0')['peak']
+            if tf.config.list_physical_devices('GPU')
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+  return {'row': name, 'train_images_per_s': batch_size / train_seconds,
+          'eval_images_per_s': batch_size / eval_seconds,
+          'train_gflop_per_image': 3 * forward_flops / batch_size / 1e9,
+          'peak_memory_mb': memory / 2**20}
+
+
+def main(argv):
+  del argv
+  if FLAGS.row:
+    print(json.dumps(run_row(FLAGS.row, FLAGS.batch_size, FLAGS.warmup, FLAGS.steps)))
+    return
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  gpu = bool(tf.config.list_physical_devices('GPU'))
+  names = FLAGS.rows.split(',') if FLAGS.rows else (list(ROWS) if gpu else CPU_ROWS)
+  unknown = [n for n in names if n not in ROWS]
+  if unknown:
+    sys.exit(f'error: unknown row(s) {", ".join(unknown)}; expected some of {", ".join(ROWS)}')
+  peak = peak_matmul_flops()
+  device = tf.config.list_physical_devices('GPU')[0].name if gpu else 'CPU'
+  print(f'device: {device}; peak float32 matmul: {peak / 1e9:.0f} GFLOP/s; batch {FLAGS.batch_size}')
+  header = (f'{"row":18s} {"train img/s":>11s} {"ratio":>6s} {"eval img/s":>10s} '
+            f'{"GFLOP/img":>9s} {"roofline":>8s} {"peak MB":>8s}')
+  print(header)
+  first = None
+  for name in names:
+    command = [sys.executable, '-m', 'benchmarks.throughput', f'--row={name}',
+               f'--batch_size={FLAGS.batch_size}', f'--steps={FLAGS.steps}',
+               f'--warmup={FLAGS.warmup}']
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+      print(f'{name:18s} failed: {done.stderr.strip().splitlines()[-1:]}')
+      continue
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    first = first or row
+    roofline = row['train_images_per_s'] * row['train_gflop_per_image'] * 1e9 / peak
+    print(f'{name:18s} {row["train_images_per_s"]:11.1f} '
+          f'{row["train_images_per_s"] / first["train_images_per_s"]:6.2f} '
+          f'{row["eval_images_per_s"]:10.1f} {row["train_gflop_per_image"]:9.2f} '
+          f'{roofline:8.0%} {row["peak_memory_mb"]:8.0f}', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
