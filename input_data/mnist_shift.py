@@ -1,0 +1,374 @@
+r"""Builds shifted MNIST and MultiMNIST TFRecords from raw MNIST IDX files.
+
+The original's `mnist_shift.py`, made to stream, run in parallel worker processes and give
+the same bytes for a given --seed whatever --num_workers:
+
+  # shifted MNIST (every shift in [-2, 2]^2 of every digit): train_2shifted_mnist.tfrecords
+  python -m input_data.mnist_shift --data_dir=RAW --output_dir=OUT --split=train --shift=2
+  # expanded 40x40 MNIST for affNIST training: train_6shifted_mnist.tfrecords
+  python -m input_data.mnist_shift --data_dir=RAW --output_dir=OUT --split=train --shift=6 --pad=6
+  # MultiMNIST (36x36): multitest_6shifted_mnist.tfrecords-0000i-of-000NN
+  python -m input_data.mnist_shift --data_dir=RAW --output_dir=OUT --split=test --shift=6 \
+      --pad=4 --multi_targets --num_pairs=1000 --max_shard=100000
+
+Each output gets a `<name>.json` sidecar (record counts, sizes, settings) written last.
+"""
+
+import collections
+import json
+import multiprocessing
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from configs.errors import UserError
+from input_data import DataError
+from input_data import idx
+from input_data import records
+
+_RECORDS_PER_CHUNK = 20000  # shifted MNIST work unit, in records
+_IMAGES_PER_BLOCK = 256  # MultiMNIST: images whose shards are computed in one vector op
+_LOG_EVERY_S = 10.0
+
+
+# --- file names: the reader (input_data.mnist) uses these too --------------------------------
+
+def shifted_name(split: str, shift: int) -> str:
+  """'train_2shifted_mnist.tfrecords'; split valid_train -> 'train_2shifted_mnist_valid...'."""
+  base, suffix = (split[len('valid_'):], '_valid') if split.startswith('valid_') else (split, '')
+  return f'{base}_{shift}shifted_mnist{suffix}.tfrecords'
+
+
+def multi_prefix(split: str, shift: int) -> str:
+  """Prefix of MultiMNIST shards, e.g. 'multitest_6shifted_mnist.tfrecords'."""
+  return 'multi' + shifted_name(split, shift)
+
+
+def shard_names(prefix: str, num_shards: int):
+  """The original's sharded names: '<prefix>-00000-of-00010', ... (read as '<prefix>@10')."""
+  return [f'{prefix}-{i:05d}-of-{num_shards:05d}' for i in range(num_shards)]
+
+
+def metadata_path(output: str) -> str:
+  """Sidecar of an output file or shard prefix: record counts and settings, as JSON."""
+  return output + '.json'
+
+
+def builder_command(split: str, shift: int, multi_targets: bool = False) -> str:
+  """The command that writes a split's files (for 'missing file' errors)."""
+  pad = ' --pad=4 --multi_targets' if multi_targets else ''
+  return (f'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir=DIR '
+          f'--split={split} --shift={shift}{pad}')
+
+
+# --- the data --------------------------------------------------------------------------------
+
+def shift_2d(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+  """Moves `image` [H, W] down by dy and right by dx rows/columns, filling with zeros."""
+  height, width = image.shape
+  out = np.zeros_like(image)
+  out[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = (
+      image[max(-dy, 0):height - max(dy, 0), max(-dx, 0):width - max(dx, 0)])
+  return out
+
+
+def all_shifts(shift: int):
+  """[(dy, dx)] in the original's order: rows -shift..shift, then columns."""
+  span = range(-shift, shift + 1)
+  return [(dy, dx) for dy in span for dx in span]
+
+
+def others_by_class(labels: np.ndarray):
+  """{class: indices of images of every other class} (MultiMNIST partner candidates)."""
+  return {c: np.flatnonzero(labels != c) for c in np.unique(labels)}
+
+
+def pair_draws(seed: int, index: int, label: int, others, num_pairs: int, shift: int):
+  """Partners [P] (distinct, other classes) and shifts [P, (dy1, dx1, dy2, dx2)] of one image.
+
+  The generator is keyed by (seed, image index) alone, so no worker layout changes it.
+  """
+  rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+  candidates = others[label]
+  partners = candidates[rng.choice(len(candidates), size=num_pairs, replace=False)]
+  return partners, rng.integers(-shift, shift + 1, size=(num_pairs, 4))
+
+
+def merge(image_1: np.ndarray, image_2: np.ndarray) -> np.ndarray:
+  """MultiMNIST's overlay: min(a + b, 255) as uint8."""
+  return np.minimum(image_1.astype(np.int32) + image_2, 255).astype(np.uint8)
+
+
+class ShardPermutation:
+  """A keyed pseudo-random permutation of [0, n): record k -> slot (Feistel + cycle walking).
+
+  Slot // max_shard is the shard of record k: every shard but the last holds exactly
+  max_shard records drawn at random from all images, and no table of n entries is kept.
+  """
+
+  def __init__(self, n: int, seed: int, rounds: int = 4):
+    bits = max(2, (n - 1).bit_length())
+    self._half = (bits + 1) // 2
+    self._mask = np.uint64((1 << self._half) - 1)
+    self._n = n
+    self._keys = np.random.SeedSequence(seed).generate_state(rounds, np.uint64)
+
+  def _mix(self, x, key):
+    # splitmix64's finalizer: uint64 arithmetic wraps, as intended.
+    z = x ^ key
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return (z ^ (z >> np.uint64(31))) & self._mask
+
+  def _encrypt(self, x):
+    half = np.uint64(self._half)
+    left, right = x >> half, x & self._mask
+    for key in self._keys:
+      left, right = right, left ^ self._mix(right, key)
+    return (left << half) | right
+
+  def __call__(self, k: np.ndarray) -> np.ndarray:
+    y = self._encrypt(np.asarray(k, np.uint64))
+    while True:  # walk the cycle until back inside [0, n): a bijection of [0, n)
+      out = y >= self._n
+      if not out.any():
+        return y.astype(np.int64)
+      y[out] = self._encrypt(y[out])
+
+
+# --- tf.Examples (the original's schemas) ----------------------------------------------------
+
+def _serialize(ints, raws) -> bytes:
+  """A tf.train.Example of int64 features and uint8 arrays as bytes, serialized."""
+  feature = {k: records.int64_feature(v) for k, v in ints.items()}
+  feature.update((k, records.bytes_feature(v.tobytes())) for k, v in raws.items())
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
+      deterministic=True)
+
+
+def shifted_example(image: np.ndarray, label: int) -> bytes:
+  """Shifted MNIST record: image_raw (uint8 bytes), label, height, width, depth."""
+  return _serialize(dict(height=image.shape[0], width=image.shape[1], depth=1, label=label),
+                    dict(image_raw=image))
+
+
+def pair_example(image_1, image_2, merged, label_1: int, label_2: int) -> bytes:
+  """MultiMNIST record: label_{1,2}, image_raw_{1,2}, merged_raw, height, width, depth."""
+  return _serialize(dict(height=merged.shape[0], width=merged.shape[1], depth=1,
+                         label_1=label_1, label_2=label_2),
+                    dict(image_raw_1=image_1, image_raw_2=image_2, merged_raw=merged))
+
+
+# --- work units (run in worker processes, or in-process for one worker) ----------------------
+
+_STATE = {}
+
+
+def _init_worker(images, labels, counter):
+  """Per-process state: the padded digits, their labels and the shared progress counter."""
+  _STATE.update(images=images, labels=labels, counter=counter, others=others_by_class(labels))
+
+
+def _count(n):
+  with _STATE['counter'].get_lock():
+    _STATE['counter'].value += n
+
+
+def _shift_chunk(task):
+  """Serialized records of every shift of images[start:stop], in the original's order."""
+  start, stop, shift = task
+  images, labels = _STATE['images'], _STATE['labels']
+  out = [shifted_example(shift_2d(images[i], dy, dx), labels[i])
+         for i in range(start, stop) for dy, dx in all_shifts(shift)]
+  _count(len(out))
+  return out
+
+
+def _write_pairs(i, pairs, shards, writers, num_pairs, shift, seed):
+  """Writes the pairs `pairs` of image i (of its num_pairs) to the writers of their shards."""
+  images, labels = _STATE['images'], _STATE['labels']
+  partners, shifts = pair_draws(seed, i, labels[i], _STATE['others'], num_pairs, shift)
+  for j in pairs:
+    image_1 = shift_2d(images[i], shifts[j, 0], shifts[j, 1])
+    image_2 = shift_2d(images[partners[j]], shifts[j, 2], shifts[j, 3])
+    writers[shards[j]].write(pair_example(image_1, image_2, merge(image_1, image_2),
+                                          labels[i], labels[partners[j]]))
+  _count(len(pairs))
+
+
+def _write_shard_group(task):
+  """Writes shards [first, stop) of a MultiMNIST build; returns their record counts."""
+  first, stop, prefix, num_shards, num_pairs, shift, max_shard, seed = task
+  images = _STATE['images']
+  names = shard_names(prefix, num_shards)
+  writers = {s: tf.io.TFRecordWriter(names[s]) for s in range(first, stop)}
+  counts = collections.Counter()
+  permutation = ShardPermutation(len(images) * num_pairs, seed)
+  for start in range(0, len(images), _IMAGES_PER_BLOCK):
+    stop_image = min(start + _IMAGES_PER_BLOCK, len(images))
+    block = permutation(np.arange(start * num_pairs, stop_image * num_pairs)) // max_shard
+    for i, shards in zip(range(start, stop_image), block.reshape(-1, num_pairs)):
+      mine = np.flatnonzero((shards >= first) & (shards < stop))
+      if mine.size:
+        _write_pairs(i, mine, shards, writers, num_pairs, shift, seed)
+        counts.update(shards[mine].tolist())
+  for writer in writers.values():
+    writer.close()
+  return [counts[s] for s in range(first, stop)]
+
+
+class _Progress:
+  """Logs records written, records/s and ETA at most every _LOG_EVERY_S seconds."""
+
+  def __init__(self, total, what):
+    self._total, self._what = total, what
+    self._start = self._last = time.monotonic()
+
+  def update(self, done, force=False):
+    now = time.monotonic()
+    if not force and now - self._last < _LOG_EVERY_S:
+      return
+    self._last = now
+    rate = done / max(now - self._start, 1e-9)
+    eta = int((self._total - done) / rate) if rate else None
+    logging.info('%s: %d / %d records (%.1f%%), %.0f records/s, ETA %s', self._what, done,
+                 self._total, 100.0 * done / max(self._total, 1), rate,
+                 '?' if eta is None else f'{eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}')
+
+
+def _run_tasks(fn, tasks, init_args, num_workers, progress):
+  """Yields fn(task) in task order, in-process or from a pool with a bounded backlog."""
+  context = multiprocessing.get_context('spawn')  # forking a process that imported TF is unsafe
+  counter = context.Value('q', 0)
+  if num_workers <= 1:
+    _init_worker(*init_args, counter)
+    try:
+      for task in tasks:
+        yield fn(task)
+        progress.update(counter.value)
+    finally:
+      _STATE.clear()
+    return
+  with context.Pool(num_workers, initializer=_init_worker,
+                    initargs=(*init_args, counter)) as pool:
+    pending = collections.deque()
+    for task in tasks:
+      pending.append(pool.apply_async(fn, (task,)))
+      while len(pending) >= 2 * num_workers:
+        yield _wait(pending.popleft(), counter, progress)
+    while pending:
+      yield _wait(pending.popleft(), counter, progress)
+
+
+def _wait(result, counter, progress):
+  while not result.ready():
+    result.wait(1.0)
+    progress.update(counter.value)
+  return result.get()
+
+
+# --- builders --------------------------------------------------------------------------------
+
+def build_shifted(images, labels, path, *, shift, pad, num_workers=1):
+  """Writes every shift of every image padded by `pad` to one TFRecord file; returns count."""
+  padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
+  per_image = (2 * shift + 1) ** 2
+  step = max(1, _RECORDS_PER_CHUNK // per_image)
+  tasks = [(s, min(s + step, len(images)), shift) for s in range(0, len(images), step)]
+  total = len(images) * per_image
+  progress = _Progress(total, os.path.basename(path))
+  with tf.io.TFRecordWriter(path) as writer:
+    for chunk in _run_tasks(_shift_chunk, tasks, (padded, labels), num_workers, progress):
+      for record in chunk:
+        writer.write(record)
+  progress.update(total, force=True)
+  _write_metadata(path, total, padded.shape[1:], shift=shift, pad=pad)
+  return total
+
+
+def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, seed,
+                num_workers=1):
+  """Writes MultiMNIST shards '<prefix>-i-of-n' of at most max_shard records; returns names."""
+  others = others_by_class(labels)
+  fewest = min(len(v) for v in others.values())
+  if num_pairs > fewest:
+    raise DataError(f'--num_pairs={num_pairs} is more than the {fewest} images some class '
+                    f'can be paired with; lower --num_pairs')
+  padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
+  total = len(images) * num_pairs
+  num_shards = -(-total // max_shard)
+  # One group of shards per worker: each task draws the pairs of every image once, so
+  # fewer tasks cost less. The bytes of a shard do not depend on the grouping.
+  per_task = -(-num_shards // max(num_workers, 1))
+  tasks = [(s, min(s + per_task, num_shards), prefix, num_shards, num_pairs, shift, max_shard,
+            seed) for s in range(0, num_shards, per_task)]
+  progress = _Progress(total, os.path.basename(prefix))
+  counts = [c for group in _run_tasks(_write_shard_group, tasks, (padded, labels),
+                                      num_workers, progress) for c in group]
+  progress.update(total, force=True)
+  _write_metadata(prefix, total, padded.shape[1:], shift=shift, pad=pad, num_pairs=num_pairs,
+                  seed=seed, num_shards=num_shards, shard_records=counts)
+  return shard_names(prefix, num_shards)
+
+
+def _write_metadata(output, num_records, shape, **settings):
+  with open(metadata_path(output), 'w') as f:
+    json.dump(dict(num_records=num_records, height=int(shape[0]), width=int(shape[1]), depth=1,
+                   **settings), f, indent=1)
+
+
+def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, num_pairs=1000,
+          max_shard=100000, seed=0, num_workers=1):
+  """Reads a raw MNIST split and writes its shifted MNIST file or MultiMNIST shards."""
+  if shift < 0 or pad < 0 or num_pairs < 1 or max_shard < 1:
+    raise UserError(f'need shift >= 0, pad >= 0, num_pairs >= 1, max_shard >= 1; got '
+                    f'{shift}, {pad}, {num_pairs}, {max_shard}')
+  images, labels = idx.load_split(raw_dir, split)
+  if labels.size and labels.max() > 9:
+    raise DataError(f'labels in {raw_dir} go up to {labels.max()}; MNIST has classes 0-9')
+  os.makedirs(output_dir, exist_ok=True)
+  logging.info('%s: %d images %s from %s', split, len(images), images.shape[1:], raw_dir)
+  if multi_targets:
+    return build_multi(images, labels, os.path.join(output_dir, multi_prefix(split, shift)),
+                       shift=shift, pad=pad, num_pairs=num_pairs, max_shard=max_shard,
+                       seed=seed, num_workers=num_workers)
+  path = os.path.join(output_dir, shifted_name(split, shift))
+  build_shifted(images, labels, path, shift=shift, pad=pad, num_workers=num_workers)
+  return [path]
+
+
+def _define_flags():
+  flags.DEFINE_string('data_dir', '/tmp/tensorflow/mnist/input_data', 'Raw MNIST IDX files.')
+  flags.DEFINE_string('output_dir', '', 'Where to write; default: --data_dir.')
+  flags.DEFINE_enum('split', 'train', list(idx.SPLITS), 'Which split to build.')
+  flags.DEFINE_integer('shift', 2, 'Maximum shift on each axis.')
+  flags.DEFINE_integer('pad', 0, 'Zero padding on each side before shifting.')
+  flags.DEFINE_boolean('multi_targets', False, 'Build MultiMNIST pairs.')
+  flags.DEFINE_integer('num_pairs', 1000, 'MultiMNIST: partners per image.')
+  flags.DEFINE_integer('max_shard', 100000, 'MultiMNIST: records per shard.')
+  flags.DEFINE_integer('seed', 0, 'MultiMNIST: seed of partners, shifts and shard spread.')
+  flags.DEFINE_integer('num_workers', os.cpu_count() or 1, 'Worker processes.')
+
+
+def main(argv):
+  del argv
+  f = flags.FLAGS
+  try:
+    paths = build(f.data_dir, f.output_dir or f.data_dir, f.split, shift=f.shift, pad=f.pad,
+                  multi_targets=f.multi_targets, num_pairs=f.num_pairs,
+                  max_shard=f.max_shard, seed=f.seed, num_workers=f.num_workers)
+  except UserError as e:
+    sys.stderr.write(f'error: {e}\n')
+    sys.exit(2)
+  logging.info('wrote %d file(s): %s%s', len(paths), paths[0], ' ...' if len(paths) > 1 else '')
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)

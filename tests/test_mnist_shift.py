@@ -1,0 +1,172 @@
+"""The shifted MNIST / MultiMNIST builder: shifts, pairs, shards, determinism, CLI errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from input_data import DataError
+from input_data import idx
+from input_data import mnist_shift
+
+
+def _read(path):
+  """{feature: value} of every record: ints as int, bytes as uint8 arrays (flat)."""
+  out = []
+  for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    feature = tf.train.Example.FromString(record).features.feature
+    out.append({k: (v.int64_list.value[0] if v.WhichOneof('kind') == 'int64_list'
+                    else np.frombuffer(v.bytes_list.value[0], np.uint8))
+                for k, v in feature.items()})
+  return out
+
+
+def _write_raw(raw_dir, images, labels, source='train'):
+  os.makedirs(raw_dir, exist_ok=True)
+  images_name, labels_name = idx.RAW_FILES[source]
+  idx.write_images(os.path.join(raw_dir, images_name + '.gz'), images)
+  idx.write_labels(os.path.join(raw_dir, labels_name + '.gz'), labels)
+  return raw_dir
+
+
+def _random_digits(n, size=6, seed=0):
+  rng = np.random.default_rng(seed)
+  return rng.integers(1, 256, (n, size, size), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
+
+
+def test_shift_2d_moves_down_and_right_filling_zeros():
+  image = np.arange(1, 10, dtype=np.uint8).reshape(3, 3)
+  np.testing.assert_array_equal(mnist_shift.shift_2d(image, 1, -1),
+                                [[0, 0, 0], [2, 3, 0], [5, 6, 0]])
+  np.testing.assert_array_equal(mnist_shift.shift_2d(image, 0, 0), image)
+  np.testing.assert_array_equal(mnist_shift.shift_2d(image, -2, 2), [[0, 0, 7], [0, 0, 0], [0, 0, 0]])
+
+
+def test_file_names_follow_the_original_and_mark_validation():
+  assert mnist_shift.shifted_name('train', 2) == 'train_2shifted_mnist.tfrecords'
+  assert mnist_shift.shifted_name('valid_test', 0) == 'test_0shifted_mnist_valid.tfrecords'
+  assert mnist_shift.multi_prefix('valid_train', 6) == 'multitrain_6shifted_mnist_valid.tfrecords'
+  assert mnist_shift.shard_names('p', 10)[9] == 'p-00009-of-00010'
+
+
+def test_shifted_build_writes_every_shift_of_every_padded_image(tmp_path):
+  images, labels = _random_digits(3, size=4)
+  path = str(tmp_path / 'out.tfrecords')
+  assert mnist_shift.build_shifted(images, labels, path, shift=1, pad=1) == 27
+  got = _read(path)
+  assert len(got) == 27 and set(got[0]) == {'image_raw', 'label', 'height', 'width', 'depth'}
+  order = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 0), (0, 1), (1, -1), (1, 0), (1, 1)]
+  for n, record in enumerate(got):
+    i, (dy, dx) = n // 9, order[n % 9]
+    expected = mnist_shift.shift_2d(np.pad(images[i], 1), dy, dx)
+    assert (record['height'], record['width'], record['depth'], record['label']) == (6, 6, 1, labels[i])
+    np.testing.assert_array_equal(record['image_raw'], expected.ravel())  # bytes written = read
+  assert json.load(open(path + '.json'))['num_records'] == 27
+
+
+def test_expanded_mnist_for_affnist_is_40x40_with_169_shifts(tmp_path):
+  images, labels = _random_digits(1, size=28)
+  path = str(tmp_path / 'train_6shifted_mnist.tfrecords')
+  assert mnist_shift.build_shifted(images, labels, path, shift=6, pad=6) == 169
+  meta = json.load(open(path + '.json'))
+  assert (meta['height'], meta['width'], meta['num_records']) == (40, 40, 169)
+
+
+def _multi(tmp_path, images, labels, name='multi', **kwargs):
+  settings = dict(shift=2, pad=1, num_pairs=3, max_shard=7, seed=5)
+  settings.update(kwargs)
+  return mnist_shift.build_multi(images, labels, str(tmp_path / name), **settings)
+
+
+def test_multi_build_writes_shards_of_max_shard_records(tmp_path):
+  images, labels = _random_digits(20)
+  names = _multi(tmp_path, images, labels)
+  assert [os.path.basename(n) for n in names] == [f'multi-{i:05d}-of-00009' for i in range(9)]
+  counts = [len(_read(n)) for n in names]
+  assert counts == [7] * 8 + [4]  # 20 images x 3 pairs = 60 records
+  meta = json.load(open(str(tmp_path / 'multi.json')))
+  assert meta['num_records'] == 60 and meta['shard_records'] == counts
+
+
+def test_multi_pairs_differ_in_class_are_shifted_in_bounds_and_merge_saturates(tmp_path):
+  images, labels = _random_digits(20)
+  padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
+  # Every (image, shift) the builder may use, keyed by its bytes.
+  variants = {mnist_shift.shift_2d(padded[i], dy, dx).tobytes(): i
+              for i in range(20) for dy, dx in mnist_shift.all_shifts(2)}
+  pairs, saturated = [], 0
+  for name in _multi(tmp_path, images, labels):
+    for r in _read(name):
+      assert set(r) == {'label_1', 'label_2', 'image_raw_1', 'image_raw_2', 'merged_raw',
+                        'height', 'width', 'depth'}
+      assert (r['height'], r['width'], r['depth']) == (8, 8, 1)
+      base, partner = variants[r['image_raw_1'].tobytes()], variants[r['image_raw_2'].tobytes()]
+      assert (labels[base], labels[partner]) == (r['label_1'], r['label_2'])
+      assert r['label_1'] != r['label_2']
+      total = r['image_raw_1'].astype(int) + r['image_raw_2']
+      np.testing.assert_array_equal(r['merged_raw'], np.minimum(total, 255))
+      saturated += int((total > 255).sum())
+      pairs.append((base, partner))
+  assert saturated > 0
+  bases = [b for b, _ in pairs]
+  assert sorted(bases) == sorted(list(range(20)) * 3)  # each image is a base num_pairs times
+  for i in range(20):  # with num_pairs distinct partners
+    assert len({p for b, p in pairs if b == i}) == 3
+
+
+def test_shard_permutation_is_a_seeded_shuffle_of_every_index():
+  k = np.arange(1000)
+  slots = mnist_shift.ShardPermutation(1000, seed=3)(k)
+  np.testing.assert_array_equal(np.sort(slots), k)  # a bijection of [0, 1000)
+  assert (slots != k).mean() > 0.99
+  # The first shard of 100 records gathers records from all over, not a block of images.
+  first_shard = np.flatnonzero(slots < 100)
+  assert first_shard.min() < 100 and first_shard.max() > 900
+  np.testing.assert_array_equal(slots, mnist_shift.ShardPermutation(1000, seed=3)(k))
+  assert not np.array_equal(slots, mnist_shift.ShardPermutation(1000, seed=4)(k))
+
+
+def test_multi_bytes_depend_on_seed_not_on_num_workers(tmp_path):
+  images, labels = _random_digits(20)
+  one = _multi(tmp_path, images, labels, 'one', num_workers=1)
+  two = _multi(tmp_path, images, labels, 'two', num_workers=2)
+  other_seed = _multi(tmp_path, images, labels, 'seed6', seed=6)
+  read = lambda names: [open(n, 'rb').read() for n in names]  # pylint: disable=unnecessary-lambda-assignment
+  assert read(one) == read(two)
+  assert read(one) != read(other_seed)
+
+
+def test_too_many_pairs_for_a_class_is_a_data_error(tmp_path):
+  images, labels = _random_digits(20)  # 18 images of other classes per image
+  with pytest.raises(DataError, match='--num_pairs=19 is more than the 18 images'):
+    _multi(tmp_path, images, labels, num_pairs=19)
+
+
+def _cli(*args):
+  return subprocess.run([sys.executable, '-m', 'input_data.mnist_shift', *args],
+                        capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_cli_builds_the_same_file_in_parallel_as_in_process(tmp_path):
+  images, labels = _random_digits(12, size=28)
+  raw = _write_raw(str(tmp_path / 'raw'), images, labels)
+  result = _cli(f'--data_dir={raw}', f'--output_dir={tmp_path}/out', '--split=valid_train',
+                '--shift=1', '--num_workers=2')
+  assert result.returncode == 0, result.stderr[-2000:]
+  expected = str(tmp_path / 'expected.tfrecords')
+  mnist_shift.build_shifted(images[:11], labels[:11], expected, shift=1, pad=0)
+  built = tmp_path / 'out' / 'train_1shifted_mnist_valid.tfrecords'
+  assert built.read_bytes() == open(expected, 'rb').read()
+
+
+def test_cli_with_missing_raw_files_prints_one_error_line(tmp_path):
+  result = _cli(f'--data_dir={tmp_path}/nowhere', '--split=test')
+  assert result.returncode == 2
+  assert 'Traceback' not in result.stderr
+  errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+  assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0])
+  assert 't10k-images-idx3-ubyte[.gz]' in errors[0] and 'nowhere' in errors[0]
