@@ -1,0 +1,112 @@
+"""On-the-fly shifted MNIST / MultiMNIST against the file-based builder and reader."""
+
+import os
+
+import numpy as np
+import pytest
+
+from input_data import DataError
+from input_data import idx
+from input_data import mnist
+from input_data import mnist_shift
+
+
+def _raw(tmp_path, n=20, seed=0):
+  """A raw MNIST dir whose train and test files hold the same n random 28x28 digits."""
+  rng = np.random.default_rng(seed)
+  images = rng.integers(1, 256, (n, 28, 28), dtype=np.uint8)
+  labels = (np.arange(n) % 10).astype(np.uint8)
+  for source in ('train', 'test'):
+    images_name, labels_name = idx.RAW_FILES[source]
+    idx.write_images(os.path.join(tmp_path, images_name), images)
+    idx.write_labels(os.path.join(tmp_path, labels_name + '.gz'), labels)
+  return str(tmp_path), images, labels
+
+
+def _take(num_batches=None, **kwargs):
+  dataset, spec = mnist.build(**kwargs)
+  dataset = dataset if num_batches is None else dataset.take(num_batches)
+  return [{k: v.numpy() for k, v in b.items()} for b in dataset], spec
+
+
+def _variants(images, pad, shift):
+  """{bytes of image i padded and shifted by (dy, dx): (i, dy, dx)} for every allowed shift."""
+  padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
+  return {mnist_shift.shift_2d(padded[i], dy, dx).tobytes(): (i, dy, dx)
+          for i in range(len(images)) for dy, dx in mnist_shift.all_shifts(shift)}
+
+
+def _u8(x):
+  return np.round(x[..., 0] * 255).astype(np.uint8)
+
+
+def test_unshuffled_generated_mnist_equals_the_files_the_builder_writes(tmp_path):
+  raw, images, labels = _raw(tmp_path, n=6)
+  mnist_shift.build_shifted(images, labels, str(tmp_path / 'test_1shifted_mnist.tfrecords'),
+                            shift=1, pad=0)
+  from_files, file_spec = _take(data_dir=str(tmp_path), split='test', batch_size=16, shift=1)
+  generated, spec = _take(data_dir=raw, split='test', batch_size=16, shift=1, generate=True)
+  assert spec == file_spec and spec.num_examples == 54
+  assert len(generated) == len(from_files) == 4  # 16, 16, 16, 6: the partial batch is kept
+  for got, want in zip(generated, from_files):
+    assert got.keys() == want.keys()
+    for key in got:
+      assert got[key].dtype == want[key].dtype
+      np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_generated_multimnist_has_the_builders_format_and_semantics(tmp_path):
+  raw, images, labels = _raw(tmp_path)
+  prefix = str(tmp_path / mnist_shift.multi_prefix('test', 6))
+  mnist_shift.build_multi(images, labels, prefix, shift=6, pad=4, num_pairs=3, max_shard=100,
+                          seed=0)
+  (want,), file_spec = _take(data_dir=str(tmp_path), split='test', batch_size=60, num_targets=2)
+  (got,), spec = _take(data_dir=raw, split='test', batch_size=60, num_targets=2, generate=True,
+                       num_pairs=3, seed=0)
+  assert spec == file_spec
+  assert {k: (v.shape, v.dtype) for k, v in got.items()} == {
+      k: (v.shape, v.dtype) for k, v in want.items()}
+  assert got['images'].min() >= 0 and got['images'].max() <= 1
+  variants = _variants(images, pad=4, shift=6)
+  for n in range(60):
+    base, _, _ = variants[_u8(got['recons_image'][n]).tobytes()]  # shifted within +-6
+    partner, _, _ = variants[_u8(got['spare_image'][n]).tobytes()]
+    assert base == n // 3  # unshuffled: pairs follow the images, num_pairs each
+    assert got['recons_label'][n] == labels[base] != got['spare_label'][n] == labels[partner]
+    total = _u8(got['recons_image'][n]).astype(int) + _u8(got['spare_image'][n])
+    np.testing.assert_array_equal(_u8(got['images'][n]), np.minimum(total, 255))
+  np.testing.assert_array_equal(got['labels'].sum(axis=1), 2.0)
+
+
+def test_generated_training_shifts_stay_in_bounds(tmp_path):
+  raw, images, labels = _raw(tmp_path, n=10)
+  (batch,), _ = _take(1, data_dir=raw, split='train', batch_size=64, generate=True, seed=1)
+  variants = _variants(images, pad=0, shift=2)
+  seen = [variants[_u8(image).tobytes()] for image in batch['images']]  # KeyError if out
+  assert len({(dy, dx) for _, dy, dx in seen}) > 5 and len({i for i, _, _ in seen}) > 5
+  np.testing.assert_array_equal(batch['recons_label'], labels[[i for i, _, _ in seen]])
+
+
+@pytest.mark.parametrize('num_targets', [1, 2])
+def test_generated_streams_are_fixed_by_the_seed(tmp_path, num_targets):
+  raw, _, _ = _raw(tmp_path)
+  stream = lambda seed: _take(2, data_dir=raw, split='train', batch_size=8, generate=True,  # pylint: disable=unnecessary-lambda-assignment
+                              num_targets=num_targets, seed=seed)[0]
+  first, again, other = stream(3), stream(3), stream(4)
+  for a, b in zip(first, again):
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
+  assert not np.array_equal(first[0]['images'], other[0]['images'])
+
+
+def test_generated_validation_reads_the_last_twelfth_of_train(tmp_path):
+  raw, _, labels = _raw(tmp_path, n=24)
+  batches, spec = _take(data_dir=raw, split='test', batch_size=100, generate=True,
+                        validate=True)
+  assert spec.num_examples == 2
+  np.testing.assert_array_equal(batches[0]['recons_label'], labels[22:])
+
+
+def test_generate_without_raw_files_names_them(tmp_path):
+  with pytest.raises(DataError, match=r't10k-images-idx3-ubyte\[\.gz\]'):
+    mnist.build(data_dir=str(tmp_path), split='test', batch_size=4, generate=True)

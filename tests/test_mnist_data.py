@@ -1,0 +1,206 @@
+"""The MNIST / MultiMNIST file readers: batch contract, exact pixels, splits, errors."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import input_data
+from input_data import DataError
+from input_data import idx
+from input_data import mnist
+from input_data import mnist_shift
+
+FIXTURE = os.path.join(os.path.dirname(__file__), 'testdata', 'a_valid_routing3')
+
+
+def _write(path, images, labels):
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for image, label in zip(images, labels):
+      writer.write(mnist_shift.shifted_example(image, label))
+  return str(path)
+
+
+def _digits(n, size=28, seed=0):
+  rng = np.random.default_rng(seed)
+  return rng.integers(0, 256, (n, size, size), dtype=np.uint8), np.arange(n) % 10
+
+
+def _batches(**kwargs):
+  dataset, spec = mnist.build(**kwargs)
+  return [{k: v.numpy() for k, v in b.items()} for b in dataset], spec
+
+
+def test_reads_the_original_fixture_as_the_original_reader_did():
+  batches, spec = _batches(data_dir=FIXTURE, split='test', batch_size=8)
+  expected = np.load(os.path.join(FIXTURE, 'io.npz'))
+  (batch,) = batches
+  np.testing.assert_array_equal(batch['images'].reshape(8, 784), expected['input_images'])
+  np.testing.assert_array_equal(batch['labels'], expected['input_labels'])
+  np.testing.assert_array_equal(batch['recons_image'].reshape(8, 784), expected['input_recons_image'])
+  np.testing.assert_array_equal(batch['recons_label'], expected['input_recons_label'])
+  assert batch['recons_label'].dtype == np.int32 and batch['labels'].dtype == np.float32
+  assert spec == input_data.DatasetSpec(name='mnist', height=28, width=28, depth=1,
+                                        num_classes=10, num_targets=1, num_examples=8)
+
+
+def test_pixels_are_uint8_times_float32_reciprocal_not_division(tmp_path):
+  image = np.arange(28 * 28) % 256  # every value 0..255
+  _write(tmp_path / 'test_0shifted_mnist.tfrecords', [image.astype(np.uint8).reshape(28, 28)], [3])
+  (batch,), _ = _batches(data_dir=str(tmp_path), split='test', batch_size=1)
+  times = image.astype(np.float32) * np.float32(1 / 255)
+  np.testing.assert_array_equal(batch['images'].ravel(), times)
+  assert not np.array_equal(times, image.astype(np.float32) / np.float32(255))  # they differ
+
+
+def test_evaluation_keeps_the_last_partial_batch_and_training_drops_it(tmp_path):
+  images, labels = _digits(10)
+  _write(tmp_path / 'test_0shifted_mnist.tfrecords', images, labels)
+  _write(tmp_path / 'train_2shifted_mnist.tfrecords', images, labels)
+  test, spec = _batches(data_dir=str(tmp_path), split='test', batch_size=4)
+  assert [len(b['images']) for b in test] == [4, 4, 2] and spec.num_examples == 10
+  np.testing.assert_array_equal(np.concatenate([b['recons_label'] for b in test]), labels)
+  train, _ = _batches(data_dir=str(tmp_path), split='train', batch_size=4, repeat=False)
+  assert [len(b['images']) for b in train] == [4, 4]
+
+
+def test_shuffled_training_order_is_fixed_by_the_seed(tmp_path):
+  images, labels = _digits(40)
+  _write(tmp_path / 'train_2shifted_mnist.tfrecords', images, labels)
+  order = lambda seed: np.concatenate([b['recons_label'] for b in _batches(  # pylint: disable=unnecessary-lambda-assignment
+      data_dir=str(tmp_path), split='train', batch_size=10, repeat=False, seed=seed)[0]])
+  assert np.array_equal(order(1), order(1))
+  assert sorted(order(1)) == sorted(labels) and not np.array_equal(order(1), labels)
+  assert not np.array_equal(order(1), order(2))
+
+
+def test_validate_reads_the_files_the_builder_writes_for_valid_splits(tmp_path):
+  images, labels = _digits(24, size=28)
+  mnist_shift.build_shifted(images[22:], labels[22:],
+                            str(tmp_path / mnist_shift.shifted_name('valid_test', 0)),
+                            shift=0, pad=0)
+  batches, spec = _batches(data_dir=str(tmp_path), split='test', batch_size=5, validate=True)
+  assert spec.num_examples == 2  # from the builder's sidecar
+  np.testing.assert_array_equal(batches[0]['recons_label'], labels[22:])
+
+
+def _multi_shards(tmp_path, num_images=20):
+  images, labels = _digits(num_images, size=28)
+  prefix = str(tmp_path / mnist_shift.multi_prefix('test', 6))
+  names = mnist_shift.build_multi(images, labels, prefix, shift=6, pad=4, num_pairs=2,
+                                  max_shard=15, seed=0)
+  return prefix, names
+
+
+def test_multimnist_batch_is_merged_image_two_hot_labels_and_both_digits(tmp_path):
+  prefix, names = _multi_shards(tmp_path)
+  batches, spec = _batches(data_dir=f'{prefix}@{len(names)}', split='test', batch_size=16,
+                           num_targets=2)
+  assert (spec.height, spec.width, spec.num_targets, spec.num_examples) == (36, 36, 2, 40)
+  assert [len(b['images']) for b in batches] == [16, 16, 8]
+  for b in batches:
+    assert b['labels'].sum(axis=1).tolist() == [2.0] * len(b['labels'])
+    np.testing.assert_array_equal(b['labels'][np.arange(len(b['labels'])), b['recons_label']], 1)
+    np.testing.assert_array_equal(b['labels'][np.arange(len(b['labels'])), b['spare_label']], 1)
+    u8 = lambda x: np.round(x * 255).astype(np.int64)  # pylint: disable=unnecessary-lambda-assignment
+    np.testing.assert_array_equal(u8(b['images']),
+                                  np.minimum(u8(b['recons_image']) + u8(b['spare_image']), 255))
+  # A directory finds the shards of the default MultiMNIST prefix itself.
+  _, spec = mnist.build(data_dir=str(tmp_path), split='test', batch_size=16, num_targets=2)
+  assert spec.num_examples == 40
+
+
+def test_missing_file_error_names_the_file_and_the_builder_command(tmp_path):
+  with pytest.raises(DataError) as e:
+    mnist.build(data_dir=str(tmp_path), split='train', batch_size=4)
+  assert 'train_2shifted_mnist.tfrecords' in str(e.value)
+  assert 'python -m input_data.mnist_shift' in str(e.value) and '--split=train' in str(e.value)
+
+
+def test_missing_shard_is_named(tmp_path):
+  prefix, names = _multi_shards(tmp_path)
+  os.remove(names[1])
+  with pytest.raises(DataError, match=os.path.basename(names[1])):
+    mnist.build(data_dir=f'{prefix}@{len(names)}', split='test', batch_size=4, num_targets=2)
+
+
+def _iterate_error(path):
+  dataset, _ = mnist.build(data_dir=os.path.dirname(path), split='test', batch_size=2)
+  with pytest.raises(tf.errors.InvalidArgumentError) as e:
+    for _ in dataset:
+      pass
+  return str(e.value)
+
+
+def test_truncated_file_raises_naming_the_file(tmp_path):
+  path = _write(tmp_path / 'test_0shifted_mnist.tfrecords', *_digits(5))
+  data = open(path, 'rb').read()
+  open(path, 'wb').write(data[:-100])
+  assert 'corrupt or truncated TFRecord file' in _iterate_error(path) and path in _iterate_error(path)
+
+
+def test_corrupt_record_in_the_middle_raises_naming_the_file(tmp_path):
+  path = _write(tmp_path / 'test_0shifted_mnist.tfrecords', *_digits(5))
+  data = bytearray(open(path, 'rb').read())
+  data[len(data) // 2] ^= 0xFF
+  open(path, 'wb').write(bytes(data))
+  message = _iterate_error(path)
+  assert 'corrupt or truncated TFRecord file' in message and path in message
+
+
+def test_record_of_another_size_raises_naming_the_file_not_reshaped(tmp_path):
+  images, labels = _digits(3)
+  path = _write(tmp_path / 'test_0shifted_mnist.tfrecords',
+                [images[0], images[1][:27], images[2]], labels)
+  message = _iterate_error(path)
+  assert 'bad MNIST record in' in message and path in message and '[27] [28] [1] [756]' in message
+
+
+def test_distortion_crops_to_24_and_keeps_the_pixel_range(tmp_path):
+  images, labels = _digits(8)
+  _write(tmp_path / 'train_2shifted_mnist.tfrecords', images, labels)
+  _write(tmp_path / 'test_0shifted_mnist.tfrecords', images, labels)
+  (train,), spec = _batches(data_dir=str(tmp_path), split='train', batch_size=8, repeat=False,
+                            shuffle=False, distort=True, seed=0)
+  assert (spec.height, spec.width) == (24, 24) and train['images'].shape == (8, 24, 24, 1)
+  assert train['images'].min() >= 0 and train['images'].max() <= 1
+  np.testing.assert_array_equal(train['images'], train['recons_image'])
+  (test,), _ = _batches(data_dir=str(tmp_path), split='test', batch_size=8, distort=True)
+  np.testing.assert_array_equal(test['images'][..., 0],
+                                images[:, 2:26, 2:26] * np.float32(1 / 255))
+  again, _ = _batches(data_dir=str(tmp_path), split='train', batch_size=8, repeat=False,
+                      shuffle=False, distort=True, seed=0)
+  np.testing.assert_array_equal(again[0]['images'], train['images'])  # seeded crops and angles
+
+
+def test_rotation_by_a_quarter_turn_moves_bottom_to_right():
+  image = np.zeros((3, 3, 1), np.float32)
+  image[2, 1] = 1.0
+  rotated = mnist.rotate(tf.constant(image), tf.constant(np.pi / 2, tf.float32)).numpy()
+  expected = np.zeros((3, 3, 1), np.float32)
+  expected[1, 2] = 1.0
+  np.testing.assert_array_equal(rotated, expected)
+  np.testing.assert_array_equal(mnist.rotate(tf.constant(image), tf.constant(0.0)), image)
+
+
+def test_mnist_is_registered_under_its_name():
+  # The registry itself (build_dataset imports every dataset module, which other tests cover).
+  assert input_data._BUILDERS['mnist'] is mnist.build  # pylint: disable=protected-access
+
+
+def test_default_raw_dir_holds_the_packaged_5k_digits():
+  images, labels = idx.load_split(mnist.default_raw_dir(), 'train')
+  test_images, test_labels = idx.load_split(mnist.default_raw_dir(), 'test')
+  assert images.shape == (4000, 28, 28) and test_images.shape == (1000, 28, 28)
+  assert np.bincount(labels).tolist() == [400] * 10
+  assert np.bincount(test_labels).tolist() == [100] * 10
+
+
+def test_bad_arguments_are_user_errors():
+  with pytest.raises(input_data.UserError, match="split must be 'train' or 'test'"):
+    mnist.build(data_dir=FIXTURE, split='valid', batch_size=4)
+  with pytest.raises(input_data.UserError, match='distortion applies to single-digit'):
+    mnist.build(data_dir=FIXTURE, split='test', batch_size=4, num_targets=2, distort=True)
+  with pytest.raises(input_data.UserError, match='apply with generate=True only'):
+    mnist.build(data_dir=FIXTURE, split='test', batch_size=4, num_pairs=5)
