@@ -1,0 +1,1 @@
+"""Benchmarks: throughput of the input pipelines and of the models (python -m benchmarks.X)."""
