@@ -88,22 +88,31 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   logging.set_verbosity(logging.INFO)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from configs import UserError  # pylint: disable=g-import-not-at-top
+  try:
+    config = make_config()  # before TensorFlow loads: flag mistakes fail in a blink
+  except UserError as e:
+    _fail(e)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from runner import Preempted  # pylint: disable=g-import-not-at-top
   try:
-    run(make_config())
+    run(config)
   except Preempted as e:
     logging.warning('%s', e)
     sys.exit(e.exit_code)
   except (UserError, tf.errors.DataLossError, tf.errors.InvalidArgumentError,
           tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
           tf.errors.ResourceExhaustedError) as e:
-    if FLAGS.debug:
-      raise
-    message = getattr(e, 'message', None) or str(e)
-    print(f'error: {message.strip().splitlines()[0]}', file=sys.stderr)
-    sys.exit(2)
+    _fail(e)
+
+
+def _fail(error):
+  """Prints one line naming the problem and exits 2 (with --debug: the whole traceback)."""
+  if FLAGS.debug:
+    raise error
+  message = getattr(error, 'message', None) or str(error)
+  print(f'error: {message.strip().splitlines()[0]}', file=sys.stderr)
+  sys.exit(2)
 
 
 if __name__ == '__main__':

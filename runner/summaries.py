@@ -13,11 +13,14 @@ def write_scalars(writer, step: int, scalars: dict, prefix: str = ''):
 
 def write_run_hparams(writer, config):
   """Logs hparams and the main flags once, for TensorBoard's HParams tab."""
-  values = {k: v for k, v in config.hparams.to_dict().items()}
+  values = config.hparams.to_dict()
   values.update(model=config.model, dataset=config.dataset, num_targets=config.num_targets,
                 batch_size=config.train_batch_size, mixed_precision=config.mixed_precision,
                 jit_compile=config.jit_compile, seed=-1 if config.seed is None else config.seed)
   with writer.as_default():
+    hparams_api.hparams_config(
+        hparams=[hparams_api.HParam(name) for name in values],
+        metrics=[hparams_api.Metric(tag) for tag in ('accuracy', 'loss/total')])
     hparams_api.hparams(values)
 
 

@@ -1,0 +1,127 @@
+"""experiment.py end to end on tiny data: train, resume, evaluate, ensembles, devices, errors."""
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from tests import cli
+from tests.conftest import ORACLE_DIR
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return cli.tiny_mnist_dir(tmp_path_factory.mktemp('data'))
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, data_dir):
+  """A run trained 4 steps (checkpoints at 2 and 4), then resumed to 6."""
+  run_dir = tmp_path_factory.mktemp('run')
+  common = [f'--data_dir={data_dir}', f'--summary_dir={run_dir}', cli.TINY, '--batch_size=4',
+            '--save_step=2', '--log_every=1', '--seed=3']
+  first = cli.run(*common, '--max_steps=4')
+  second = cli.run(*common, '--max_steps=6')
+  return run_dir, common, first, second
+
+
+def test_training_writes_checkpoints_events_and_config(trained):
+  run_dir, _, first, _ = trained
+  train_dir = run_dir / 'train'
+  for step in (2, 4, 6):
+    assert (train_dir / f'model.ckpt-{step}.index').exists()
+  assert (train_dir / 'run_config.json').exists()
+  assert re.search(r'total_params: \d+', first.stderr)
+  assert re.search(r'step 4/4 +loss [\d.]+ +accuracy [\d.]+% +\d+ images/s +ETA', first.stderr)
+
+
+def test_rerun_resumes_at_the_saved_step(trained):
+  run_dir, _, _, second = trained
+  assert 'resumed from' in second.stderr and 'model.ckpt-4 at step 4' in second.stderr
+  steps = [s for s, _ in cli.scalars(run_dir / 'train')['loss/total']]
+  assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_training_events_hold_scalars_images_and_hparams(trained):
+  run_dir, *_ = trained
+  tags = cli.tags(run_dir / 'train')
+  for tag in ('loss/total', 'loss/classification', 'loss/reconstruction', 'accuracy',
+              'learning_rate', 'images_per_second', 'reconstruction', '_hparams_/experiment',
+              '_hparams_/session_start_info'):
+    assert tag in tags, tag
+  learning_rates = dict(cli.scalars(run_dir / 'train')['learning_rate'])
+  np.testing.assert_allclose(learning_rates[2000 // 1000], 0.001 * 0.96 ** (2 / 2000), rtol=1e-6)
+
+
+def test_evaluation_counts_match_the_logits_it_wrote(trained, data_dir, tmp_path):
+  run_dir, common, *_ = trained
+  out = tmp_path / 'p.npz'
+  done = cli.run(*common, '--train=false', f'--checkpoint={run_dir}/train/model.ckpt-4',
+                 f'--predictions_out={out}')
+  predictions = np.load(out)
+  assert predictions['logits'].shape == (8, 10) and predictions['labels'].shape == (8, 10)
+  assert predictions['reconstructions'].shape == (8, 1, 784)
+  wrong = int(np.sum(predictions['logits'].argmax(1) != predictions['labels'].argmax(1)))
+  assert f'Total wrong predictions: {wrong}, wrong percent: {100 * wrong / 8:.2f}%' in done.stderr
+  test_scalars = cli.scalars(run_dir / 'test')
+  assert test_scalars['wrong'] == [(4, wrong)] and test_scalars['correct'] == [(4, 8 - wrong)]
+
+
+def test_predictions_of_the_original_checkpoint_reproduce_its_logits(tmp_path, oracle):
+  out = tmp_path / 'oracle.npz'
+  cli.run('--train=false', f'--checkpoint={ORACLE_DIR}/model.ckpt-0', f'--data_dir={ORACLE_DIR}',
+          '--hparams_override=num_prime_capsules=2,remake=false', f'--predictions_out={out}')
+  np.testing.assert_allclose(np.load(out)['logits'], oracle['expected_logits'], atol=1e-5, rtol=0)
+
+
+def test_ensemble_sums_member_logits(trained, tmp_path):
+  run_dir, common, *_ = trained
+  members = []
+  for i, step in enumerate((2, 4)):
+    for suffix in ('.index', '.data-00000-of-00001'):
+      shutil.copy(run_dir / 'train' / f'model.ckpt-{step}{suffix}', tmp_path / f'm{i}{suffix}')
+    shutil.copy(run_dir / 'train' / 'run_config.json', tmp_path)
+    out = tmp_path / f'member{i}.npz'
+    cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{i}', f'--predictions_out={out}')
+    members.append(np.load(out)['logits'])
+  out = tmp_path / 'ensemble.npz'
+  done = cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{{}}', '--num_trials=2',
+                 f'--predictions_out={out}')
+  np.testing.assert_allclose(np.load(out)['logits'], members[0] + members[1], rtol=1e-5)
+  assert 'ensemble of 2: Total wrong predictions' in done.stderr
+  assert done.stderr.count('member ') == 2
+
+
+def test_two_logical_cpu_devices_match_one_device(data_dir, tmp_path):
+  losses = []
+  for replicas in (0, 2):
+    run_dir = tmp_path / f'replicas{replicas}'
+    cli.run(f'--data_dir={data_dir}', f'--summary_dir={run_dir}', cli.TINY, '--batch_size=8',
+            '--max_steps=3', '--log_every=1', '--seed=5', '--deterministic',
+            f'--cpu_replicas={replicas}', '--distort=false')
+    losses.append([v for _, v in cli.scalars(run_dir / 'train')['loss/total']])
+  np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+
+
+def test_multimnist_trains_and_evaluates_with_two_targets(tmp_path):
+  common = ['--generate', '--num_targets=2', f'--summary_dir={tmp_path}', cli.TINY,
+            '--batch_size=4', '--max_steps=2', '--save_step=2']
+  cli.run(*common)
+  out = tmp_path / 'p.npz'
+  done = cli.run(*common, '--train=false', '--eval_size=6', f'--predictions_out={out}')
+  predictions = np.load(out)
+  assert predictions['labels'].shape == (6, 10) and set(predictions['labels'].sum(1)) == {2.0}
+  assert predictions['reconstructions'].shape == (6, 2, 36 * 36)
+  assert 'Total wrong predictions' in done.stderr
+  assert 'reconstruction' in cli.tags(tmp_path / 'train')
+  assert 'loss/reconstruction_spare' in cli.tags(tmp_path / 'train')
+
+
+def test_help_explains_every_flag():
+  done = cli.run('--help', check=False)  # absl exits 1 after printing help
+  for flag in ('data_dir', 'dataset', 'model', 'hparams_override', 'max_steps', 'save_step',
+               'summary_dir', 'checkpoint', 'train', 'validate', 'num_gpus', 'num_targets',
+               'num_trials', 'eval_size', 'batch_size', 'seed', 'jit_compile', 'mixed_precision',
+               'log_every', 'predictions_out', 'perturb'):
+    assert f'--{flag}' in done.stdout, flag
