@@ -124,4 +124,4 @@ def test_help_explains_every_flag():
                'summary_dir', 'checkpoint', 'train', 'validate', 'num_gpus', 'num_targets',
                'num_trials', 'eval_size', 'batch_size', 'seed', 'jit_compile', 'mixed_precision',
                'log_every', 'predictions_out', 'perturb'):
-    assert f'--{flag}' in done.stdout, flag
+    assert re.search(rf'--(\[no\])?{flag}: \S', done.stdout), flag
