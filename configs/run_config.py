@@ -77,6 +77,7 @@ class RunConfig:
     need(self.batch_size >= 0, f'--batch_size={self.batch_size} must not be negative')
     need(self.mixed_precision in ('none', 'bfloat16', 'float16'),
          f'--mixed_precision={self.mixed_precision} must be none, bfloat16 or float16')
+    need(not (self.deterministic and self.seed is None), '--deterministic needs --seed=N')
     need(not (self.num_trials > 1 and not self.ensemble),
          f'--num_trials={self.num_trials} needs a --checkpoint pattern with {{}} for the trial '
          'number, e.g. runs/cifar{}/train/model.ckpt-600000')

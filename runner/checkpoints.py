@@ -31,6 +31,20 @@ def make_manager(checkpoint: tf.train.Checkpoint, config: RunConfig, step: tf.Va
                                     checkpoint_name='model.ckpt', step_counter=step)
 
 
+def check_writable(directory: str):
+  """Creates `directory` and proves a file can be written there, or raises UserError."""
+  probe = os.path.join(directory, '.write_test')
+  try:
+    tf.io.gfile.makedirs(directory)
+    with tf.io.gfile.GFile(probe, 'w') as f:
+      f.write('ok')
+    tf.io.gfile.remove(probe)
+  except (tf.errors.OpError, OSError) as e:
+    reason = getattr(e, 'message', str(e)).strip().splitlines()[0]
+    raise UserError(f'cannot write to {directory} ({reason}); pick a writable --summary_dir '
+                    'with free space') from None
+
+
 def save_run_config(config: RunConfig):
   """Writes the resolved config beside the checkpoints (atomically), for resume checks and humans."""
   path = os.path.join(config.train_dir, CONFIG_FILE)

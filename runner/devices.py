@@ -48,8 +48,6 @@ def set_precision(mixed_precision: str, deterministic: bool = False, seed=None):
   if seed is not None:
     keras.utils.set_random_seed(seed)
   if deterministic:
-    if seed is None:
-      raise UserError('--deterministic needs --seed')
     tf.config.experimental.enable_op_determinism()
   logging.info('precision policy %s%s', policy[mixed_precision],
                ', deterministic ops' if deterministic else '')

@@ -20,6 +20,10 @@ class Evaluator:
   """A model, the evaluation data and one compiled predict function, reused for every checkpoint."""
 
   def __init__(self, config: RunConfig):
+    if config.summary_dir:
+      checkpoints.check_writable(config.test_dir)
+    if config.predictions_out:
+      checkpoints.check_writable(os.path.dirname(os.path.abspath(config.predictions_out)))
     set_precision(config.mixed_precision, config.deterministic, config.seed)
     self.config = config
     self.dataset, self.spec = make_dataset(config, 'test', config.eval_batch_size, repeat=False)

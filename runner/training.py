@@ -90,6 +90,7 @@ def _watch_signals():
 
 def train(config: RunConfig) -> dict:
   """Trains to config.max_steps, resuming the run in summary_dir/train; returns last metrics."""
+  checkpoints.check_writable(config.train_dir)
   strategy = make_strategy(config.num_gpus, config.cpu_replicas)
   set_precision(config.mixed_precision, config.deterministic, config.seed)
 

@@ -1,0 +1,95 @@
+"""Every bad input a user can give exits non-zero with one line naming the problem and the fix."""
+
+import os
+import shutil
+
+import pytest
+
+from tests import cli
+from tests.conftest import ORACLE_DIR
+
+ORACLE = f'{ORACLE_DIR}/model.ckpt-0'
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+  """A tiny data dir, a short training run, a corrupt data dir and a read-only directory."""
+  root = tmp_path_factory.mktemp('errors')
+  data = cli.tiny_mnist_dir(root / 'data')
+  cli.run(f'--data_dir={data}', f'--summary_dir={root}/run', cli.TINY, '--max_steps=2',
+          '--save_step=1', '--batch_size=4')
+  corrupt = root / 'corrupt'
+  corrupt.mkdir()
+  good = (data / 'test_0shifted_mnist.tfrecords').read_bytes()
+  for name in ('train_2shifted_mnist.tfrecords', 'test_0shifted_mnist.tfrecords'):
+    (corrupt / name).write_bytes(good[:len(good) // 2] + b'\x00garbage' * 7)
+  readonly = root / 'readonly'
+  readonly.mkdir()
+  os.chmod(readonly, 0o500)
+  blocker = root / 'a_file'
+  blocker.write_text('not a directory')
+  return {'root': root, 'data': data, 'corrupt': corrupt, 'readonly': readonly,
+          'blocker': blocker}
+
+
+# (flags, what the one error line must contain). {root}, {data}, ... are filled from `env`.
+CASES = [
+    (['--hparams_override=routings=2'], "unknown hparam 'routings'; valid keys and types"),
+    (['--hparams_override=routing=two'], "routing='two' is not a valid int"),
+    (['--hparams_override=padding=same'], "padding='same' is not one of VALID, SAME"),
+    (['--preset=cifar'], "unknown preset 'cifar'"),
+    (['--summary_dir=', '--max_steps=5'], '--summary_dir is required'),
+    (['--max_steps=0'], '--max_steps=0 must be at least 1'),
+    (['--num_targets=3'], '--num_targets=3 must be 1 or 2'),
+    (['--num_targets=2', '--dataset=cifar10', '--data_dir={data}'], 'it needs --dataset=mnist'),
+    (['--num_trials=3', '--train=false', '--checkpoint=x'], 'needs a --checkpoint pattern with {{}}'),
+    (['--train=false', '--checkpoint={root}/m{{}}'], 'set --num_trials to the number of members'),
+    (['--num_trials=2', '--checkpoint={root}/m{{}}'], 'add --train=false'),
+    (['--predictions_out={root}/p.npz'], '--predictions_out is written by evaluation'),
+    (['--perturb', '--train=false'], '--perturb needs --train=false and a single --checkpoint'),
+    (['--deterministic'], '--deterministic needs --seed'),
+    (['--model=capsnet'], "unknown model 'capsnet'; expected one of: baseline, capsule"),
+    (['--data_dir={root}/nowhere'], 'missing data file(s) in {root}/nowhere: '
+     'train_2shifted_mnist.tfrecords; build them with: python -m input_data.mnist_shift'),
+    (['--dataset=cifar10', '--data_dir='], '--data_dir is required for --dataset=cifar10'),
+    (['--data_dir={corrupt}', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
+     'corrupt/test_0shifted_mnist.tfrecords'),
+    (['--train=false', '--checkpoint={root}/run/train/model.ckpt-9'],
+     'checkpoint {root}/run/train/model.ckpt-9 not found'),
+    (['--train=false', '--checkpoint={root}/run/train/model.ckpt-{{}}', '--num_trials=4'],
+     'ensemble member checkpoint(s) not found: {root}/run/train/model.ckpt-0, '
+     '{root}/run/train/model.ckpt-3'),
+    (['--hparams_override=conv1_filters=8,num_prime_capsules=4', '--max_steps=3'],
+     'were made with num_prime_capsules=2 (now 4)'),
+    (['--model=baseline', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
+     'were made with --model=capsule (now baseline)'),
+    (['--train=false', f'--checkpoint={ORACLE}', '--hparams_override=remake=false'],
+     'conv_capsule1/weights has shape [9, 9, 256, 16] but the model expects [9, 9, 256, 256]; '
+     'try --hparams_override=num_prime_capsules=2'),
+    (['--summary_dir={readonly}/run'], 'cannot write to {readonly}/run/train'),
+    (['--summary_dir={blocker}/run'], 'cannot write to {blocker}/run/train'),
+    (['--num_gpus=4'], '--num_gpus=4 but this machine shows 0 GPU(s)'),
+    (['--cpu_replicas=3', '--batch_size=4'], '--batch_size=4 does not split over 3 replicas'),
+]
+
+
+@pytest.mark.parametrize('flags, expected', CASES, ids=[c[1][:40] for c in CASES])
+def test_bad_input_exits_with_one_clear_line(env, flags, expected):
+  if os.geteuid() == 0 and 'readonly' in expected:
+    pytest.skip('root can write anywhere')
+  defaults = [f'--data_dir={env["data"]}', f'--summary_dir={env["root"]}/run', cli.TINY,
+              '--batch_size=4', '--max_steps=2']
+  given = {f.split('=')[0] for f in flags}
+  args = [d for d in defaults if d.split('=')[0] not in given] + [f.format(**env) for f in flags]
+  done = cli.run(*args, check=False)
+  lines = [l for l in done.stderr.splitlines() if l.startswith('error:')]
+  assert done.returncode == 2, done.stderr[-2000:]
+  assert len(lines) == 1 and 'Traceback' not in done.stderr, done.stderr[-2000:]
+  assert expected.format(**env) in lines[0]
+
+
+def test_failed_runs_leave_the_run_directory_as_it_was(env):
+  train_dir = env['root'] / 'run' / 'train'
+  assert sorted(p.name for p in train_dir.glob('model.ckpt-*.index')) == [
+      'model.ckpt-1.index', 'model.ckpt-2.index']
+  assert not list(env['root'].glob('**/*.tmp'))
