@@ -8,7 +8,8 @@ then the 32x32x3 image channel-major (1,024 red, 1,024 green, 1,024 blue bytes, 
 Images are float32 0..255, then
   training  random 24x24 crop, left-right flip, brightness (max delta 63), contrast [0.2, 1.8]
   test      central 24x24 crop
-and finally per-image standardization. `distort` (default: split == 'train') picks the first.
+and finally per-image standardization. `distort=False` gives training the test preprocessing;
+the test split is never distorted.
 `validate=True` holds out data_batch_5: 'train' reads batches 1-4 and 'test' reads batch 5.
 """
 
@@ -17,8 +18,8 @@ import os
 import tensorflow as tf
 
 from input_data import DataError, DatasetSpec, register
-from input_data.affnist import (check_num_targets, check_split, default, finish_pipeline,
-                                image_features, read_files)
+from input_data.affnist import (PARSE_CHUNK, check_num_targets, check_split, default,
+                                finish_pipeline, image_features, read_files)
 from input_data.records import require_files
 
 IMAGE_SIZE = 32
@@ -55,37 +56,72 @@ def count_examples(paths) -> int:
   return total
 
 
-def decode_record(record, filename: str = 'a CIFAR-10 batch'):
-  """{'image': uint8 [32, 32, 3] (HWC), 'label': int32} from one 3,073-byte record."""
-  data = tf.io.decode_raw(record, tf.uint8)
-  label = tf.cast(data[0], tf.int32)
-  check = tf.debugging.assert_less(label, NUM_CLASSES,
+def decode_records(records, filename: str = 'a CIFAR-10 batch'):
+  """{'image': uint8 [K, 32, 32, 3] (HWC), 'label': int32 [K]} from 3,073-byte records [K]."""
+  data = tf.io.decode_raw(records, tf.uint8)
+  labels = tf.cast(data[:, 0], tf.int32)
+  check = tf.debugging.assert_less(labels, NUM_CLASSES,
                                    message=f'{filename}: a record\'s label is not 0..9')
   with tf.control_dependencies([check]):
-    chw = tf.reshape(data[1:], [DEPTH, IMAGE_SIZE, IMAGE_SIZE])
-  return {'image': tf.transpose(chw, [1, 2, 0]), 'label': label}
+    chw = tf.reshape(data[:, 1:], [-1, DEPTH, IMAGE_SIZE, IMAGE_SIZE])
+  return {'image': tf.transpose(chw, [0, 2, 3, 1]), 'label': labels}
 
 
-def _reader(path):
-  return tf.data.FixedLengthRecordDataset(path, RECORD_BYTES)
+def _chunks(path):
+  return tf.data.FixedLengthRecordDataset(path, RECORD_BYTES).batch(PARSE_CHUNK)
 
 
-def distort_image(image, seed):
-  """Random crop, flip, brightness and contrast of a float32 0..255 image; `seed`: int [2]."""
+# Batched versions of tf.image's random distortions: each image draws its own values.
+
+
+def random_crop(images, size: int, seed):
+  """A random size x size window of each image [B, H, W, C]; `seed`: int [2]."""
+  shape, seeds = tf.shape(images), tf.random.experimental.stateless_split(seed, 2)
+  windows = []
+  for axis in (1, 2):
+    start = tf.random.stateless_uniform([shape[0]], seeds[axis - 1], 0,
+                                        shape[axis] - size + 1, tf.int32)
+    windows.append(start[:, None] + tf.range(size))
+  rows = tf.gather(images, windows[0], axis=1, batch_dims=1)
+  return tf.gather(rows, windows[1], axis=2, batch_dims=1)
+
+
+def random_flip_left_right(images, seed):
+  flip = tf.random.stateless_uniform(tf.shape(images)[:1], seed) < 0.5
+  return tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
+
+
+def random_brightness(images, max_delta: float, seed):
+  """Adds one delta in [-max_delta, max_delta) to all of an image (no clipping, like tf.image)."""
+  delta = tf.random.stateless_uniform(tf.shape(images)[:1], seed, -max_delta, max_delta)
+  return images + delta[:, None, None, None]
+
+
+def random_contrast(images, lower: float, upper: float, seed):
+  """Scales each channel's deviation from its mean by one factor in [lower, upper) per image."""
+  factor = tf.random.stateless_uniform(tf.shape(images)[:1], seed, lower, upper)
+  factor = factor[:, None, None, None]
+  mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+  # (images - mean) * factor + mean, written with one per-channel broadcast (3x faster)
+  return images * factor + mean * (1 - factor)
+
+
+def distort_images(images, seed):
+  """The tutorial's training distortions of float32 0..255 images [B, 32, 32, 3]."""
   seeds = tf.random.experimental.stateless_split(seed, 4)
-  image = tf.image.stateless_random_crop(image, [CROP_SIZE, CROP_SIZE, DEPTH], seed=seeds[0])
-  image = tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
-  image = tf.image.stateless_random_brightness(image, max_delta=63, seed=seeds[2])
-  return tf.image.stateless_random_contrast(image, lower=0.2, upper=1.8, seed=seeds[3])
+  images = random_crop(images, CROP_SIZE, seeds[0])
+  images = random_flip_left_right(images, seeds[1])
+  images = random_brightness(images, 63, seeds[2])
+  return random_contrast(images, 0.2, 1.8, seeds[3])
 
 
-def _features(example, seed=None):
-  image = tf.cast(example['image'], tf.float32)
+def _features(batch, seed=None):
+  images = tf.cast(batch['image'], tf.float32)
   if seed is None:
-    image = tf.image.resize_with_crop_or_pad(image, CROP_SIZE, CROP_SIZE)
+    images = tf.image.resize_with_crop_or_pad(images, CROP_SIZE, CROP_SIZE)
   else:
-    image = distort_image(image, seed)
-  return image_features(tf.image.per_image_standardization(image), example['label'],
+    images = distort_images(images, seed)
+  return image_features(tf.image.per_image_standardization(images), batch['label'],
                         NUM_CLASSES)
 
 
@@ -100,10 +136,10 @@ def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort
   paths = require_files(batch_files(data_dir, split, validate),
                         DOWNLOAD_COMMAND.format(dir=data_dir))
   num_examples = count_examples(paths)
-  records = read_files(paths, decode_record, _reader)
+  records = read_files(paths, decode_records, _chunks)
   ds = finish_pipeline(records, _features, batch_size=batch_size,
                        shuffle=default(shuffle, training), repeat=default(repeat, training),
-                       seed=seed, random=default(distort, training))
+                       seed=seed, random=training and default(distort, True))
   spec = DatasetSpec('cifar10', CROP_SIZE, CROP_SIZE, DEPTH, NUM_CLASSES, 1,
                      None if training else num_examples)
   return ds, spec

@@ -18,6 +18,7 @@ crop; finally per-image standardization. smallNORB has no validation split.
 """
 
 import contextlib
+import functools
 import gzip
 import os
 import struct
@@ -32,10 +33,10 @@ import numpy as np
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import DataError, DatasetSpec, register
+from input_data import DataError, DatasetSpec, cifar10, register
 from input_data.affnist import (check_num_targets, check_split, count_records, default,
-                                finish_pipeline, image_features, parse_image_example, read_files,
-                                write_whole)
+                                finish_pipeline, image_features, parse_image_examples,
+                                read_files, write_whole)
 from input_data.records import bytes_feature, int64_feature, require_files
 
 RAW_SIZE = 96
@@ -52,35 +53,44 @@ RAW_URL = 'https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/'
 # ---------------------------------------------------------------- reader
 
 
-def _parse(record, filename):
-  pixels, label, _ = parse_image_example(record, filename=filename, num_classes=NUM_CLASSES,
-                                         shape=(RAW_SIZE, RAW_SIZE, DEPTH))
-  image = tf.transpose(tf.reshape(pixels, [DEPTH, RAW_SIZE, RAW_SIZE]), [1, 2, 0])
-  return {'image': image, 'label': label}
+def _parse(records, filename, image_size):
+  pixels, labels = parse_image_examples(records, filename=filename, num_classes=NUM_CLASSES,
+                                        shape=(RAW_SIZE, RAW_SIZE, DEPTH))
+  return {'image': downsample(pixels, image_size), 'label': labels}
 
 
-def resize(image, image_size: int):
-  """TF1 `resize_images` (bilinear, no half-pixel centers) as in the 2017 code."""
-  return tf.compat.v1.image.resize(image, [image_size, image_size],
-                                   method=tf.image.ResizeMethod.BILINEAR)
+def downsample(pairs, image_size: int):
+  """Stored pairs, flat [K, 2 * 96 * 96] camera-major -> uint8 [K, size, size, 2] (HWC).
+
+  This is the 2017 code's TF1 `resize_images` (bilinear, no half-pixel centers): for a whole
+  factor it samples source pixel factor * i exactly, so one gather does it, on uint8 and
+  before anything is buffered.
+  """
+  step = RAW_SIZE // image_size
+  assert step * image_size == RAW_SIZE, image_size
+  rows, cols, cameras = np.meshgrid(np.arange(image_size) * step, np.arange(image_size) * step,
+                                    np.arange(DEPTH), indexing='ij')
+  flat = (cameras * RAW_SIZE + rows) * RAW_SIZE + cols
+  sampled = tf.gather(pairs, tf.constant(flat.reshape(-1), tf.int32), axis=1)
+  return tf.reshape(sampled, [-1, image_size, image_size, DEPTH])
 
 
-def distort_image(image, crop_size: int, seed):
+def distort_images(images, crop_size: int, seed):
   """Random brightness and contrast, then a random crop (the 2017 order); `seed`: int [2]."""
   seeds = tf.random.experimental.stateless_split(seed, 3)
-  image = tf.image.stateless_random_brightness(image, max_delta=63, seed=seeds[0])
-  image = tf.image.stateless_random_contrast(image, lower=0.2, upper=1.8, seed=seeds[1])
-  return tf.image.stateless_random_crop(image, [crop_size, crop_size, DEPTH], seed=seeds[2])
+  images = cifar10.random_brightness(images, 63, seeds[0])
+  images = cifar10.random_contrast(images, 0.2, 1.8, seeds[1])
+  return cifar10.random_crop(images, crop_size, seeds[2])
 
 
 def _make_features(image_size: int, crop_size: int):
-  def to_features(example, seed=None):
-    image = resize(tf.cast(example['image'], tf.float32), image_size)
+  def to_features(batch, seed=None):
+    images = tf.cast(batch['image'], tf.float32)
     if seed is not None:
-      image = distort_image(image, crop_size, seed)
+      images = distort_images(images, crop_size, seed)
     elif crop_size != image_size:
-      image = tf.image.resize_with_crop_or_pad(image, crop_size, crop_size)
-    return image_features(tf.image.per_image_standardization(image), example['label'],
+      images = tf.image.resize_with_crop_or_pad(images, crop_size, crop_size)
+    return image_features(tf.image.per_image_standardization(images), batch['label'],
                           NUM_CLASSES)
   return to_features
 
@@ -101,7 +111,8 @@ def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort
   crop_size = CROP_SIZES[image_size] if distort else image_size
   path = os.path.join(data_dir, f'{split}duo.tfrecords')
   require_files([path], CONVERT_COMMAND.format(dir=data_dir))
-  ds = finish_pipeline(read_files([path], _parse), _make_features(image_size, crop_size),
+  parse = functools.partial(_parse, image_size=image_size)
+  ds = finish_pipeline(read_files([path], parse), _make_features(image_size, crop_size),
                        batch_size=batch_size, shuffle=default(shuffle, training),
                        repeat=default(repeat, training), seed=seed,
                        random=distort and training)
@@ -119,7 +130,7 @@ def raw_paths(raw_dir: str, split: str) -> Dict[str, str]:
     plain = os.path.join(raw_dir, RAW_FILES[split].format(kind))
     paths[kind] = plain if os.path.exists(plain) or not os.path.exists(plain + '.gz') else (
         plain + '.gz')
-  require_files(paths.values(), f'download the .mat.gz files from {RAW_URL} into {raw_dir}')
+  require_files(paths.values(), f'download them (.mat.gz is fine) from {RAW_URL} into {raw_dir}')
   return paths
 
 
@@ -224,4 +235,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=lambda argv: argv)
+  # app.run insists that the global flags are parsed; ours live in main's own FlagValues.
+  app.run(main, flags_parser=lambda argv: [*flags.FLAGS(argv[:1]), *argv[1:]])

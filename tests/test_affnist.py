@@ -135,6 +135,16 @@ def test_truncated_record_file_is_an_error_naming_it(converted):
     affnist.build(data_dir=converted[2], split='test', batch_size=1)
 
 
+def test_corrupt_record_is_an_error_naming_the_file(converted):
+  path = os.path.join(converted[2], 'test_affnist.tfrecords')
+  data = bytearray(open(path, 'rb').read())
+  data[len(data) // 2] ^= 0xFF  # inside a record: its checksum no longer matches
+  open(path, 'wb').write(bytes(data))
+  ds, _ = affnist.build(data_dir=converted[2], split='test', batch_size=2)
+  with pytest.raises(tf.errors.InvalidArgumentError, match='test_affnist.tfrecords is corrupt'):
+    list(ds)
+
+
 def test_truncated_or_misshapen_mat_file_is_an_error_naming_it(tmp_path):
   _write_mat(str(tmp_path / 'test.mat'), _images(3), [1, 2, 3])
   data = (tmp_path / 'test.mat').read_bytes()

@@ -39,11 +39,11 @@ def data_dir(tmp_path):
 def test_record_is_decoded_from_channel_major_to_hwc():
   image = np.arange(32 * 32 * 3, dtype=np.int64).reshape(32, 32, 3) % 251
   record = bytes([7]) + image.astype(np.uint8).transpose(2, 0, 1).tobytes()
-  decoded = cifar10.decode_record(tf.constant(record))
-  np.testing.assert_array_equal(decoded['image'].numpy(), image)
-  assert decoded['label'].numpy() == 7
+  decoded = cifar10.decode_records(tf.constant([record]))
+  np.testing.assert_array_equal(decoded['image'].numpy()[0], image)
+  assert decoded['label'].numpy().tolist() == [7]
   # by hand: pixel (row 1, col 2) green is byte 1 + 1024 * 1 + 32 * 1 + 2 of the record
-  assert decoded['image'].numpy()[1, 2, 1] == record[1 + 1024 + 32 + 2]
+  assert decoded['image'].numpy()[0, 1, 2, 1] == record[1 + 1024 + 32 + 2]
 
 
 def test_test_split_is_the_central_crop_standardized_without_dropping_examples(data_dir):
@@ -58,6 +58,12 @@ def test_test_split_is_the_central_crop_standardized_without_dropping_examples(d
   assert batches[0]['labels'].dtype == tf.float32
   assert (spec.height, spec.width, spec.depth, spec.num_classes) == (24, 24, 3, 10)
   assert spec.num_examples == 5
+
+
+def test_test_split_is_never_randomly_distorted(data_dir):
+  plain, _ = cifar10.build(data_dir=data_dir, split='test', batch_size=5)
+  asked, _ = cifar10.build(data_dir=data_dir, split='test', batch_size=5, distort=True)
+  np.testing.assert_array_equal(next(iter(plain))['images'], next(iter(asked))['images'])
 
 
 def test_data_dir_may_be_the_batches_folder_itself(data_dir):
@@ -81,10 +87,31 @@ def test_distortions_keep_shape_and_standardize_and_follow_the_seed(data_dir):
   assert not np.array_equal(images, first_batch(4)['images'].numpy())
 
 
-def test_distort_image_crops_within_the_image_and_keeps_pixels_finite():
-  image = tf.constant(_images(1)[0], tf.float32)
-  out = cifar10.distort_image(image, tf.constant([1, 2], tf.int64))
-  assert out.shape == (24, 24, 3) and np.isfinite(out.numpy()).all()
+def test_random_crop_takes_a_window_of_each_image_and_flip_mirrors_it():
+  images = tf.constant(_images(6), tf.float32)
+  seed = tf.constant([1, 2], tf.int64)
+  crops = cifar10.random_crop(images, 24, seed).numpy()
+  assert crops.shape == (6, 24, 24, 3)
+  for crop, image in zip(crops, images.numpy()):
+    windows = [(t, l) for t in range(9) for l in range(9)
+               if np.array_equal(image[t:t + 24, l:l + 24], crop)]
+    assert len(windows) == 1
+  flipped = cifar10.random_flip_left_right(images, seed).numpy()
+  for out, image in zip(flipped, images.numpy()):
+    assert np.array_equal(out, image) or np.array_equal(out, image[:, ::-1])
+
+
+def test_brightness_and_contrast_keep_shape_and_stay_within_their_bounds():
+  images = tf.constant(_images(64), tf.float32)
+  seed = tf.constant([3, 4], tf.int64)
+  shift = (cifar10.random_brightness(images, 63, seed) - images).numpy()
+  assert shift.shape == (64, 32, 32, 3)
+  assert np.all(shift.max(axis=(1, 2, 3)) - shift.min(axis=(1, 2, 3)) < 1e-3)  # one per image
+  assert np.all(np.abs(shift) <= 63)
+  mean = images.numpy().mean(axis=(1, 2), keepdims=True)
+  factor = (cifar10.random_contrast(images, 0.2, 1.8, seed).numpy() - mean) / (
+      images.numpy() - mean + 1e-9)
+  assert np.all((factor[:, :4, :4] > 0.2 - 1e-3) & (factor[:, :4, :4] < 1.8 + 1e-3))
 
 
 def test_validate_holds_out_data_batch_5(data_dir):

@@ -3,6 +3,8 @@
 import gzip
 import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -79,6 +81,16 @@ def test_undistorted_reader_keeps_every_other_pixel_of_the_hwc_pair(converted):
   np.testing.assert_array_equal(np.concatenate([b['recons_label'] for b in batches]), labels)
   assert (spec.height, spec.width, spec.depth, spec.num_classes) == (48, 48, 2, 5)
   assert spec.num_examples == 5
+
+
+@pytest.mark.parametrize('image_size', [48, 32])
+def test_downsampling_equals_the_tf1_bilinear_resize_of_the_2017_code(image_size):
+  images = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 2), np.uint8)
+  tf1 = tf.compat.v1.image.resize(tf.constant(images, tf.float32), [image_size, image_size],
+                                  method=tf.image.ResizeMethod.BILINEAR)
+  stored = images.transpose(0, 3, 1, 2).reshape(2, -1)  # camera-major, as in the files
+  np.testing.assert_array_equal(norb.downsample(tf.constant(stored), image_size).numpy(),
+                                tf1.numpy())
 
 
 def test_test_split_takes_the_central_32_crop_by_default(converted):
@@ -170,3 +182,13 @@ def test_cli_converts_with_its_flags(tmp_path):
   _write_raw(str(tmp_path), TEST, 1)
   norb.main(['norb', f'--raw_dir={tmp_path}', f'--output_dir={tmp_path / "out"}'])
   assert sorted(os.listdir(tmp_path / 'out')) == ['testduo.tfrecords', 'trainduo.tfrecords']
+
+
+def test_converter_runs_as_a_script(tmp_path):
+  _write_raw(str(tmp_path), TRAIN, 1)
+  _write_raw(str(tmp_path), TEST, 1, gz=True)
+  command = [sys.executable, '-m', 'input_data.norb', f'--raw_dir={tmp_path}',
+             f'--output_dir={tmp_path}']
+  subprocess.run(command, check=True, capture_output=True, timeout=120,
+                 env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
+  assert (tmp_path / 'testduo.tfrecords').exists()
