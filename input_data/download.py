@@ -153,4 +153,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=lambda argv: argv)
+  # app.run insists that the global flags are parsed; ours live in main's own FlagValues.
+  app.run(main, flags_parser=lambda argv: [*flags.FLAGS(argv[:1]), *argv[1:]])
