@@ -20,6 +20,7 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from benchmarks import input_pipeline_other
 from input_data import idx
 from input_data import mnist
 from input_data import mnist_shift
@@ -59,7 +60,7 @@ def mnist_rows(workdir: str, batch_size: int) -> Rows:
   }
 
 
-ROW_SOURCES = [mnist_rows]
+ROW_SOURCES = [mnist_rows, input_pipeline_other.other_rows]
 
 
 def images_per_second(dataset: tf.data.Dataset, batches: int, warmup: int = 5) -> float:
