@@ -18,6 +18,8 @@ from models import import_tf1_checkpoint, is_tf1_checkpoint
 CONFIG_FILE = 'run_config.json'
 # What must agree between a run's checkpoints and the flags that resume or evaluate them.
 _MODEL_KEYS = ('model', 'dataset', 'num_targets', 'hparams')
+# Hparams that only steer optimisation: a resumed run may change them (with a warning).
+_FREE_HPARAMS = ('verbose', 'learning_rate', 'decay_rate', 'decay_steps', 'loss_type')
 
 
 def step_of(path: str) -> int:
@@ -69,8 +71,11 @@ def check_run_config(config: RunConfig, directory: str, keys=_MODEL_KEYS):
   diffs, fix = [], {}
   for key in keys:
     if key == 'hparams':
-      fix = {k: saved[key].get(k) for k, v in current[key].items()
-             if k != 'verbose' and saved[key].get(k) != v}
+      changed = {k: saved[key].get(k) for k, v in current[key].items() if saved[key].get(k) != v}
+      fix = {k: v for k, v in changed.items() if k not in _FREE_HPARAMS}
+      for k in changed.keys() - fix.keys():
+        logging.warning('hparam %s changed from %s to %s since %s', k, changed[k],
+                        current[key][k], path)
       diffs += [f'{k}={v} (now {current[key][k]})' for k, v in fix.items()]
     elif saved.get(key) != current[key]:
       diffs.append(f'--{key}={saved.get(key)} (now {current[key]})')
