@@ -69,8 +69,8 @@ def check_num_targets(name: str, num_targets: int):
 def count_records(path: str) -> Optional[int]:
   """Number of records in a local TFRecord file, from its length headers alone (fast).
 
-  Raises DataError naming the file when the last record is cut short, e.g. by an interrupted
-  copy; TensorFlow's own error for that names only a byte offset. Returns None for remote paths.
+  Raises DataError naming the file, before any reading, when the last record is cut short
+  (e.g. by an interrupted copy). Returns None for remote paths.
   """
   if '://' in path:
     return None
@@ -89,13 +89,13 @@ def count_records(path: str) -> Optional[int]:
 
 
 def parse_image_examples(records, *, filename: str, shape: Tuple[int, int, int],
-                         num_classes: int, extra_features: Optional[Dict] = None):
+                         num_classes: int):
   """Parses a batch of MNIST-schema tf.Examples into (uint8 pixels [K, H*W*D], int32 labels [K]).
 
   Every record's stored height/width/depth and byte count must match `shape`, and its label
   0..num_classes-1; a mismatch is an error naming `filename`, never a silent reshape.
   """
-  features = tf.io.parse_example(records, {**_EXAMPLE_FEATURES, **(extra_features or {})})
+  features = tf.io.parse_example(records, _EXAMPLE_FEATURES)
   size, label = int(np.prod(shape)), tf.cast(features['label'], tf.int32)
   stored = tf.stack([features['height'], features['width'], features['depth']], axis=1)
   checks = [
@@ -131,7 +131,7 @@ def checked_tfrecords(path: str) -> tf.data.Dataset:
         f'of {size}; rebuild or download it again'])
     with tf.control_dependencies([check]):
       lengths = tf.cast(tf.strings.length(records), tf.int64)
-      return read + tf.reduce_sum(lengths + 16), chunk  # + length, and two crcs
+      return read + tf.reduce_sum(lengths + 16), chunk  # + 8-byte length, two 4-byte crcs
 
   chunks = chunks.scan(tf.constant(0, tf.int64), count_bytes)
   return chunks.filter(lambda _, is_end: tf.logical_not(is_end)).map(lambda records, _: records)
