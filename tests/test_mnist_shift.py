@@ -46,6 +46,15 @@ def test_shift_2d_moves_down_and_right_filling_zeros():
   np.testing.assert_array_equal(mnist_shift.shift_2d(image, -2, 2), [[0, 0, 7], [0, 0, 0], [0, 0, 0]])
 
 
+def test_shifted_views_index_every_shift_of_every_image():
+  images, _ = _random_digits(3, size=5)
+  views = mnist_shift.shifted_views(images, 2)
+  assert views.shape == (3, 5, 5, 5, 5)
+  for i in range(3):
+    for dy, dx in mnist_shift.all_shifts(2):
+      np.testing.assert_array_equal(views[i, 2 - dy, 2 - dx], mnist_shift.shift_2d(images[i], dy, dx))
+
+
 def test_file_names_follow_the_original_and_mark_validation():
   assert mnist_shift.shifted_name('train', 2) == 'train_2shifted_mnist.tfrecords'
   assert mnist_shift.shifted_name('valid_test', 0) == 'test_0shifted_mnist_valid.tfrecords'
