@@ -64,8 +64,9 @@ def count(logits, labels, num_targets) -> dict:
 
 
 def _report(counts: dict, what: str):
-  logging.info('%s: Total wrong predictions: %d, wrong percent: %.2f%%', what, counts['wrong'],
-               100.0 * counts['wrong'] / max(counts['total'], 1))
+  logging.info('%s: Total wrong predictions: %d, wrong percent: %.2f%% (test accuracy %.2f%% '
+               'of %d)', what, counts['wrong'], 100.0 * counts['wrong'] / max(counts['total'], 1),
+               100.0 * counts['accuracy'], counts['total'])
 
 
 def evaluate_checkpoint(evaluator: Evaluator, path: str, writer=None) -> dict:
@@ -93,6 +94,7 @@ def evaluate(config: RunConfig) -> dict:
     result = evaluate_checkpoint(evaluator, config.checkpoint, writer)
     if config.perturb:
       perturb.write_perturbations(evaluator, config, writer)
+    _point_to_tensorboard(config)
     return result
   result, evaluated = {}, set()
   logging.info('waiting for checkpoints in %s (timeout %ds)', config.train_dir,
@@ -114,7 +116,13 @@ def evaluate(config: RunConfig) -> dict:
   if not evaluated:
     raise UserError(f'no checkpoint appeared in {config.train_dir} within '
                     f'{config.eval_timeout_secs}s; start training there or pass --checkpoint')
+  _point_to_tensorboard(config)
   return result
+
+
+def _point_to_tensorboard(config):
+  if config.summary_dir:
+    logging.info('to look at the run: tensorboard --logdir=%s', config.summary_dir)
 
 
 def evaluate_ensemble(config: RunConfig) -> dict:

@@ -14,7 +14,7 @@ from models import build_model
 from runner import checkpoints, summaries
 from runner.devices import make_strategy, set_precision
 from runner.inputs import make_dataset
-from runner.progress import Progress
+from runner.progress import Progress, resident_mb
 
 MIN_LEARNING_RATE = 1e-6
 
@@ -150,7 +150,7 @@ def _log(writer, step, metrics, progress, config):
   scalars = {f'loss/{k}': v for k, v in metrics.items()
              if k not in ('correct', 'count', 'learning_rate')}
   scalars.update(accuracy=accuracy, learning_rate=metrics['learning_rate'],
-                 images_per_second=images_per_second)
+                 images_per_second=images_per_second, resident_memory_mb=resident_mb())
   summaries.write_scalars(writer, step, scalars)
   logging.info('step %d/%d  loss %.4f  accuracy %.1f%%  %.0f images/s  ETA %s', step,
                config.max_steps, float(metrics['total']), 100 * accuracy, images_per_second,
