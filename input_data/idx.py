@@ -25,9 +25,10 @@ RAW_FILES = {
 }
 # Splits of the builder: the validation pair cuts the training files as the original did.
 SPLITS = ('train', 'test', 'valid_train', 'valid_test')
-WHERE_TO_GET = ('get them from https://yann.lecun.com/exdb/mnist/, use the 5,000 packaged '
-                'digits in input_data.mnist.default_raw_dir(), or Fashion-MNIST from '
-                'Debian\'s dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)')
+WHERE_TO_GET = ('download them with `python -m input_data.download --dataset=mnist '
+                '--output_dir=DIR` (or --dataset=fashion_mnist), or use the 5,000 packaged '
+                'digits in input_data.mnist.default_raw_dir() or Debian\'s dataset-fashion-mnist '
+                '(/usr/share/datasets/fashion-mnist)')
 
 
 def read_images(path: str) -> np.ndarray:

@@ -105,7 +105,7 @@ def test_missing_raw_files_are_named_with_where_to_get_them(tmp_path):
     idx.load_split(str(tmp_path), 'valid_test')
   message = str(e.value)
   assert 'train-images-idx3-ubyte[.gz]' in message and 'train-labels-idx1-ubyte[.gz]' in message
-  assert str(tmp_path) in message and 'yann.lecun.com' in message
+  assert str(tmp_path) in message and 'python -m input_data.download --dataset=mnist' in message
 
 
 def test_image_and_label_counts_must_agree(tmp_path):
