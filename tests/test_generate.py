@@ -90,8 +90,11 @@ def test_generated_training_shifts_stay_in_bounds(tmp_path):
 @pytest.mark.parametrize('num_targets', [1, 2])
 def test_generated_streams_are_fixed_by_the_seed(tmp_path, num_targets):
   raw, _, _ = _raw(tmp_path)
-  stream = lambda seed: _take(2, data_dir=raw, split='train', batch_size=8, generate=True,  # pylint: disable=unnecessary-lambda-assignment
-                              num_targets=num_targets, seed=seed)[0]
+
+  def stream(seed):
+    return _take(2, data_dir=raw, split='train', batch_size=8, generate=True,
+                 num_targets=num_targets, seed=seed)[0]
+
   first, again, other = stream(3), stream(3), stream(4)
   for a, b in zip(first, again):
     for key in a:

@@ -38,7 +38,8 @@ def test_reads_the_original_fixture_as_the_original_reader_did():
   (batch,) = batches
   np.testing.assert_array_equal(batch['images'].reshape(8, 784), expected['input_images'])
   np.testing.assert_array_equal(batch['labels'], expected['input_labels'])
-  np.testing.assert_array_equal(batch['recons_image'].reshape(8, 784), expected['input_recons_image'])
+  np.testing.assert_array_equal(batch['recons_image'].reshape(8, 784),
+                                expected['input_recons_image'])
   np.testing.assert_array_equal(batch['recons_label'], expected['input_recons_label'])
   assert batch['recons_label'].dtype == np.int32 and batch['labels'].dtype == np.float32
   assert spec == input_data.DatasetSpec(name='mnist', height=28, width=28, depth=1,
@@ -68,8 +69,12 @@ def test_evaluation_keeps_the_last_partial_batch_and_training_drops_it(tmp_path)
 def test_shuffled_training_order_is_fixed_by_the_seed(tmp_path):
   images, labels = _digits(40)
   _write(tmp_path / 'train_2shifted_mnist.tfrecords', images, labels)
-  order = lambda seed: np.concatenate([b['recons_label'] for b in _batches(  # pylint: disable=unnecessary-lambda-assignment
-      data_dir=str(tmp_path), split='train', batch_size=10, repeat=False, seed=seed)[0]])
+
+  def order(seed):
+    batches, _ = _batches(data_dir=str(tmp_path), split='train', batch_size=10, repeat=False,
+                          seed=seed)
+    return np.concatenate([b['recons_label'] for b in batches])
+
   assert np.array_equal(order(1), order(1))
   assert sorted(order(1)) == sorted(labels) and not np.array_equal(order(1), labels)
   assert not np.array_equal(order(1), order(2))
@@ -83,6 +88,10 @@ def test_validate_reads_the_files_the_builder_writes_for_valid_splits(tmp_path):
   batches, spec = _batches(data_dir=str(tmp_path), split='test', batch_size=5, validate=True)
   assert spec.num_examples == 2  # from the builder's sidecar
   np.testing.assert_array_equal(batches[0]['recons_label'], labels[22:])
+
+
+def _u8(x):
+  return np.round(x * 255).astype(np.int64)
 
 
 def _multi_shards(tmp_path, num_images=20):
@@ -103,9 +112,8 @@ def test_multimnist_batch_is_merged_image_two_hot_labels_and_both_digits(tmp_pat
     assert b['labels'].sum(axis=1).tolist() == [2.0] * len(b['labels'])
     np.testing.assert_array_equal(b['labels'][np.arange(len(b['labels'])), b['recons_label']], 1)
     np.testing.assert_array_equal(b['labels'][np.arange(len(b['labels'])), b['spare_label']], 1)
-    u8 = lambda x: np.round(x * 255).astype(np.int64)  # pylint: disable=unnecessary-lambda-assignment
-    np.testing.assert_array_equal(u8(b['images']),
-                                  np.minimum(u8(b['recons_image']) + u8(b['spare_image']), 255))
+    np.testing.assert_array_equal(
+        _u8(b['images']), np.minimum(_u8(b['recons_image']) + _u8(b['spare_image']), 255))
   # A directory finds the shards of the default MultiMNIST prefix itself.
   _, spec = mnist.build(data_dir=str(tmp_path), split='test', batch_size=16, num_targets=2)
   assert spec.num_examples == 40
@@ -137,7 +145,8 @@ def test_truncated_file_raises_naming_the_file(tmp_path):
   path = _write(tmp_path / 'test_0shifted_mnist.tfrecords', *_digits(5))
   data = open(path, 'rb').read()
   open(path, 'wb').write(data[:-100])
-  assert 'corrupt or truncated TFRecord file' in _iterate_error(path) and path in _iterate_error(path)
+  message = _iterate_error(path)
+  assert 'corrupt or truncated TFRecord file' in message and path in message
 
 
 def test_corrupt_record_in_the_middle_raises_naming_the_file(tmp_path):

@@ -43,7 +43,8 @@ def test_shift_2d_moves_down_and_right_filling_zeros():
   np.testing.assert_array_equal(mnist_shift.shift_2d(image, 1, -1),
                                 [[0, 0, 0], [2, 3, 0], [5, 6, 0]])
   np.testing.assert_array_equal(mnist_shift.shift_2d(image, 0, 0), image)
-  np.testing.assert_array_equal(mnist_shift.shift_2d(image, -2, 2), [[0, 0, 7], [0, 0, 0], [0, 0, 0]])
+  np.testing.assert_array_equal(mnist_shift.shift_2d(image, -2, 2),
+                                [[0, 0, 7], [0, 0, 0], [0, 0, 0]])
 
 
 def test_shifted_views_index_every_shift_of_every_image():
@@ -52,7 +53,8 @@ def test_shifted_views_index_every_shift_of_every_image():
   assert views.shape == (3, 5, 5, 5, 5)
   for i in range(3):
     for dy, dx in mnist_shift.all_shifts(2):
-      np.testing.assert_array_equal(views[i, 2 - dy, 2 - dx], mnist_shift.shift_2d(images[i], dy, dx))
+      np.testing.assert_array_equal(views[i, 2 - dy, 2 - dx],
+                                    mnist_shift.shift_2d(images[i], dy, dx))
 
 
 def test_file_names_follow_the_original_and_mark_validation():
@@ -72,7 +74,8 @@ def test_shifted_build_writes_every_shift_of_every_padded_image(tmp_path):
   for n, record in enumerate(got):
     i, (dy, dx) = n // 9, order[n % 9]
     expected = mnist_shift.shift_2d(np.pad(images[i], 1), dy, dx)
-    assert (record['height'], record['width'], record['depth'], record['label']) == (6, 6, 1, labels[i])
+    assert (record['height'], record['width'], record['depth']) == (6, 6, 1)
+    assert record['label'] == labels[i]
     np.testing.assert_array_equal(record['image_raw'], expected.ravel())  # bytes written = read
   assert json.load(open(path + '.json'))['num_records'] == 27
 
@@ -139,14 +142,17 @@ def test_shard_permutation_is_a_seeded_shuffle_of_every_index():
   assert not np.array_equal(slots, mnist_shift.ShardPermutation(1000, seed=4)(k))
 
 
+def _contents(paths):
+  return [open(p, 'rb').read() for p in paths]
+
+
 def test_multi_bytes_depend_on_seed_not_on_num_workers(tmp_path):
   images, labels = _random_digits(20)
   one = _multi(tmp_path, images, labels, 'one', num_workers=1)
   two = _multi(tmp_path, images, labels, 'two', num_workers=2)
   other_seed = _multi(tmp_path, images, labels, 'seed6', seed=6)
-  read = lambda names: [open(n, 'rb').read() for n in names]  # pylint: disable=unnecessary-lambda-assignment
-  assert read(one) == read(two)
-  assert read(one) != read(other_seed)
+  assert _contents(one) == _contents(two)
+  assert _contents(one) != _contents(other_seed)
 
 
 def test_too_many_pairs_for_a_class_is_a_data_error(tmp_path):
