@@ -51,14 +51,14 @@ class ConvCapsule(keras.layers.Layer):
     conv = conv2d(per_type, tf.cast(self.kernel, per_type.dtype), self.strides, self.padding,
                   self._matmul)
     _, out_h, out_w, _ = conv.shape
-    votes = tf.cast(conv, tf.float32)
     if in_caps == 1:
       # One input type (primary capsules): positions are already in routing order.
-      votes = tf.reshape(votes, [-1, 1, self.out_caps, self.out_atoms])
+      votes = tf.reshape(conv, [-1, self.out_caps, 1, self.out_atoms])
     else:
-      votes = tf.reshape(votes, [batch, in_caps, out_h, out_w, self.out_caps, self.out_atoms])
-      votes = tf.reshape(tf.transpose(votes, [0, 2, 3, 1, 4, 5]),
-                         [-1, in_caps, self.out_caps, self.out_atoms])
+      votes = tf.reshape(conv, [batch, in_caps, out_h, out_w, self.out_caps, self.out_atoms])
+      votes = tf.reshape(tf.transpose(votes, [0, 2, 3, 4, 1, 5]),
+                         [-1, self.out_caps, in_caps, self.out_atoms])
+    votes = tf.cast(votes, tf.float32)
     parents = route(votes, self.bias, self.num_routing, self.leaky)
     return tf.reshape(parents, [batch, out_h, out_w, self.out_caps, self.out_atoms])
 
@@ -100,8 +100,11 @@ class Capsule(keras.layers.Layer):
                                 initializer=_BIAS_INIT, autocast=False)
 
   def call(self, inputs):
-    votes = tf.einsum('bia,iak->bik', inputs, tf.cast(self.kernel, inputs.dtype))
-    votes = tf.reshape(tf.cast(votes, tf.float32), [-1, inputs.shape[1], self.out_caps, self.out_atoms])
+    in_caps = inputs.shape[1]
+    # One [batch, in_atoms] x [in_atoms, out_caps * out_atoms] matmul per input capsule.
+    votes = tf.matmul(tf.transpose(inputs, [1, 0, 2]), tf.cast(self.kernel, inputs.dtype))
+    votes = tf.reshape(votes, [in_caps, -1, self.out_caps, self.out_atoms])
+    votes = tf.cast(tf.transpose(votes, [1, 2, 0, 3]), tf.float32)  # parent-major for routing
     return route(votes, self.bias, self.num_routing, self.leaky)
 
   def compute_output_shape(self, input_shape):

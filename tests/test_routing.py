@@ -12,6 +12,12 @@ def reference_squash(s, axis=-1):
   return s / norm * norm**2 / (1 + norm**2)
 
 
+def route_child_major(votes, biases, num_iterations, leaky=False):
+  """`route` for votes laid out [b, i, j, a] as the original's."""
+  return route(tf.transpose(tf.constant(votes), [0, 2, 1, 3]), tf.constant(biases),
+               num_iterations, leaky).numpy()
+
+
 def reference_routing(votes, biases, num_iterations, leaky):
   """The original `_update_routing` for votes [b, i, j, a], written out in numpy."""
   logits = np.zeros(votes.shape[:3])
@@ -47,13 +53,13 @@ def test_one_iteration_averages_votes_uniformly_then_adds_bias():
   biases = np.array([[0.5, 0.0], [0.0, -1.0]], np.float32)
   # Each parent gets (v_1j + v_2j) / 2 + b_j: parent 0 = [2.5, 0], parent 1 = [0, 2].
   expected = np.stack([[6.25 / 7.25, 0.0], [0.0, 4 / 5]])  # squash(s) = |s|^2/(1+|s|^2) s/|s|
-  out = route(tf.constant(votes), tf.constant(biases), num_iterations=1).numpy()
+  out = route_child_major(votes, biases, num_iterations=1)
   np.testing.assert_allclose(out[0], expected, rtol=1e-6)
 
 
 def test_leaky_one_iteration_scales_votes_by_one_over_parents_plus_one():
   votes = np.ones([1, 1, 3, 2], np.float32)
-  out = route(tf.constant(votes), tf.zeros([3, 2]), num_iterations=1, leaky=True).numpy()
+  out = route_child_major(votes, np.zeros([3, 2], np.float32), num_iterations=1, leaky=True)
   np.testing.assert_allclose(out[0], reference_squash(np.full([3, 2], 0.25)), rtol=1e-6)
 
 
@@ -63,7 +69,7 @@ def test_routing_matches_original_algorithm(num_iterations, leaky):
   rng = np.random.default_rng(num_iterations)
   votes = rng.normal(size=[4, 6, 5, 3]).astype(np.float32)
   biases = rng.normal(size=[5, 3]).astype(np.float32) * 0.1
-  out = route(tf.constant(votes), tf.constant(biases), num_iterations, leaky).numpy()
+  out = route_child_major(votes, biases, num_iterations, leaky)
   np.testing.assert_allclose(out, reference_routing(votes, biases, num_iterations, leaky),
                              rtol=1e-5, atol=1e-6)
 
@@ -78,7 +84,7 @@ def test_three_iterations_by_hand():
     logits += [votes[0, 0, j] @ parents[j] for j in range(2)]
     c = np.exp(logits) / np.exp(logits).sum()
   # By symmetry both parents get the same length: c stays [0.5, 0.5], length 0.25 / 1.25.
-  out = route(tf.constant(votes), tf.zeros([2, 2]), 3).numpy()
+  out = route_child_major(votes, np.zeros([2, 2], np.float32), 3)
   np.testing.assert_allclose(out[0], np.array(parents), rtol=1e-6)
   np.testing.assert_allclose(np.linalg.norm(out[0], axis=-1), [0.2, 0.2], rtol=1e-6)
 
