@@ -1,0 +1,62 @@
+"""The optimised paths (XLA, patch-matmul convolution, mixed precision) give the plain numbers."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import make_hparams
+from input_data import DatasetSpec
+from models import build_model, import_tf1_checkpoint
+from tests import cli
+from tests.conftest import ORACLE_DIR
+
+MNIST = DatasetSpec('mnist', 28, 28, 1, 10)
+
+
+def oracle_logits(oracle, jit_compile=False, conv_impl='auto'):
+  import layers.capsules  # pylint: disable=g-import-not-at-top
+  original = layers.capsules.use_matmul_conv
+  if conv_impl != 'auto':
+    layers.capsules.use_matmul_conv = lambda _: conv_impl == 'matmul'
+  try:
+    model = build_model('capsule', make_hparams('mnist', 'num_prime_capsules=2,remake=false'),
+                        MNIST)
+  finally:
+    layers.capsules.use_matmul_conv = original
+  import_tf1_checkpoint(str(ORACLE_DIR / 'model.ckpt-0'), model)
+  images = tf.constant(oracle['input_images'].reshape(-1, 28, 28, 1))
+  batch = {'images': images, 'recons_image': images,
+           'labels': tf.constant(oracle['input_labels'], tf.float32),
+           'recons_label': tf.zeros([8], tf.int32)}
+  return tf.function(model, jit_compile=jit_compile)(batch)['logits'].numpy()
+
+
+@pytest.mark.parametrize('jit_compile', [False, True])
+@pytest.mark.parametrize('conv_impl', ['conv', 'matmul'])
+def test_oracle_logits_with_and_without_xla_and_matmul_conv(oracle, jit_compile, conv_impl):
+  np.testing.assert_allclose(oracle_logits(oracle, jit_compile, conv_impl),
+                             oracle['expected_logits'], atol=1e-5, rtol=0)
+
+
+def test_bfloat16_policy_keeps_oracle_logits_within_bfloat16_precision(oracle):
+  keras.mixed_precision.set_dtype_policy('mixed_bfloat16')
+  try:
+    logits = oracle_logits(oracle)
+  finally:
+    keras.mixed_precision.set_dtype_policy('float32')
+  assert logits.dtype == np.float32  # routing and lengths stay float32
+  np.testing.assert_allclose(logits, oracle['expected_logits'], atol=0.03)
+
+
+@pytest.mark.parametrize('precision', ['bfloat16', 'float16'])
+def test_mixed_precision_xla_training_runs_and_saves_float32_weights(tmp_path, precision):
+  data_dir = cli.tiny_mnist_dir(tmp_path / 'data')
+  cli.run(f'--data_dir={data_dir}', f'--summary_dir={tmp_path}/run', cli.TINY, '--batch_size=4',
+          '--max_steps=2', '--log_every=1', f'--mixed_precision={precision}', '--jit_compile')
+  losses = [v for _, v in cli.scalars(tmp_path / 'run' / 'train')['loss/total']]
+  assert len(losses) == 2 and np.all(np.isfinite(losses))
+  reader = tf.train.load_checkpoint(str(tmp_path / 'run' / 'train' / 'model.ckpt-2'))
+  dtypes = reader.get_variable_to_dtype_map()
+  weights = [k for k in dtypes if k.startswith('model/') and 'OPTIMIZER' not in k]
+  assert weights and all(dtypes[k] == tf.float32 for k in weights)
