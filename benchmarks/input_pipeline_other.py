@@ -13,7 +13,7 @@ from typing import Callable, Dict
 import numpy as np
 import tensorflow as tf
 
-from input_data import affnist, cifar10, norb
+from input_data import affnist, cifar10, norb, pipeline
 
 
 def write_synthetic(data_dir: str, num_examples: int, seed: int = 0) -> str:
@@ -23,7 +23,7 @@ def write_synthetic(data_dir: str, num_examples: int, seed: int = 0) -> str:
   for name in ('test_affnist.tfrecords', affnist.TRAIN_FILE):
     with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as writer:
       for image, label in zip(rng.integers(0, 256, (num_examples, 40, 40), np.uint8), labels):
-        writer.write(affnist.example(image, label).SerializeToString())
+        writer.write(pipeline.image_example(image, label))
   folder = os.path.join(data_dir, cifar10.FOLDER)
   os.makedirs(folder, exist_ok=True)
   for name in [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']:

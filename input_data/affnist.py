@@ -14,16 +14,11 @@ MATLAB v5 files (`test.mat`, or `test_batches/1.mat ... 32.mat`, and the same fo
 Each holds a struct `affNISTdata` whose field `image` is uint8 [1600, N]: one image per column,
 its 1600 pixels in row-major order, so image n is `image[:, n].reshape(40, 40)` in numpy (in
 MATLAB: `reshape(image(:, n), 40, 40)'`). `label_int` [1, N] holds the digit.
-
-This module also holds the pipeline helpers the cifar10 and norb readers share.
 """
 
-import contextlib
-import functools
 import os
-import struct
 import sys
-from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
+from typing import Iterable, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -33,158 +28,25 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError, DatasetSpec, register
-from input_data.records import bytes_feature, int64_feature, require_files
+from input_data.pipeline import (check_num_targets, check_split, count_records, default,
+                                 finish_pipeline, image_example, image_features,
+                                 parse_image_examples, read_files, require_files, write_whole)
 
-AUTOTUNE = tf.data.AUTOTUNE
-SHUFFLE_BUFFER = 10_000
-PARSE_CHUNK = 256  # records parsed together
 IMAGE_SIZE = 40
 NUM_CLASSES = 10
 TRAIN_FILE = 'train_6shifted_mnist.tfrecords'
 TRAIN_COMMAND = ('python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir={dir} '
                  '--split=train --shift=6 --pad=6')
 CONVERT_COMMAND = 'python -m input_data.affnist --mat_dir=AFFNIST_MAT_DIR --output_dir={dir}'
-_EXAMPLE_FEATURES = {
-    'image_raw': tf.io.FixedLenFeature([], tf.string),
-    'label': tf.io.FixedLenFeature([], tf.int64),
-    'height': tf.io.FixedLenFeature([], tf.int64),
-    'width': tf.io.FixedLenFeature([], tf.int64),
-    'depth': tf.io.FixedLenFeature([], tf.int64),
-}
-
-# ---------------------------------------------------------------- helpers shared by the readers
-
-
-def check_split(name: str, split: str):
-  if split not in ('train', 'test'):
-    raise DataError(f'{name}: unknown split {split!r}; expected train or test')
-
-
-def check_num_targets(name: str, num_targets: int):
-  if num_targets != 1:
-    raise DataError(f'{name} has one digit/object per image: num_targets must be 1, got '
-                    f'{num_targets} (two targets exist only for MultiMNIST: --dataset=mnist)')
-
-
-def count_records(path: str) -> Optional[int]:
-  """Number of records in a local TFRecord file, from its length headers alone (fast).
-
-  Raises DataError naming the file, before any reading, when the last record is cut short
-  (e.g. by an interrupted copy). Returns None for remote paths.
-  """
-  if '://' in path:
-    return None
-  size, offset, count = os.path.getsize(path), 0, 0
-  with open(path, 'rb') as f:
-    while offset < size:
-      header = f.read(8)
-      if len(header) == 8:
-        offset += 16 + struct.unpack('<Q', header)[0]  # length, its crc, data, data crc
-      if len(header) < 8 or offset > size:
-        raise DataError(f'{path} is truncated: record {count} ends past the end of the file '
-                        f'({size} bytes); rebuild or download the file again')
-      f.seek(offset)
-      count += 1
-  return count
-
-
-def parse_image_examples(records, *, filename: str, shape: Tuple[int, int, int],
-                         num_classes: int):
-  """Parses a batch of MNIST-schema tf.Examples into (uint8 pixels [K, H*W*D], int32 labels [K]).
-
-  Every record's stored height/width/depth and byte count must match `shape`, and its label
-  0..num_classes-1; a mismatch is an error naming `filename`, never a silent reshape.
-  """
-  features = tf.io.parse_example(records, _EXAMPLE_FEATURES)
-  size, label = int(np.prod(shape)), tf.cast(features['label'], tf.int32)
-  stored = tf.stack([features['height'], features['width'], features['depth']], axis=1)
-  checks = [
-      tf.debugging.assert_equal(stored, tf.constant([shape], tf.int64), message=(
-          f'{filename}: a record\'s height/width/depth differ from {shape}')),
-      tf.debugging.assert_equal(tf.strings.length(features['image_raw']), size, message=(
-          f'{filename}: a record\'s image_raw does not hold {size} bytes')),
-      tf.debugging.assert_equal(
-          tf.reduce_all((label >= 0) & (label < num_classes)), True,
-          message=f'{filename}: a record\'s label is outside 0..{num_classes - 1}'),
-  ]
-  with tf.control_dependencies(checks):
-    pixels = tf.io.decode_raw(features['image_raw'], tf.uint8)
-    return tf.reshape(pixels, [-1, size]), tf.identity(label)
-
-
-def checked_tfrecords(path: str) -> tf.data.Dataset:
-  """Chunks of up to PARSE_CHUNK records of one TFRecord file; corruption raises naming it.
-
-  TensorFlow's error for a corrupt record names only a byte offset. Here such a record ends
-  the file early instead (ignore_errors), so the bytes read fall short of the file's size,
-  which a sentinel after the last chunk asserts. Checking per chunk keeps it cheap.
-  """
-  size = tf.io.gfile.stat(path).length
-  chunks = tf.data.TFRecordDataset(path).ignore_errors().batch(PARSE_CHUNK)
-  chunks = chunks.map(lambda records: (records, False)).concatenate(
-      tf.data.Dataset.from_tensors((tf.zeros([0], tf.string), True)))
-
-  def count_bytes(read, chunk):
-    records, is_end = chunk
-    check = tf.debugging.Assert(tf.logical_or(tf.logical_not(is_end), tf.equal(read, size)), [
-        f'{path} is corrupt or truncated: its records end at byte', read,
-        f'of {size}; rebuild or download it again'])
-    with tf.control_dependencies([check]):
-      lengths = tf.cast(tf.strings.length(records), tf.int64)
-      return read + tf.reduce_sum(lengths + 16), chunk  # + 8-byte length, two 4-byte crcs
-
-  chunks = chunks.scan(tf.constant(0, tf.int64), count_bytes)
-  return chunks.filter(lambda _, is_end: tf.logical_not(is_end)).map(lambda records, _: records)
-
-
-def read_files(paths: Sequence[str], parse: Callable,
-               chunks: Callable = checked_tfrecords) -> tf.data.Dataset:
-  """Examples of each file in order; `parse(records, filename=...)` gets a chunk of records.
-
-  Parsing a chunk at a time is many times faster than one record at a time, and keeping it
-  per file lets errors name the file.
-  """
-  datasets = [chunks(p).map(functools.partial(parse, filename=p), num_parallel_calls=AUTOTUNE)
-              .unbatch() for p in paths]
-  return functools.reduce(lambda a, b: a.concatenate(b), datasets)
-
-
-def image_features(images, labels, num_classes: int) -> Dict[str, tf.Tensor]:
-  """The batch dict (see input_data/__init__.py) of images [B, H, W, D] and labels [B]."""
-  return {'images': images, 'labels': tf.one_hot(labels, num_classes, dtype=tf.float32),
-          'recons_image': images, 'recons_label': labels}
-
-
-def finish_pipeline(ds: tf.data.Dataset, to_features: Callable, *, batch_size: int,
-                    shuffle: bool, repeat: bool, seed: Optional[int],
-                    random: bool = False) -> tf.data.Dataset:
-  """Shuffle (seeded), repeat, batch, map batches to features, prefetch.
-
-  With `random`, `to_features(batch, seed)` gets a stateless seed per batch, drawn from a
-  stream seeded by `seed`, so distortions are reproducible under a parallel map.
-  Only an endless (repeated) dataset drops its last partial batch, so no example is lost.
-  """
-  if shuffle:
-    ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    ds = ds.repeat()
-  ds = ds.batch(batch_size, drop_remainder=repeat)
-  if random:
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
-  return ds.map(to_features, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
-
-
-def default(value, fallback):
-  return fallback if value is None else value
-
 
 # ---------------------------------------------------------------- the affNIST reader
 
 
 def _parse(records, filename):
-  pixels, labels = parse_image_examples(records, filename=filename, num_classes=NUM_CLASSES,
-                                        shape=(IMAGE_SIZE, IMAGE_SIZE, 1))
-  return {'image': tf.reshape(pixels, [-1, IMAGE_SIZE, IMAGE_SIZE, 1]), 'label': labels}
+  parsed = parse_image_examples(records, filename, num_classes=NUM_CLASSES,
+                                shape=(IMAGE_SIZE, IMAGE_SIZE, 1))
+  return {'image': tf.reshape(parsed['image_raw'], [-1, IMAGE_SIZE, IMAGE_SIZE, 1]),
+          'label': parsed['label']}
 
 
 def _to_features(batch):
@@ -213,7 +75,7 @@ def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort
   ds = finish_pipeline(read_files([path], _parse), _to_features, batch_size=batch_size,
                        shuffle=default(shuffle, training), repeat=default(repeat, training),
                        seed=seed)
-  num_examples = None if training else count_records(path)
+  num_examples = None if training else count_records([path])
   return ds, DatasetSpec('affnist', IMAGE_SIZE, IMAGE_SIZE, 1, NUM_CLASSES, 1, num_examples)
 
 
@@ -257,30 +119,6 @@ def mat_files(mat_dir: str, name: str) -> Sequence[str]:
   return []
 
 
-@contextlib.contextmanager
-def write_whole(path: str) -> Iterator[tf.io.TFRecordWriter]:
-  """A TFRecord writer whose file appears at `path` only once it is complete."""
-  partial = path + '.partial'
-  try:
-    with tf.io.TFRecordWriter(partial) as writer:
-      yield writer
-  except BaseException:
-    if tf.io.gfile.exists(partial):
-      tf.io.gfile.remove(partial)
-    raise
-  tf.io.gfile.rename(partial, path, overwrite=True)
-
-
-def example(image: np.ndarray, label: int) -> tf.train.Example:
-  """An MNIST-schema tf.Example for one uint8 [H, W] or [H, W, D] image."""
-  height, width = image.shape[:2]
-  depth = image.shape[2] if image.ndim == 3 else 1
-  return tf.train.Example(features=tf.train.Features(feature={
-      'image_raw': bytes_feature(np.ascontiguousarray(image).tobytes()),
-      'label': int64_feature(label), 'height': int64_feature(height),
-      'width': int64_feature(width), 'depth': int64_feature(depth)}))
-
-
 def write_split(sources: Iterable[str], output_path: str) -> int:
   """Converts .mat files into one TFRecord file (written whole or not at all); returns the count."""
   count = 0
@@ -288,7 +126,7 @@ def write_split(sources: Iterable[str], output_path: str) -> int:
     for source in sources:
       images, labels = load_mat(source)
       for image, label in zip(images, labels):
-        writer.write(example(image, label).SerializeToString())
+        writer.write(image_example(image, label))
       count += len(labels)
       logging.info('%s: %d examples', source, len(labels))
   return count

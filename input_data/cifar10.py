@@ -18,9 +18,10 @@ import os
 import tensorflow as tf
 
 from input_data import DataError, DatasetSpec, register
-from input_data.affnist import (PARSE_CHUNK, check_num_targets, check_split, default,
-                                finish_pipeline, image_features, read_files)
-from input_data.records import require_files
+from input_data.pipeline import (PARSE_CHUNK, assert_file, check_num_targets, check_split,
+                                 default, finish_pipeline, image_features, random_brightness,
+                                 random_contrast, random_crop, random_flip_left_right,
+                                 read_files, require_files)
 
 IMAGE_SIZE = 32
 CROP_SIZE = 24
@@ -60,50 +61,16 @@ def decode_records(records, filename: str = 'a CIFAR-10 batch'):
   """{'image': uint8 [K, 32, 32, 3] (HWC), 'label': int32 [K]} from 3,073-byte records [K]."""
   data = tf.io.decode_raw(records, tf.uint8)
   labels = tf.cast(data[:, 0], tf.int32)
-  check = tf.debugging.assert_less(labels, NUM_CLASSES,
-                                   message=f'{filename}: a record\'s label is not 0..9')
+  check = assert_file(tf.reduce_all(labels < NUM_CLASSES), filename,
+                      ': a record\'s label is {}, not 0..9', [tf.reduce_max(labels)])
   with tf.control_dependencies([check]):
     chw = tf.reshape(data[:, 1:], [-1, DEPTH, IMAGE_SIZE, IMAGE_SIZE])
   return {'image': tf.transpose(chw, [0, 2, 3, 1]), 'label': labels}
 
 
-def _chunks(path):
+def _chunks(path, size):
+  del size  # count_examples checked it
   return tf.data.FixedLengthRecordDataset(path, RECORD_BYTES).batch(PARSE_CHUNK)
-
-
-# Batched versions of tf.image's random distortions: each image draws its own values.
-
-
-def random_crop(images, size: int, seed):
-  """A random size x size window of each image [B, H, W, C]; `seed`: int [2]."""
-  shape, seeds = tf.shape(images), tf.random.experimental.stateless_split(seed, 2)
-  windows = []
-  for axis in (1, 2):
-    start = tf.random.stateless_uniform([shape[0]], seeds[axis - 1], 0,
-                                        shape[axis] - size + 1, tf.int32)
-    windows.append(start[:, None] + tf.range(size))
-  rows = tf.gather(images, windows[0], axis=1, batch_dims=1)
-  return tf.gather(rows, windows[1], axis=2, batch_dims=1)
-
-
-def random_flip_left_right(images, seed):
-  flip = tf.random.stateless_uniform(tf.shape(images)[:1], seed) < 0.5
-  return tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
-
-
-def random_brightness(images, max_delta: float, seed):
-  """Adds one delta in [-max_delta, max_delta) to all of an image (no clipping, like tf.image)."""
-  delta = tf.random.stateless_uniform(tf.shape(images)[:1], seed, -max_delta, max_delta)
-  return images + delta[:, None, None, None]
-
-
-def random_contrast(images, lower: float, upper: float, seed):
-  """Scales each channel's deviation from its mean by one factor in [lower, upper) per image."""
-  factor = tf.random.stateless_uniform(tf.shape(images)[:1], seed, lower, upper)
-  factor = factor[:, None, None, None]
-  mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-  # (images - mean) * factor + mean, written with one per-channel broadcast (3x faster)
-  return images * factor + mean * (1 - factor)
 
 
 def distort_images(images, seed):
@@ -133,13 +100,14 @@ def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort
   check_split('cifar10', split)
   check_num_targets('cifar10', num_targets)
   training = split == 'train'
+  shuffle = default(shuffle, training)
   paths = require_files(batch_files(data_dir, split, validate),
                         DOWNLOAD_COMMAND.format(dir=data_dir))
   num_examples = count_examples(paths)
-  records = read_files(paths, decode_records, _chunks)
-  ds = finish_pipeline(records, _features, batch_size=batch_size,
-                       shuffle=default(shuffle, training), repeat=default(repeat, training),
-                       seed=seed, random=training and default(distort, True))
+  records = read_files(paths, decode_records, _chunks, shuffle=shuffle, seed=seed)
+  ds = finish_pipeline(records, _features, batch_size=batch_size, shuffle=shuffle,
+                       repeat=default(repeat, training), seed=seed,
+                       random=training and default(distort, True))
   spec = DatasetSpec('cifar10', CROP_SIZE, CROP_SIZE, DEPTH, NUM_CLASSES, 1,
                      None if training else num_examples)
   return ds, spec

@@ -30,7 +30,7 @@ import tensorflow as tf
 from configs.errors import UserError
 from input_data import DataError
 from input_data import idx
-from input_data import records
+from input_data import pipeline
 
 _RECORDS_PER_CHUNK = 20000  # shifted MNIST work unit, in records
 _IMAGES_PER_BLOCK = 256  # MultiMNIST: images whose shards are computed in one vector op
@@ -154,39 +154,15 @@ class ShardPermutation:
 
 # --- tf.Examples (the original's schemas) ----------------------------------------------------
 
-_TEMPLATES = {}
-
-
-def _serialize(ints, raws) -> bytes:
-  """A tf.train.Example of int64 features and uint8 arrays as bytes, serialized.
-
-  Overwrites the values of one cached Example per schema: 4x faster than building one.
-  """
-  example = _TEMPLATES.get((tuple(ints), tuple(raws)))
-  if example is None:
-    feature = {k: records.int64_feature(0) for k in ints}
-    feature.update((k, records.bytes_feature(b'')) for k in raws)
-    example = tf.train.Example(features=tf.train.Features(feature=feature))
-    _TEMPLATES[(tuple(ints), tuple(raws))] = example
-  feature = example.features.feature
-  for k, v in ints.items():
-    feature[k].int64_list.value[0] = int(v)
-  for k, v in raws.items():
-    feature[k].bytes_list.value[0] = v.tobytes()
-  return example.SerializeToString(deterministic=True)
-
-
-def shifted_example(image: np.ndarray, label: int) -> bytes:
-  """Shifted MNIST record: image_raw (uint8 bytes), label, height, width, depth."""
-  return _serialize(dict(height=image.shape[0], width=image.shape[1], depth=1, label=label),
-                    dict(image_raw=image))
-
-
 def pair_example(image_1, image_2, merged, label_1: int, label_2: int) -> bytes:
-  """MultiMNIST record: label_{1,2}, image_raw_{1,2}, merged_raw, height, width, depth."""
-  return _serialize(dict(height=merged.shape[0], width=merged.shape[1], depth=1,
-                         label_1=label_1, label_2=label_2),
-                    dict(image_raw_1=image_1, image_raw_2=image_2, merged_raw=merged))
+  """MultiMNIST record: label_{1,2}, image_raw_{1,2}, merged_raw, height, width, depth.
+
+  (A shifted MNIST record is pipeline.image_example: image_raw, label, height, width, depth.)
+  """
+  return pipeline.serialize_example(
+      dict(height=merged.shape[0], width=merged.shape[1], depth=1, label_1=label_1,
+           label_2=label_2),
+      dict(image_raw_1=image_1, image_raw_2=image_2, merged_raw=merged))
 
 
 # --- work units (run in worker processes, or in-process for one worker) ----------------------
@@ -209,7 +185,7 @@ def _shift_chunk(task):
   """Serialized records of every shift of images[start:stop], in the original's order."""
   start, stop, shift = task
   views, labels = _STATE['views'], _STATE['labels']
-  out = [shifted_example(views[i, shift - dy, shift - dx], labels[i])
+  out = [pipeline.image_example(views[i, shift - dy, shift - dx], labels[i])
          for i in range(start, stop) for dy, dx in all_shifts(shift)]
   _count(len(out))
   return out
@@ -309,7 +285,7 @@ def build_shifted(images, labels, path, *, shift, pad, num_workers=1):
   tasks = [(s, min(s + step, len(images)), shift) for s in range(0, len(images), step)]
   total = len(images) * per_image
   progress = _Progress(total, os.path.basename(path))
-  with tf.io.TFRecordWriter(path) as writer:
+  with pipeline.write_whole(path) as writer:
     for chunk in _run_tasks(_shift_chunk, tasks, (padded, labels, shift), num_workers,
                             progress):
       for record in chunk:

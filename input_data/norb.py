@@ -33,11 +33,11 @@ import numpy as np
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import DataError, DatasetSpec, cifar10, register
-from input_data.affnist import (check_num_targets, check_split, count_records, default,
-                                finish_pipeline, image_features, parse_image_examples,
-                                read_files, write_whole)
-from input_data.records import bytes_feature, int64_feature, require_files
+from input_data import DataError, DatasetSpec, register
+from input_data.pipeline import (bytes_feature, check_num_targets, check_split, count_records,
+                                 default, finish_pipeline, image_features, int64_feature,
+                                 parse_image_examples, random_brightness, random_contrast,
+                                 random_crop, read_files, require_files, write_whole)
 
 RAW_SIZE = 96
 DEPTH = 2
@@ -54,9 +54,9 @@ RAW_URL = 'https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/'
 
 
 def _parse(records, filename, image_size):
-  pixels, labels = parse_image_examples(records, filename=filename, num_classes=NUM_CLASSES,
-                                        shape=(RAW_SIZE, RAW_SIZE, DEPTH))
-  return {'image': downsample(pixels, image_size), 'label': labels}
+  parsed = parse_image_examples(records, filename, num_classes=NUM_CLASSES,
+                                shape=(RAW_SIZE, RAW_SIZE, DEPTH))
+  return {'image': downsample(parsed['image_raw'], image_size), 'label': parsed['label']}
 
 
 def downsample(pairs, image_size: int):
@@ -78,9 +78,9 @@ def downsample(pairs, image_size: int):
 def distort_images(images, crop_size: int, seed):
   """Random brightness and contrast, then a random crop (the 2017 order); `seed`: int [2]."""
   seeds = tf.random.experimental.stateless_split(seed, 3)
-  images = cifar10.random_brightness(images, 63, seeds[0])
-  images = cifar10.random_contrast(images, 0.2, 1.8, seeds[1])
-  return cifar10.random_crop(images, crop_size, seeds[2])
+  images = random_brightness(images, 63, seeds[0])
+  images = random_contrast(images, 0.2, 1.8, seeds[1])
+  return random_crop(images, crop_size, seeds[2])
 
 
 def _make_features(image_size: int, crop_size: int):
@@ -116,7 +116,7 @@ def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort
                        batch_size=batch_size, shuffle=default(shuffle, training),
                        repeat=default(repeat, training), seed=seed,
                        random=distort and training)
-  num_examples = None if training else count_records(path)
+  num_examples = None if training else count_records([path])
   return ds, DatasetSpec('norb', crop_size, crop_size, DEPTH, NUM_CLASSES, 1, num_examples)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from input_data import DataError, affnist
+from input_data import DataError, affnist, pipeline
 
 scipy_io = pytest.importorskip('scipy.io')
 
@@ -92,7 +92,7 @@ def test_validate_reads_the_converted_validation_file(tmp_path):
 def _write_train_file(data_dir, n):
   with tf.io.TFRecordWriter(os.path.join(data_dir, affnist.TRAIN_FILE)) as writer:
     for i, image in enumerate(_images(n)):
-      writer.write(affnist.example(image, i % 10).SerializeToString())
+      writer.write(pipeline.image_example(image, i % 10))
 
 
 def test_training_reads_expanded_mnist_repeats_and_shuffles_per_seed(tmp_path):
@@ -121,7 +121,7 @@ def test_missing_files_are_named_with_the_command_that_builds_them(tmp_path):
 def test_record_of_another_size_is_an_error_naming_the_file(tmp_path):
   path = tmp_path / 'test_affnist.tfrecords'
   with tf.io.TFRecordWriter(str(path)) as writer:
-    writer.write(affnist.example(np.zeros((28, 28), np.uint8), 1).SerializeToString())
+    writer.write(pipeline.image_example(np.zeros((28, 28), np.uint8), 1))
   ds, _ = affnist.build(data_dir=str(tmp_path), split='test', batch_size=1)
   with pytest.raises(tf.errors.InvalidArgumentError, match='test_affnist.tfrecords'):
     next(iter(ds))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from input_data import DataError, cifar10
+from input_data import DataError, cifar10, pipeline
 
 
 def _images(n, seed=0):
@@ -90,13 +90,13 @@ def test_distortions_keep_shape_and_standardize_and_follow_the_seed(data_dir):
 def test_random_crop_takes_a_window_of_each_image_and_flip_mirrors_it():
   images = tf.constant(_images(6), tf.float32)
   seed = tf.constant([1, 2], tf.int64)
-  crops = cifar10.random_crop(images, 24, seed).numpy()
+  crops = pipeline.random_crop(images, 24, seed).numpy()
   assert crops.shape == (6, 24, 24, 3)
   for crop, image in zip(crops, images.numpy()):
     windows = [(t, l) for t in range(9) for l in range(9)
                if np.array_equal(image[t:t + 24, l:l + 24], crop)]
     assert len(windows) == 1
-  flipped = cifar10.random_flip_left_right(images, seed).numpy()
+  flipped = pipeline.random_flip_left_right(images, seed).numpy()
   for out, image in zip(flipped, images.numpy()):
     assert np.array_equal(out, image) or np.array_equal(out, image[:, ::-1])
 
@@ -104,12 +104,12 @@ def test_random_crop_takes_a_window_of_each_image_and_flip_mirrors_it():
 def test_brightness_and_contrast_keep_shape_and_stay_within_their_bounds():
   images = tf.constant(_images(64), tf.float32)
   seed = tf.constant([3, 4], tf.int64)
-  shift = (cifar10.random_brightness(images, 63, seed) - images).numpy()
+  shift = (pipeline.random_brightness(images, 63, seed) - images).numpy()
   assert shift.shape == (64, 32, 32, 3)
   assert np.all(shift.max(axis=(1, 2, 3)) - shift.min(axis=(1, 2, 3)) < 1e-3)  # one per image
   assert np.all(np.abs(shift) <= 63)
   mean = images.numpy().mean(axis=(1, 2), keepdims=True)
-  factor = (cifar10.random_contrast(images, 0.2, 1.8, seed).numpy() - mean) / (
+  factor = (pipeline.random_contrast(images, 0.2, 1.8, seed).numpy() - mean) / (
       images.numpy() - mean + 1e-9)
   assert np.all((factor[:, :4, :4] > 0.2 - 1e-3) & (factor[:, :4, :4] < 1.8 + 1e-3))
 

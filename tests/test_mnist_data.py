@@ -11,6 +11,7 @@ from input_data import DataError
 from input_data import idx
 from input_data import mnist
 from input_data import mnist_shift
+from input_data import pipeline
 
 FIXTURE = os.path.join(os.path.dirname(__file__), 'testdata', 'a_valid_routing3')
 
@@ -18,7 +19,7 @@ FIXTURE = os.path.join(os.path.dirname(__file__), 'testdata', 'a_valid_routing3'
 def _write(path, images, labels):
   with tf.io.TFRecordWriter(str(path)) as writer:
     for image, label in zip(images, labels):
-      writer.write(mnist_shift.shifted_example(image, label))
+      writer.write(pipeline.image_example(image, label))
   return str(path)
 
 
@@ -55,15 +56,15 @@ def test_pixels_are_uint8_times_float32_reciprocal_not_division(tmp_path):
   assert not np.array_equal(times, image.astype(np.float32) / np.float32(255))  # they differ
 
 
-def test_evaluation_keeps_the_last_partial_batch_and_training_drops_it(tmp_path):
+def test_a_single_pass_keeps_the_last_partial_batch_and_endless_training_drops_it(tmp_path):
   images, labels = _digits(10)
   _write(tmp_path / 'test_0shifted_mnist.tfrecords', images, labels)
   _write(tmp_path / 'train_2shifted_mnist.tfrecords', images, labels)
   test, spec = _batches(data_dir=str(tmp_path), split='test', batch_size=4)
   assert [len(b['images']) for b in test] == [4, 4, 2] and spec.num_examples == 10
   np.testing.assert_array_equal(np.concatenate([b['recons_label'] for b in test]), labels)
-  train, _ = _batches(data_dir=str(tmp_path), split='train', batch_size=4, repeat=False)
-  assert [len(b['images']) for b in train] == [4, 4]
+  train, _ = mnist.build(data_dir=str(tmp_path), split='train', batch_size=4)
+  assert [len(b['images']) for b in train.take(6)] == [4] * 6
 
 
 def test_shuffled_training_order_is_fixed_by_the_seed(tmp_path):
@@ -133,20 +134,24 @@ def test_missing_shard_is_named(tmp_path):
     mnist.build(data_dir=f'{prefix}@{len(names)}', split='test', batch_size=4, num_targets=2)
 
 
-def _iterate_error(path):
-  dataset, _ = mnist.build(data_dir=os.path.dirname(path), split='test', batch_size=2)
+def _iterate_error(path, split='test'):
+  dataset, _ = mnist.build(data_dir=os.path.dirname(path), split=split, batch_size=2,
+                           repeat=False)
   with pytest.raises(tf.errors.InvalidArgumentError) as e:
     for _ in dataset:
       pass
-  return str(e.value)
+  return str(e.value).splitlines()[0]
 
 
-def test_truncated_file_raises_naming_the_file(tmp_path):
-  path = _write(tmp_path / 'test_0shifted_mnist.tfrecords', *_digits(5))
+def test_truncated_file_is_an_error_naming_the_file(tmp_path):
+  path = _write(tmp_path / 'train_2shifted_mnist.tfrecords', *_digits(5))
   data = open(path, 'rb').read()
   open(path, 'wb').write(data[:-100])
-  message = _iterate_error(path)
-  assert 'corrupt or truncated TFRecord file' in message and path in message
+  assert f'{path} is corrupt or truncated' in _iterate_error(path, split='train')
+  test_path = str(tmp_path / 'test_0shifted_mnist.tfrecords')
+  os.rename(path, test_path)  # evaluation counts the records first, so it fails at once
+  with pytest.raises(DataError, match=f'{test_path} is truncated'):
+    mnist.build(data_dir=str(tmp_path), split='test', batch_size=2)
 
 
 def test_corrupt_record_in_the_middle_raises_naming_the_file(tmp_path):
@@ -154,8 +159,7 @@ def test_corrupt_record_in_the_middle_raises_naming_the_file(tmp_path):
   data = bytearray(open(path, 'rb').read())
   data[len(data) // 2] ^= 0xFF
   open(path, 'wb').write(bytes(data))
-  message = _iterate_error(path)
-  assert 'corrupt or truncated TFRecord file' in message and path in message
+  assert f'{path} is corrupt or truncated' in _iterate_error(path)
 
 
 def test_record_of_another_size_raises_naming_the_file_not_reshaped(tmp_path):
@@ -163,7 +167,8 @@ def test_record_of_another_size_raises_naming_the_file_not_reshaped(tmp_path):
   path = _write(tmp_path / 'test_0shifted_mnist.tfrecords',
                 [images[0], images[1][:27], images[2]], labels)
   message = _iterate_error(path)
-  assert 'bad MNIST record in' in message and path in message and '[27] [28] [1] [756]' in message
+  assert f'{path}: a record has height, width, depth [27 28 1], image bytes [756]' in message
+  assert 'expected [28, 28, 1], 784 bytes' in message
 
 
 def test_distortion_crops_to_24_and_keeps_the_pixel_range(tmp_path):
@@ -183,14 +188,14 @@ def test_distortion_crops_to_24_and_keeps_the_pixel_range(tmp_path):
   np.testing.assert_array_equal(again[0]['images'], train['images'])  # seeded crops and angles
 
 
-def test_rotation_by_a_quarter_turn_moves_bottom_to_right():
-  image = np.zeros((3, 3, 1), np.float32)
-  image[2, 1] = 1.0
-  rotated = mnist.rotate(tf.constant(image), tf.constant(np.pi / 2, tf.float32)).numpy()
+def test_rotation_by_a_quarter_turn_moves_bottom_to_right_per_image():
+  images = np.zeros((2, 3, 3, 1), np.float32)
+  images[:, 2, 1] = 1.0
+  rotated = mnist.rotate(tf.constant(images), tf.constant([np.pi / 2, 0.0], tf.float32)).numpy()
   expected = np.zeros((3, 3, 1), np.float32)
   expected[1, 2] = 1.0
-  np.testing.assert_array_equal(rotated, expected)
-  np.testing.assert_array_equal(mnist.rotate(tf.constant(image), tf.constant(0.0)), image)
+  np.testing.assert_array_equal(rotated[0], expected)
+  np.testing.assert_array_equal(rotated[1], images[1])  # angle 0: unchanged
 
 
 def test_mnist_is_registered_under_its_name():
