@@ -17,17 +17,14 @@ MATLAB: `reshape(image(:, n), 40, 40)'`). `label_int` [1, N] holds the digit.
 """
 
 import os
-import sys
 from typing import Iterable, Sequence, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from configs.errors import UserError
-from input_data import DataError, DatasetSpec, register
+from input_data import DataError, DatasetSpec, cli, register
 from input_data.pipeline import (check_num_targets, check_split, count_records, default,
                                  finish_pipeline, image_example, image_features,
                                  parse_image_examples, read_files, require_files, write_whole)
@@ -148,25 +145,18 @@ def convert(mat_dir: str, output_dir: str, names: Sequence[str] = ('test', 'vali
     logging.info('wrote %d examples to %s', write_split(sources, path), path)
 
 
+def _define_flags(values: flags.FlagValues):
+  flags.DEFINE_string('mat_dir', None, 'folder holding test.mat (and validation.mat)',
+                      flag_values=values)
+  flags.DEFINE_string('output_dir', None, 'where *_affnist.tfrecords are written',
+                      flag_values=values)
+  flags.mark_flags_as_required(['mat_dir', 'output_dir'], flag_values=values)
+
+
 def main(argv):
   """CLI: python -m input_data.affnist --mat_dir=DIR --output_dir=DIR."""
-  cli = flags.FlagValues()  # private: importing this module defines no global flags
-  flags.DEFINE_string('mat_dir', None, 'folder holding test.mat (and validation.mat)',
-                      flag_values=cli)
-  flags.DEFINE_string('output_dir', None, 'where *_affnist.tfrecords are written',
-                      flag_values=cli)
-  flags.mark_flags_as_required(['mat_dir', 'output_dir'], flag_values=cli)
-  try:
-    cli(argv)
-  except flags.Error as e:
-    raise app.UsageError(str(e)) from e
-  try:
-    convert(cli.mat_dir, cli.output_dir)
-  except UserError as e:
-    logging.error('%s', e)
-    sys.exit(2)
+  cli.run(argv, _define_flags, lambda f: convert(f.mat_dir, f.output_dir))
 
 
 if __name__ == '__main__':
-  # app.run insists that the global flags are parsed; ours live in main's own FlagValues.
-  app.run(main, flags_parser=lambda argv: [*flags.FLAGS(argv[:1]), *argv[1:]])
+  cli.start(main)

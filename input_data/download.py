@@ -15,17 +15,16 @@ import dataclasses
 import hashlib
 import os
 import shutil
-import sys
 import time
 from typing import Callable, List, Optional, Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
 import keras
 
 from configs.errors import UserError
 from input_data import DataError
+from input_data import cli
 
 BASE_URL_ENV = 'CAPSULES_DOWNLOAD_BASE_URL'
 
@@ -132,26 +131,20 @@ def download(dataset: str, output_dir: str, base_url: Optional[str] = None,
   return paths
 
 
+def _define_flags(values: flags.FlagValues):
+  flags.DEFINE_enum('dataset', None, sorted(SOURCES), 'what to download', flag_values=values)
+  flags.DEFINE_string('output_dir', None, 'where the files are written', flag_values=values)
+  flags.DEFINE_string('base_url', None, f'mirror to fetch from instead (or ${BASE_URL_ENV})',
+                      flag_values=values)
+  flags.DEFINE_integer('attempts', 4, 'tries per file on network errors', flag_values=values)
+  flags.mark_flags_as_required(['dataset', 'output_dir'], flag_values=values)
+
+
 def main(argv):
   """CLI: python -m input_data.download --dataset=NAME --output_dir=DIR [--base_url=URL]."""
-  cli = flags.FlagValues()  # private: importing this module defines no global flags
-  flags.DEFINE_enum('dataset', None, sorted(SOURCES), 'what to download', flag_values=cli)
-  flags.DEFINE_string('output_dir', None, 'where the files are written', flag_values=cli)
-  flags.DEFINE_string('base_url', None, f'mirror to fetch from instead (or ${BASE_URL_ENV})',
-                      flag_values=cli)
-  flags.DEFINE_integer('attempts', 4, 'tries per file on network errors', flag_values=cli)
-  flags.mark_flags_as_required(['dataset', 'output_dir'], flag_values=cli)
-  try:
-    cli(argv)
-  except flags.Error as e:
-    raise app.UsageError(str(e)) from e
-  try:
-    download(cli.dataset, cli.output_dir, cli.base_url, attempts=cli.attempts)
-  except UserError as e:
-    logging.error('%s', e)
-    sys.exit(2)
+  cli.run(argv, _define_flags,
+          lambda f: download(f.dataset, f.output_dir, f.base_url, attempts=f.attempts))
 
 
 if __name__ == '__main__':
-  # app.run insists that the global flags are parsed; ours live in main's own FlagValues.
-  app.run(main, flags_parser=lambda argv: [*flags.FLAGS(argv[:1]), *argv[1:]])
+  cli.start(main)

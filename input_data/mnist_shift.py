@@ -18,10 +18,8 @@ import collections
 import json
 import multiprocessing
 import os
-import sys
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
@@ -29,6 +27,7 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError
+from input_data import cli
 from input_data import idx
 from input_data import pipeline
 
@@ -346,32 +345,37 @@ def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, nu
   return [path]
 
 
-def _define_flags():
-  flags.DEFINE_string('data_dir', '/tmp/tensorflow/mnist/input_data', 'Raw MNIST IDX files.')
-  flags.DEFINE_string('output_dir', '', 'Where to write; default: --data_dir.')
-  flags.DEFINE_enum('split', 'train', list(idx.SPLITS), 'Which split to build.')
-  flags.DEFINE_integer('shift', 2, 'Maximum shift on each axis.')
-  flags.DEFINE_integer('pad', 0, 'Zero padding on each side before shifting.')
-  flags.DEFINE_boolean('multi_targets', False, 'Build MultiMNIST pairs.')
-  flags.DEFINE_integer('num_pairs', 1000, 'MultiMNIST: partners per image.')
-  flags.DEFINE_integer('max_shard', 100000, 'MultiMNIST: records per shard.')
-  flags.DEFINE_integer('seed', 0, 'MultiMNIST: seed of partners, shifts and shard spread.')
-  flags.DEFINE_integer('num_workers', os.cpu_count() or 1, 'Worker processes.')
+def _define_flags(values: flags.FlagValues):
+  flags.DEFINE_string('data_dir', '/tmp/tensorflow/mnist/input_data', 'Raw MNIST IDX files.',
+                      flag_values=values)
+  flags.DEFINE_string('output_dir', '', 'Where to write; default: --data_dir.',
+                      flag_values=values)
+  flags.DEFINE_enum('split', 'train', list(idx.SPLITS), 'Which split to build.',
+                    flag_values=values)
+  flags.DEFINE_integer('shift', 2, 'Maximum shift on each axis.', flag_values=values)
+  flags.DEFINE_integer('pad', 0, 'Zero padding on each side before shifting.',
+                       flag_values=values)
+  flags.DEFINE_boolean('multi_targets', False, 'Build MultiMNIST pairs.', flag_values=values)
+  flags.DEFINE_integer('num_pairs', 1000, 'MultiMNIST: partners per image.', flag_values=values)
+  flags.DEFINE_integer('max_shard', 100000, 'MultiMNIST: records per shard.',
+                       flag_values=values)
+  flags.DEFINE_integer('seed', 0, 'MultiMNIST: seed of partners, shifts and shard spread.',
+                       flag_values=values)
+  flags.DEFINE_integer('num_workers', os.cpu_count() or 1, 'Worker processes.',
+                       flag_values=values)
 
 
-def main(argv):
-  del argv
-  f = flags.FLAGS
-  try:
-    paths = build(f.data_dir, f.output_dir or f.data_dir, f.split, shift=f.shift, pad=f.pad,
-                  multi_targets=f.multi_targets, num_pairs=f.num_pairs,
-                  max_shard=f.max_shard, seed=f.seed, num_workers=f.num_workers)
-  except UserError as e:
-    sys.stderr.write(f'error: {e}\n')
-    sys.exit(2)
+def _build_from_flags(f: flags.FlagValues):
+  paths = build(f.data_dir, f.output_dir or f.data_dir, f.split, shift=f.shift, pad=f.pad,
+                multi_targets=f.multi_targets, num_pairs=f.num_pairs, max_shard=f.max_shard,
+                seed=f.seed, num_workers=f.num_workers)
   logging.info('wrote %d file(s): %s%s', len(paths), paths[0], ' ...' if len(paths) > 1 else '')
 
 
+def main(argv):
+  """CLI: python -m input_data.mnist_shift --data_dir=RAW --split=... (see the module doc)."""
+  cli.run(argv, _define_flags, _build_from_flags)
+
+
 if __name__ == '__main__':
-  _define_flags()
-  app.run(main)
+  cli.start(main)

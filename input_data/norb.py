@@ -22,18 +22,15 @@ import functools
 import gzip
 import os
 import struct
-import sys
 import zlib
 from typing import BinaryIO, Dict, Iterator, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from configs.errors import UserError
-from input_data import DataError, DatasetSpec, register
+from input_data import DataError, DatasetSpec, cli, register
 from input_data.pipeline import (bytes_feature, check_num_targets, check_split, count_records,
                                  default, finish_pipeline, image_features, int64_feature,
                                  parse_image_examples, random_brightness, random_contrast,
@@ -215,25 +212,18 @@ def convert(raw_dir: str, output_dir: str, splits=('train', 'test')) -> Dict[str
   return counts
 
 
+def _define_flags(values: flags.FlagValues):
+  flags.DEFINE_string('raw_dir', None, 'folder holding the official smallNORB .mat(.gz) files',
+                      flag_values=values)
+  flags.DEFINE_string('output_dir', None, 'where trainduo/testduo.tfrecords are written',
+                      flag_values=values)
+  flags.mark_flags_as_required(['raw_dir', 'output_dir'], flag_values=values)
+
+
 def main(argv):
   """CLI: python -m input_data.norb --raw_dir=DIR --output_dir=DIR."""
-  cli = flags.FlagValues()  # private: importing this module defines no global flags
-  flags.DEFINE_string('raw_dir', None, 'folder holding the official smallNORB .mat(.gz) files',
-                      flag_values=cli)
-  flags.DEFINE_string('output_dir', None, 'where trainduo/testduo.tfrecords are written',
-                      flag_values=cli)
-  flags.mark_flags_as_required(['raw_dir', 'output_dir'], flag_values=cli)
-  try:
-    cli(argv)
-  except flags.Error as e:
-    raise app.UsageError(str(e)) from e
-  try:
-    convert(cli.raw_dir, cli.output_dir)
-  except UserError as e:
-    logging.error('%s', e)
-    sys.exit(2)
+  cli.run(argv, _define_flags, lambda f: convert(f.raw_dir, f.output_dir))
 
 
 if __name__ == '__main__':
-  # app.run insists that the global flags are parsed; ours live in main's own FlagValues.
-  app.run(main, flags_parser=lambda argv: [*flags.FLAGS(argv[:1]), *argv[1:]])
+  cli.start(main)

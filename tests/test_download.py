@@ -3,7 +3,6 @@
 import hashlib
 import http.server
 import io
-import logging
 import os
 import tarfile
 import threading
@@ -123,15 +122,16 @@ def test_cifar10_archive_is_checked_and_extracted(serve, tmp_path, monkeypatch):
   assert (tmp_path / 'cifar-10-batches-bin' / 'test_batch.bin').read_bytes() == b'\1' * 3073
 
 
-def test_cli_takes_the_base_url_flag_and_reports_a_bad_file_in_one_line(serve, tmp_path, caplog):
+def test_cli_takes_the_base_url_flag_and_reports_a_bad_file_in_one_line(serve, tmp_path, capsys):
   server = serve({name: b'not mnist' for name in (
       'train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz')})
-  with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exit_:
+  with pytest.raises(SystemExit) as exit_:
     download.main(['download', '--dataset=mnist', f'--output_dir={tmp_path}',
                    f'--base_url={server.url}'])
   assert exit_.value.code == 2
+  (error,) = [l for l in capsys.readouterr().err.splitlines() if l.startswith('error:')]
   assert f'expected {download.SOURCES["mnist"].files[0].file_hash}, got {_sha256(b"not mnist")}' \
-      in caplog.text
+      in error
   assert os.listdir(tmp_path) == []
 
 

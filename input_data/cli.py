@@ -1,0 +1,35 @@
+"""The data tools' command lines (`python -m input_data.<tool>`): own flags, one error line.
+
+Each tool defines its flags on a private FlagValues, so importing its module defines no global
+flags; a UserError (missing or bad data) prints one line `error: ...` and exits 2.
+"""
+
+import sys
+from typing import Callable, List
+
+from absl import app
+from absl import flags
+
+from configs.errors import UserError
+
+
+def run(argv: List[str], define: Callable[[flags.FlagValues], None],
+        action: Callable[[flags.FlagValues], None]):
+  """Parses `argv` into the flags `define(values)` makes, then calls `action(values)`."""
+  values = flags.FlagValues()
+  define(values)
+  try:
+    values(argv)
+  except flags.Error as e:
+    raise app.UsageError(str(e)) from e
+  try:
+    action(values)
+  except UserError as e:
+    sys.stderr.write(f'error: {e}\n')
+    sys.exit(2)
+
+
+def start(main: Callable[[List[str]], None]):
+  """Runs `main(argv)` as the program (absl's app.run), leaving the flags to `main`."""
+  # app.run insists that the global flags are parsed; ours live in main's own FlagValues.
+  app.run(main, flags_parser=lambda argv: [*flags.FLAGS(argv[:1]), *argv[1:]])
