@@ -43,6 +43,8 @@ flags.DEFINE_boolean('jit_compile', False, 'Compile the step with XLA.')
 flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bfloat16', 'float16'],
                   'Mixed precision compute; routing and losses stay float32.')
 flags.DEFINE_integer('log_every', 100, 'Log progress and write training scalars every N steps.')
+flags.DEFINE_integer('steps_per_loop', 1, 'Training steps per compiled call: 50-200 keeps a fast '
+                     'GPU busy; logs, saves and signals still happen at exact steps.')
 flags.DEFINE_string('predictions_out', '', 'Evaluation writes logits, labels (and '
                     'reconstructions) of every example to this .npz file.')
 flags.DEFINE_boolean('perturb', False, 'With --checkpoint: write the paper\'s figure 4, the '
@@ -70,6 +72,7 @@ def make_config():
       num_trials=FLAGS.num_trials, eval_size=FLAGS.eval_size, batch_size=FLAGS.batch_size,
       seed=FLAGS.seed, deterministic=FLAGS.deterministic, jit_compile=FLAGS.jit_compile,
       mixed_precision=FLAGS.mixed_precision, log_every=FLAGS.log_every,
+      steps_per_loop=FLAGS.steps_per_loop,
       predictions_out=FLAGS.predictions_out, perturb=FLAGS.perturb,
       eval_timeout_secs=FLAGS.eval_timeout_secs, keep_checkpoints=FLAGS.keep_checkpoints,
       distort=FLAGS.distort, generate=FLAGS.generate).validate_flags()

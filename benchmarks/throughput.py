@@ -21,6 +21,7 @@ flags.DEFINE_string('rows', '', 'Comma-separated rows to run (default: all for t
 flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
 flags.DEFINE_integer('steps', 6, 'Timed steps per row (after warm-up).')
 flags.DEFINE_integer('warmup', 2, 'Untimed steps per row (tracing, compilation, caches).')
+flags.DEFINE_integer('steps_per_loop', 1, 'Training steps per compiled call (our rows).')
 flags.DEFINE_string('row', '', 'Internal: run this one row and print it as JSON.')
 FLAGS = flags.FLAGS
 
@@ -74,13 +75,12 @@ def _forward_flops(fn, *args):
   return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
 
 
-def run_row(name, batch_size, warmup, steps):
+def run_row(name, batch_size, warmup, steps, steps_per_loop=1):
   """Measures one row in this process; returns a dict of figures."""
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from configs import RunConfig, make_hparams  # pylint: disable=g-import-not-at-top
   from input_data import DatasetSpec  # pylint: disable=g-import-not-at-top
-  from layers import model_losses  # pylint: disable=g-import-not-at-top
   from models import build_model  # pylint: disable=g-import-not-at-top
   from runner.devices import set_precision  # pylint: disable=g-import-not-at-top
   from runner.training import make_optimizer, make_train_step  # pylint: disable=g-import-not-at-top
@@ -115,12 +115,12 @@ def run_row(name, batch_size, warmup, steps):
     step = tf.Variable(0, dtype=tf.int64)
     optimizer = make_optimizer(hparams, step, precision)
     strategy = tf.distribute.get_strategy()
-    train_step = make_train_step(model, optimizer, strategy, step, config)
+    train_steps = make_train_step(model, optimizer, strategy, step, config)
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
-    train = lambda: float(train_step(iterator)['total'])
+    num_steps = tf.constant(steps_per_loop)
+    train = lambda: float(train_steps(iterator, num_steps)['total'])
     forward = tf.function(model, jit_compile=jit)
     flops_args = (batch,)
-    del model_losses
   train_seconds = _timed(train, warmup, steps)
   eval_seconds = _timed(lambda: tf.nest.map_structure(
       lambda t: t.numpy(), forward(*flops_args)), warmup, steps)
@@ -128,6 +128,8 @@ def run_row(name, batch_size, warmup, steps):
   memory = (tf.config.experimental.get_memory_info('GPU:0')['peak']
             if tf.config.list_physical_devices('GPU')
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+  if model_name != 'reference':
+    train_seconds /= steps_per_loop
   return {'row': name, 'train_images_per_s': batch_size / train_seconds,
           'eval_images_per_s': batch_size / eval_seconds,
           'train_gflop_per_image': 3 * forward_flops / batch_size / 1e9,
@@ -137,7 +139,8 @@ def run_row(name, batch_size, warmup, steps):
 def main(argv):
   del argv
   if FLAGS.row:
-    print(json.dumps(run_row(FLAGS.row, FLAGS.batch_size, FLAGS.warmup, FLAGS.steps)))
+    print(json.dumps(run_row(FLAGS.row, FLAGS.batch_size, FLAGS.warmup, FLAGS.steps,
+                             FLAGS.steps_per_loop)))
     return
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   gpu = bool(tf.config.list_physical_devices('GPU'))
@@ -155,7 +158,7 @@ def main(argv):
   for name in names:
     command = [sys.executable, '-m', 'benchmarks.throughput', f'--row={name}',
                f'--batch_size={FLAGS.batch_size}', f'--steps={FLAGS.steps}',
-               f'--warmup={FLAGS.warmup}']
+               f'--warmup={FLAGS.warmup}', f'--steps_per_loop={FLAGS.steps_per_loop}']
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
       print(f'{name:18s} failed: {done.stderr.strip().splitlines()[-1:]}')

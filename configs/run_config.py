@@ -33,6 +33,7 @@ class RunConfig:
   jit_compile: bool = False
   mixed_precision: str = 'none'  # none | bfloat16 | float16
   log_every: int = 100
+  steps_per_loop: int = 1  # training steps per tf.function call (fewer host round trips)
   predictions_out: str = ''
   perturb: bool = False
   eval_timeout_secs: int = 6 * 3600
@@ -70,6 +71,7 @@ class RunConfig:
     need(self.max_steps >= 1, f'--max_steps={self.max_steps} must be at least 1')
     need(self.save_step >= 1, f'--save_step={self.save_step} must be at least 1')
     need(self.log_every >= 1, f'--log_every={self.log_every} must be at least 1')
+    need(self.steps_per_loop >= 1, f'--steps_per_loop={self.steps_per_loop} must be at least 1')
     need(self.num_gpus >= 0, f'--num_gpus={self.num_gpus} must not be negative')
     need(self.num_targets in (1, 2), f'--num_targets={self.num_targets} must be 1 or 2')
     need(self.num_trials >= 1, f'--num_trials={self.num_trials} must be at least 1')

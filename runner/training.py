@@ -1,6 +1,5 @@
 """The training loop: input -> model -> optimizer -> checkpoint -> loop, in that order."""
 
-import math
 import signal
 
 import keras
@@ -67,17 +66,30 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig):
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     return metrics
 
-  @tf.function
-  def train_step(iterator):
+  def one_step(iterator):
     metrics = strategy.run(replica_step, args=(next(iterator),))
     step.assign_add(1)
-    reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM if k in ('correct', 'count')
-                                  else tf.distribute.ReduceOp.MEAN, v, axis=None)
-               for k, v in metrics.items()}
-    reduced['learning_rate'] = learning_rate(config.hparams, step)
-    return reduced
+    return {k: strategy.reduce(tf.distribute.ReduceOp.SUM if k in ('correct', 'count')
+                               else tf.distribute.ReduceOp.MEAN, v, axis=None)
+            for k, v in metrics.items()}
 
-  return train_step
+  @tf.function
+  def train_steps(iterator, num_steps):
+    """Runs `num_steps` steps in one call (no host round trip between them on accelerators).
+
+    Returns the last step's metrics, its learning rate, and `first_bad_step`: the first step
+    whose loss was not finite, or 0.
+    """
+    metrics = one_step(iterator)
+    no_step = tf.constant(0, tf.int64)
+    bad_step = tf.where(tf.math.is_finite(metrics['total']), no_step, step)
+    for _ in tf.range(num_steps - 1):
+      metrics = one_step(iterator)
+      bad_step = tf.where((bad_step == 0) & ~tf.math.is_finite(metrics['total']), step, bad_step)
+    return {**metrics, 'learning_rate': learning_rate(config.hparams, step),
+            'first_bad_step': bad_step}
+
+  return train_steps
 
 
 def _watch_signals():
@@ -118,18 +130,18 @@ def train(config: RunConfig) -> dict:
     summaries.write_run_hparams(writer, config)
 
   # Loop.
-  train_step = make_train_step(model, optimizer, strategy, step, config)
+  train_steps = make_train_step(model, optimizer, strategy, step, config)
   current = int(step.numpy())
   progress = Progress(config.max_steps, done=current)
   signals = _watch_signals()
   metrics = {}
   while current < config.max_steps:
-    metrics = train_step(iterator)
+    metrics = train_steps(iterator, tf.constant(_steps_to_boundary(current, config)))
     current = int(step.numpy())
-    loss = float(metrics['total'])
-    if not math.isfinite(loss):
-      raise UserError(f'loss is {loss} at step {current}; stopped without saving, the last good '
-                      f'checkpoint is {manager.latest_checkpoint or "none"}; try a lower '
+    bad_step = int(metrics.pop('first_bad_step'))
+    if bad_step:
+      raise UserError(f'loss is not finite at step {bad_step}; stopped without saving, the last '
+                      f'good checkpoint is {manager.latest_checkpoint or "none"}; try a lower '
                       'learning_rate')
     done = current == config.max_steps
     if current % config.log_every == 0 or done:
@@ -142,6 +154,13 @@ def train(config: RunConfig) -> dict:
       raise Preempted(signals[0], current)
   writer.flush()
   return {k: float(v) for k, v in metrics.items()}
+
+
+def _steps_to_boundary(current, config):
+  """Steps until the next log, save or the end, at most --steps_per_loop."""
+  boundaries = [config.max_steps, (current // config.log_every + 1) * config.log_every,
+                (current // config.save_step + 1) * config.save_step]
+  return min(config.steps_per_loop, min(boundaries) - current)
 
 
 def _log(writer, step, metrics, progress, config):
