@@ -1,4 +1,4 @@
-"""Images/s of each input pipeline alone, at training batch size 128.
+"""Images/s of each dataset's input pipeline alone, at training batch size 128: one table.
 
   python -m benchmarks.input_pipeline                    # every row
   python -m benchmarks.input_pipeline --only=multimnist --batches=200
@@ -18,23 +18,33 @@ from typing import Callable, Dict
 from absl import app
 from absl import flags
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
-from benchmarks import input_pipeline_other
+from input_data import affnist
+from input_data import cifar10
 from input_data import idx
 from input_data import mnist
 from input_data import mnist_shift
+from input_data import norb
+from input_data import pipeline
 
 Rows = Dict[str, Callable[[], tf.data.Dataset]]
 
 
+def _row(build, data_dir: str, batch_size: int, split: str, **options):
+  return lambda: build(data_dir=data_dir, split=split, batch_size=batch_size, repeat=True,
+                       seed=0, **options)[0]
+
+
 def mnist_rows(workdir: str, batch_size: int) -> Rows:
   """Shifted MNIST and MultiMNIST read from files built of the packaged digits, and generated."""
-  images, labels = idx.load_split(mnist.default_raw_dir(), 'train')
+  raw = mnist.default_raw_dir()
+  images, labels = idx.load_split(raw, 'train')
   mnist_shift.build_shifted(images[:1000], labels[:1000],  # 25,000 records
                             os.path.join(workdir, mnist_shift.shifted_name('train', 2)),
                             shift=2, pad=0)
-  test_images, test_labels = idx.load_split(mnist.default_raw_dir(), 'test')
+  test_images, test_labels = idx.load_split(raw, 'test')
   mnist_shift.build_shifted(test_images, test_labels,
                             os.path.join(workdir, mnist_shift.shifted_name('test', 0)),
                             shift=0, pad=0)
@@ -44,10 +54,8 @@ def mnist_rows(workdir: str, batch_size: int) -> Rows:
   multi_dir = f'{os.path.join(workdir, mnist_shift.multi_prefix("train", 6))}@{len(shards)}'
 
   def row(split, data_dir=workdir, **options):
-    return lambda: mnist.build(data_dir=data_dir, split=split, batch_size=batch_size,
-                               repeat=True, seed=0, **options)[0]
+    return _row(mnist.build, data_dir, batch_size, split, **options)
 
-  raw = mnist.default_raw_dir()
   return {
       'mnist_train (files)': row('train'),
       'mnist_train (files, distorted)': row('train', distort=True),
@@ -60,7 +68,47 @@ def mnist_rows(workdir: str, batch_size: int) -> Rows:
   }
 
 
-ROW_SOURCES = [mnist_rows, input_pipeline_other.other_rows]
+def write_synthetic(data_dir: str, num_examples: int, seed: int = 0) -> str:
+  """Writes affNIST, CIFAR-10 and smallNORB files in their official layouts, `num_examples`
+  random images each (decoding and preprocessing cost the same as with real images)."""
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 5, num_examples)
+  for name in ('test_affnist.tfrecords', affnist.TRAIN_FILE):
+    with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as writer:
+      for image, label in zip(rng.integers(0, 256, (num_examples, 40, 40), np.uint8), labels):
+        writer.write(pipeline.image_example(image, label))
+  folder = os.path.join(data_dir, cifar10.FOLDER)
+  os.makedirs(folder, exist_ok=True)
+  for name in [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']:
+    records = rng.integers(0, 256, (num_examples, cifar10.RECORD_BYTES), np.uint8)
+    records[:, 0] = labels
+    records.tofile(os.path.join(folder, name))
+  for split in ('train', 'test'):
+    with tf.io.TFRecordWriter(os.path.join(data_dir, f'{split}duo.tfrecords')) as writer:
+      for label in labels:
+        image = rng.integers(0, 256, norb.DEPTH * norb.RAW_SIZE ** 2, np.uint8).tobytes()
+        writer.write(norb.example(image, label, [0, 0, 0, 0]).SerializeToString())
+  return data_dir
+
+
+def other_rows(workdir: str, batch_size: int, num_examples: int = 2000) -> Rows:
+  """affNIST, CIFAR-10 and smallNORB over synthetic files written to `workdir`."""
+  write_synthetic(workdir, num_examples)
+
+  def row(build, split, **options):
+    return _row(build, workdir, batch_size, split, **options)
+
+  return {
+      'affnist_train (expanded MNIST)': row(affnist.build, 'train'),
+      'affnist_test': row(affnist.build, 'test'),
+      'cifar10_train (distorted)': row(cifar10.build, 'train'),
+      'cifar10_test': row(cifar10.build, 'test'),
+      'norb_train (distorted)': row(norb.build, 'train'),
+      'norb_test': row(norb.build, 'test'),
+  }
+
+
+ROW_SOURCES = [mnist_rows, other_rows]
 
 
 def images_per_second(dataset: tf.data.Dataset, batches: int, warmup: int = 5) -> float:
@@ -74,6 +122,13 @@ def images_per_second(dataset: tf.data.Dataset, batches: int, warmup: int = 5) -
   return images / (time.perf_counter() - start)
 
 
+def table(rates: Dict[str, float]) -> str:
+  """A Markdown table of images/s per row, as docs/data_*.md show them."""
+  lines = ['| pipeline | images/s |', '| --- | --- |']
+  lines += [f'| {name} | {rate:,.0f} |' for name, rate in rates.items()]
+  return '\n'.join(lines)
+
+
 def _define_flags():
   flags.DEFINE_integer('batch_size', 128, 'Examples per batch.')
   flags.DEFINE_integer('batches', 100, 'Timed batches per row.')
@@ -83,13 +138,16 @@ def _define_flags():
 def main(argv):
   del argv
   cli = flags.FLAGS
+  rates = {}
   with tempfile.TemporaryDirectory(prefix='input_pipeline_') as workdir:
     rows = {}
     for source in ROW_SOURCES:
       rows.update(source(workdir, cli.batch_size))
     for name, make in rows.items():
       if cli.only in name:
-        logging.info('%-34s %8.0f images/s', name, images_per_second(make(), cli.batches))
+        rates[name] = images_per_second(make(), cli.batches)
+        logging.info('%-34s %8.0f images/s', name, rates[name])
+  print(table(rates))  # the result, on stdout
 
 
 if __name__ == '__main__':
