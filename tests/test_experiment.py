@@ -6,6 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
+from configs import RunConfig, make_hparams
+from runner.evaluation import Evaluator
 from tests import cli
 from tests.conftest import ORACLE_DIR
 
@@ -75,16 +77,16 @@ def test_predictions_of_the_original_checkpoint_reproduce_its_logits(tmp_path, o
   np.testing.assert_allclose(np.load(out)['logits'], oracle['expected_logits'], atol=1e-5, rtol=0)
 
 
-def test_ensemble_sums_member_logits(trained, tmp_path):
+def test_ensemble_sums_member_logits(trained, data_dir, tmp_path):
   run_dir, common, *_ = trained
+  evaluator = Evaluator(RunConfig(hparams=make_hparams('mnist', cli.TINY.split('=', 1)[1]),
+                                  data_dir=str(data_dir), train=False))
   members = []
   for i, step in enumerate((2, 4)):
     for suffix in ('.index', '.data-00000-of-00001'):
       shutil.copy(run_dir / 'train' / f'model.ckpt-{step}{suffix}', tmp_path / f'm{i}{suffix}')
-    shutil.copy(run_dir / 'train' / 'run_config.json', tmp_path)
-    out = tmp_path / f'member{i}.npz'
-    cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{i}', f'--predictions_out={out}')
-    members.append(np.load(out)['logits'])
+    evaluator.restore(str(run_dir / 'train' / f'model.ckpt-{step}'))
+    members.append(evaluator.predict()['logits'])
   out = tmp_path / 'ensemble.npz'
   done = cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{{}}', '--num_trials=2',
                  f'--predictions_out={out}')

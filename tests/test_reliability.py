@@ -47,18 +47,21 @@ def train_args(data_dir, run_dir, max_steps, *extra):
 
 def test_sigkill_at_any_moment_resumes_from_the_last_complete_checkpoint(data_dir, tmp_path):
   rng = np.random.default_rng(0)
+  step = 0
   for attempt in range(3):
     process = start(*train_args(data_dir, tmp_path, 1000))
-    wait_for_checkpoint(tmp_path / 'train', attempt + 1, process)
+    wait_for_checkpoint(tmp_path / 'train', step + 1, process)
     time.sleep(rng.uniform(0, 0.5))  # anywhere in a step or in a save
     process.kill()
-    process.communicate()
+    _, stderr = process.communicate()
+    if attempt:
+      assert resumed_step(stderr) == step
     latest = tf.train.latest_checkpoint(str(tmp_path / 'train'))
     tf.train.load_checkpoint(latest)  # complete and readable
     step = int(latest.rsplit('-', 1)[1])
-    done = cli.run(*train_args(data_dir, tmp_path, step + 1))
-    assert resumed_step(done.stderr) == step
-    assert (tmp_path / 'train' / f'model.ckpt-{step + 1}.index').exists()
+  done = cli.run(*train_args(data_dir, tmp_path, step + 1))
+  assert resumed_step(done.stderr) == step
+  assert (tmp_path / 'train' / f'model.ckpt-{step + 1}.index').exists()
 
 
 def test_sigterm_saves_the_current_step_and_the_rerun_continues(data_dir, tmp_path):
@@ -92,12 +95,12 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(dat
 
 def test_seed_with_deterministic_gives_identical_losses_in_any_loop_size(data_dir, tmp_path):
   losses = []
-  for name, steps_per_loop in (('a', 1), ('b', 1), ('c', 4)):
+  for name, steps_per_loop in (('a', 1), ('b', 4)):
     cli.run(*train_args(data_dir, tmp_path / name, 6, '--seed=7', '--deterministic',
                         '--log_every=3', '--save_step=6', f'--steps_per_loop={steps_per_loop}'))
     losses.append(cli.scalars(tmp_path / name / 'train')['loss/total'])
   assert [s for s, _ in losses[0]] == [3, 6]
-  assert losses[0] == losses[1] == losses[2]
+  assert losses[0] == losses[1]
 
 
 def test_continuous_evaluation_beside_training_sees_each_checkpoint_once(data_dir, tmp_path):
