@@ -39,7 +39,8 @@ flags.DEFINE_string('preset', 'mnist', 'Hparams preset: mnist, multimnist, cifar
 flags.DEFINE_integer('batch_size', 0, 'Global batch size (0: 128 to train, 100 to evaluate).')
 flags.DEFINE_integer('seed', None, 'Random seed for weights and data order.')
 flags.DEFINE_boolean('deterministic', False, 'Deterministic ops (needs --seed): identical runs.')
-flags.DEFINE_boolean('jit_compile', False, 'Compile the step with XLA.')
+flags.DEFINE_boolean('jit_compile', None, 'Compile the model step with XLA (default: on GPUs; '
+                     'off on CPUs, where XLA convolutions measured 20x slower).')
 flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bfloat16', 'float16'],
                   'Mixed precision compute; routing and losses stay float32.')
 flags.DEFINE_integer('log_every', 100, 'Log progress and write training scalars every N steps.')

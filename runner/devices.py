@@ -41,6 +41,16 @@ def split_cpu(count: int):
   return [d.name for d in tf.config.list_logical_devices('CPU')[:count]]
 
 
+def use_xla(jit_compile) -> bool:
+  """--jit_compile, defaulting to XLA on GPUs only (on CPUs it ran the model 20x slower)."""
+  if jit_compile is None:
+    return bool(tf.config.list_physical_devices('GPU'))
+  if jit_compile and not tf.config.list_physical_devices('GPU'):
+    logging.warning('--jit_compile on a CPU: XLA ran the capsule model far slower than TF '
+                    'kernels in benchmarks/throughput.py; routing is compiled either way')
+  return jit_compile
+
+
 def set_precision(mixed_precision: str, deterministic: bool = False, seed=None):
   """Sets the Keras dtype policy; seeds and makes ops deterministic when asked."""
   policy = {'none': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}

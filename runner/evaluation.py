@@ -11,7 +11,7 @@ from configs.run_config import RunConfig
 from layers import correct_and_almost
 from models import build_model
 from runner import checkpoints, perturb, summaries
-from runner.devices import set_precision
+from runner.devices import set_precision, use_xla
 from runner.inputs import make_dataset
 from runner.progress import Progress
 
@@ -28,7 +28,7 @@ class Evaluator:
     self.config = config
     self.dataset, self.spec = make_dataset(config, 'test', config.eval_batch_size, repeat=False)
     self.model = build_model(config.model, config.hparams, self.spec)
-    self._predict = tf.function(self.model, jit_compile=config.jit_compile)
+    self._predict = tf.function(self.model, jit_compile=use_xla(config.jit_compile))
 
   def restore(self, path: str) -> int:
     return checkpoints.restore_model(self.model, path, self.config)

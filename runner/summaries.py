@@ -16,7 +16,7 @@ def write_run_hparams(writer, config):
   values = config.hparams.to_dict()
   values.update(model=config.model, dataset=config.dataset, num_targets=config.num_targets,
                 batch_size=config.train_batch_size, mixed_precision=config.mixed_precision,
-                jit_compile=config.jit_compile, seed=-1 if config.seed is None else config.seed)
+                jit_compile=str(config.jit_compile), seed=-1 if config.seed is None else config.seed)
   with writer.as_default():
     hparams_api.hparams_config(
         hparams=[hparams_api.HParam(name) for name in values],

@@ -11,7 +11,7 @@ from configs.run_config import RunConfig
 from layers import correct_and_almost, model_losses
 from models import build_model
 from runner import checkpoints, summaries
-from runner.devices import make_strategy, set_precision
+from runner.devices import make_strategy, set_precision, use_xla
 from runner.inputs import make_dataset
 from runner.progress import Progress, resident_mb
 
@@ -58,7 +58,7 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig):
     return grads, {**losses, 'correct': tf.reduce_sum(tf.cast(correct, tf.float32)),
                    'count': tf.cast(tf.shape(correct)[0], tf.float32)}
 
-  if config.jit_compile:
+  if use_xla(config.jit_compile):
     forward_backward = tf.function(forward_backward, jit_compile=True)
 
   def replica_step(batch):
