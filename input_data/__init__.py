@@ -12,11 +12,12 @@ and describes itself with a `DatasetSpec` (the static facts a model is built fro
 """
 
 import dataclasses
-from typing import Callable, Dict, Optional
+from typing import Optional
 
 import tensorflow as tf
 
 from configs.errors import UserError
+from configs.registry import Registry
 
 
 class DataError(UserError):
@@ -45,22 +46,13 @@ def zeros_batch(spec: DatasetSpec, batch_size: int = 1):
   return batch
 
 
-_BUILDERS: Dict[str, Callable] = {}
-
-
-def register(name: str):
-  """Decorator: registers `fn(*, data_dir, split, batch_size, ...) -> (dataset, spec)`."""
-  def wrap(fn):
-    if name in _BUILDERS:
-      raise ValueError(f'dataset {name!r} registered twice')
-    _BUILDERS[name] = fn
-    return fn
-  return wrap
+_DATASETS = Registry('dataset')
+register = _DATASETS.register  # decorator: `fn(*, data_dir, split, batch_size, ...)`
 
 
 def dataset_names():
   _import_builders()
-  return sorted(_BUILDERS)
+  return _DATASETS.names()
 
 
 def build_dataset(name: str, **kwargs):
@@ -71,9 +63,7 @@ def build_dataset(name: str, **kwargs):
   repeat=None (default: repeat when split == 'train'), shuffle=None (same default).
   """
   _import_builders()
-  if name not in _BUILDERS:
-    raise UserError(f'unknown dataset {name!r}; expected one of: {", ".join(sorted(_BUILDERS))}')
-  return _BUILDERS[name](**kwargs)
+  return _DATASETS.get(name)(**kwargs)
 
 
 def _import_builders():

@@ -200,7 +200,7 @@ def test_rotation_by_a_quarter_turn_moves_bottom_to_right_per_image():
 
 def test_mnist_is_registered_under_its_name():
   # The registry itself (build_dataset imports every dataset module, which other tests cover).
-  assert input_data._BUILDERS['mnist'] is mnist.build  # pylint: disable=protected-access
+  assert input_data._DATASETS.get('mnist') is mnist.build  # pylint: disable=protected-access
 
 
 def test_default_raw_dir_holds_the_packaged_5k_digits():
