@@ -5,7 +5,8 @@
 
 Each row runs in its own process (clean memory peak, its own precision policy). Ratios are
 against the first row, measured in the same run; `roofline` is training images/s over
-(peak float32 matmul FLOP/s / training FLOPs per image).
+(peak float32 matmul FLOP/s / training FLOPs per image); `input img/s` is the row's input
+pipeline alone (benchmarks/input_pipeline.py), which must stay far above the training rate.
 """
 
 import json
@@ -28,6 +29,9 @@ FLAGS = flags.FLAGS
 MNIST = ('mnist', 28, 28, 1, 10, 1)
 MULTIMNIST = ('mnist', 36, 36, 1, 10, 2)
 CIFAR10 = ('cifar10', 24, 24, 3, 10, 1)
+# The input pipeline (benchmarks/input_pipeline.py row) that feeds each dataset shape.
+PIPELINES = {MNIST: 'mnist_train (files)', MULTIMNIST: 'multimnist_train (files)',
+             CIFAR10: 'cifar10_train (distorted)'}
 # name -> (model, dataset shape, hparams overrides, jit, mixed precision)
 ROWS = {
     'reference': ('reference', MNIST, '', False, 'none'),
@@ -136,6 +140,18 @@ def run_row(name, batch_size, warmup, steps, steps_per_loop=1):
           'peak_memory_mb': memory / 2**20}
 
 
+def pipeline_rates(shapes, batch_size):
+  """Input-pipeline images/s for each dataset shape, on files written to a temporary dir."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from benchmarks import input_pipeline  # pylint: disable=g-import-not-at-top
+  with tempfile.TemporaryDirectory() as workdir:
+    rows = {}
+    for source in input_pipeline.ROW_SOURCES:
+      rows.update(source(workdir, batch_size))
+    return {shape: input_pipeline.images_per_second(rows[PIPELINES[shape]](), 50)
+            for shape in set(shapes)}
+
+
 def main(argv):
   del argv
   if FLAGS.row:
@@ -149,10 +165,11 @@ def main(argv):
   if unknown:
     sys.exit(f'error: unknown row(s) {", ".join(unknown)}; expected some of {", ".join(ROWS)}')
   peak = peak_matmul_flops()
+  inputs = pipeline_rates([ROWS[n][1] for n in names], FLAGS.batch_size)
   device = tf.config.list_physical_devices('GPU')[0].name if gpu else 'CPU'
   print(f'device: {device}; peak float32 matmul: {peak / 1e9:.0f} GFLOP/s; batch {FLAGS.batch_size}')
   header = (f'{"row":18s} {"train img/s":>11s} {"ratio":>6s} {"eval img/s":>10s} '
-            f'{"GFLOP/img":>9s} {"roofline":>8s} {"peak MB":>8s}')
+            f'{"GFLOP/img":>9s} {"roofline":>8s} {"peak MB":>8s} {"input img/s":>11s}')
   print(header)
   first = None
   for name in names:
@@ -169,7 +186,8 @@ def main(argv):
     print(f'{name:18s} {row["train_images_per_s"]:11.1f} '
           f'{row["train_images_per_s"] / first["train_images_per_s"]:6.2f} '
           f'{row["eval_images_per_s"]:10.1f} {row["train_gflop_per_image"]:9.2f} '
-          f'{roofline:8.0%} {row["peak_memory_mb"]:8.0f}', flush=True)
+          f'{roofline:8.0%} {row["peak_memory_mb"]:8.0f} {inputs[ROWS[name][1]]:11.0f}',
+          flush=True)
 
 
 if __name__ == '__main__':
