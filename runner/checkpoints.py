@@ -28,8 +28,11 @@ def step_of(path: str) -> int:
   return int(match.group(1)) if match else 0
 
 
-def make_manager(checkpoint: tf.train.Checkpoint, config: RunConfig, step: tf.Variable):
-  return tf.train.CheckpointManager(checkpoint, config.train_dir, max_to_keep=config.keep_checkpoints,
+def make_manager(checkpoint: tf.train.Checkpoint, config: RunConfig, step: tf.Variable,
+                 directory: str = ''):
+  """Saves `model.ckpt-STEP` in `directory` (default: the run's train/ directory)."""
+  return tf.train.CheckpointManager(checkpoint, directory or config.train_dir,
+                                    max_to_keep=config.keep_checkpoints,
                                     checkpoint_name='model.ckpt', step_counter=step)
 
 

@@ -27,6 +27,17 @@ def make_strategy(num_gpus: int = 1, cpu_replicas: int = 0) -> tf.distribute.Str
   return tf.distribute.get_strategy()
 
 
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes the run's checkpoints and events (always, but on the
+  non-chief workers of a multi-machine run)."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not resolver.task_type:
+    return True
+  has_chief = 'chief' in resolver.cluster_spec().as_dict()
+  return resolver.task_type == 'chief' or (not has_chief and resolver.task_type == 'worker'
+                                           and resolver.task_id == 0)
+
+
 def split_cpu(count: int):
   """Splits the CPU into `count` logical devices (once per process); returns their names."""
   cpu = tf.config.list_physical_devices('CPU')[0]

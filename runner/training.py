@@ -1,6 +1,7 @@
 """The training loop: input -> model -> optimizer -> checkpoint -> loop, in that order."""
 
 import signal
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -11,7 +12,7 @@ from configs.run_config import RunConfig
 from layers import correct_and_almost, model_losses
 from models import build_model
 from runner import checkpoints, summaries
-from runner.devices import make_strategy, set_precision, use_xla
+from runner.devices import is_chief, make_strategy, set_precision, use_xla
 from runner.inputs import make_dataset
 from runner.progress import Progress, resident_mb
 
@@ -124,8 +125,12 @@ def train(config: RunConfig) -> dict:
   logging.info('total_params: %d', sum(int(tf.size(v)) for v in model.trainable_variables))
   manager = checkpoints.make_manager(checkpoint, config, step)
   start = checkpoints.restore_or_start(manager, checkpoint, model, step, config)
-  checkpoints.save_run_config(config)
-  writer = tf.summary.create_file_writer(config.train_dir)
+  if is_chief(strategy):
+    checkpoints.save_run_config(config)
+    writer = tf.summary.create_file_writer(config.train_dir)
+  else:  # other workers of a multi-machine run take part in saving, to a scratch directory
+    manager = checkpoints.make_manager(checkpoint, config, step, tempfile.mkdtemp())
+    writer = tf.summary.create_noop_writer()
   if start != 'resumed':
     summaries.write_run_hparams(writer, config)
 
