@@ -9,7 +9,8 @@ from layers.convolution import conv2d, use_matmul_conv
 
 @pytest.mark.parametrize('padding', ['VALID', 'SAME'])
 @pytest.mark.parametrize('shape, strides', [((2, 20, 20, 6), 2), ((3, 13, 11, 4), 2),
-                                            ((2, 9, 9, 3), 1)])
+                                            ((2, 9, 9, 3), 1), ((2, 10, 12, 3), 2),
+                                            ((1, 16, 16, 2), 3)])
 def test_matmul_conv_matches_tf_conv_and_its_gradients(padding, shape, strides):
   inputs = tf.random.stateless_normal(shape, seed=[1, 2])
   kernel = tf.random.stateless_normal([5, 5, shape[-1], 7], seed=[3, 4])
