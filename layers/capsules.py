@@ -47,7 +47,9 @@ class ConvCapsule(keras.layers.Layer):
   def call(self, inputs):
     batch = tf.shape(inputs)[0]
     _, height, width, in_caps, in_atoms = inputs.shape
-    per_type = tf.reshape(tf.transpose(inputs, [0, 3, 1, 2, 4]), [-1, height, width, in_atoms])
+    if in_caps > 1:  # each input type convolved on its own, as a batch of images
+      inputs = tf.transpose(inputs, [0, 3, 1, 2, 4])
+    per_type = tf.reshape(inputs, [-1, height, width, in_atoms])
     conv = conv2d(per_type, tf.cast(self.kernel, per_type.dtype), self.strides, self.padding,
                   self._matmul)
     _, out_h, out_w, _ = conv.shape

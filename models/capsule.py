@@ -35,7 +35,7 @@ class CapsuleModel(keras.Model):
 
   def call(self, batch, training=False):
     features = self.conv1(batch['images'])
-    primary = self.primary(features[:, :, :, None, :])
+    primary = self.primary(tf.expand_dims(features, 3))  # one input capsule type
     # The original orders input capsules type-major: index = type * (H * W) + row * W + col.
     primary = tf.transpose(primary, [0, 3, 1, 2, 4])
     primary = tf.reshape(primary, [-1, primary.shape[1] * primary.shape[2] * primary.shape[3],
