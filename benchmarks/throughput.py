@@ -1,11 +1,13 @@
 """Training, evaluation and input images/s of every model configuration, side by side.
 
   python -m benchmarks.throughput                 # all rows for this machine, batch 128
-  python -m benchmarks.throughput --rows=reference,capsule --steps=10
+  python -m benchmarks.throughput --rows=reference,capsule --steps=10 --repeats=5
 
 Each row runs in its own process (clean memory peak, its own precision policy). Ratios are
-against the first row, measured in the same run; `roofline` is training images/s over
-(peak float32 matmul FLOP/s / training FLOPs per image); `input img/s` is the row's input
+against the first row, measured in the same run; with --repeats the rows run in interleaved
+rounds and the table gives medians (the ratio is the median of the ratios within each round,
+as shared machines drift by 20% from one minute to the next). `roofline` is training images/s
+over (peak float32 matmul FLOP/s / training FLOPs per image); `input img/s` is the row's input
 pipeline alone (benchmarks/input_pipeline.py), which must stay far above the training rate.
 """
 
@@ -23,6 +25,7 @@ flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
 flags.DEFINE_integer('steps', 6, 'Timed steps per row (after warm-up).')
 flags.DEFINE_integer('warmup', 2, 'Untimed steps per row (tracing, compilation, caches).')
 flags.DEFINE_integer('steps_per_loop', 1, 'Training steps per compiled call (our rows).')
+flags.DEFINE_integer('repeats', 1, 'Interleaved rounds over all rows; the table shows medians.')
 flags.DEFINE_string('row', '', 'Internal: run this one row and print it as JSON.')
 FLAGS = flags.FLAGS
 
@@ -157,6 +160,37 @@ def pipeline_rates(shapes, batch_size):
             for shape in set(shapes)}
 
 
+def _run_in_subprocess(name):
+  """One row in a fresh process; returns its figures, or the last line of its error."""
+  command = [sys.executable, '-m', 'benchmarks.throughput', f'--row={name}',
+             f'--batch_size={FLAGS.batch_size}', f'--steps={FLAGS.steps}',
+             f'--warmup={FLAGS.warmup}', f'--steps_per_loop={FLAGS.steps_per_loop}']
+  done = subprocess.run(command, capture_output=True, text=True, check=False)
+  if done.returncode:
+    return (done.stderr.strip().splitlines() or ['no output'])[-1]
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _summarise(rounds, names):
+  """Per row: medians over rounds; `ratio` is the median of same-round ratios to the first row."""
+  summary = {}
+  for name in names:
+    rows = [r[name] for r in rounds if isinstance(r.get(name), dict)]
+    if not rows:
+      summary[name] = next(r[name] for r in rounds)  # the error text
+      continue
+    rates = [row['train_images_per_s'] for row in rows]
+    ratios = [r[name]['train_images_per_s'] / r[names[0]]['train_images_per_s']
+              for r in rounds if isinstance(r.get(name), dict)
+              and isinstance(r.get(names[0]), dict)]
+    summary[name] = {**rows[0], 'train_images_per_s': statistics.median(rates),
+                     'train_min': min(rates), 'train_max': max(rates),
+                     'eval_images_per_s': statistics.median(r['eval_images_per_s'] for r in rows),
+                     'peak_memory_mb': max(r['peak_memory_mb'] for r in rows),
+                     'ratio': statistics.median(ratios) if ratios else float('nan')}
+  return summary
+
+
 def main(argv):
   del argv
   if FLAGS.row:
@@ -169,27 +203,30 @@ def main(argv):
   unknown = [n for n in names if n not in ROWS]
   if unknown:
     sys.exit(f'error: unknown row(s) {", ".join(unknown)}; expected some of {", ".join(ROWS)}')
+  if FLAGS.repeats < 1:
+    sys.exit(f'error: --repeats must be at least 1, got {FLAGS.repeats}')
   peak = peak_matmul_flops()
   inputs = pipeline_rates([ROWS[n][1] for n in names], FLAGS.batch_size)
+  rounds = []
+  for i in range(FLAGS.repeats):  # interleaved, so that a slow spell of the machine hits all rows
+    rounds.append({})
+    for name in names:
+      rounds[-1][name] = _run_in_subprocess(name)
+      print(f'round {i + 1}/{FLAGS.repeats} {name}: '
+            + (f'{rounds[-1][name]["train_images_per_s"]:.1f} train img/s'
+               if isinstance(rounds[-1][name], dict) else 'failed'), file=sys.stderr, flush=True)
   device = tf.config.list_physical_devices('GPU')[0].name if gpu else 'CPU'
-  print(f'device: {device}; peak float32 matmul: {peak / 1e9:.0f} GFLOP/s; batch {FLAGS.batch_size}')
-  header = (f'{"row":18s} {"train img/s":>11s} {"ratio":>6s} {"eval img/s":>10s} '
-            f'{"GFLOP/img":>9s} {"roofline":>8s} {"peak MB":>8s} {"input img/s":>11s}')
-  print(header)
-  first = None
-  for name in names:
-    command = [sys.executable, '-m', 'benchmarks.throughput', f'--row={name}',
-               f'--batch_size={FLAGS.batch_size}', f'--steps={FLAGS.steps}',
-               f'--warmup={FLAGS.warmup}', f'--steps_per_loop={FLAGS.steps_per_loop}']
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-      print(f'{name:18s} failed: {done.stderr.strip().splitlines()[-1:]}')
+  print(f'device: {device}; peak float32 matmul: {peak / 1e9:.0f} GFLOP/s; '
+        f'batch {FLAGS.batch_size}; median of {FLAGS.repeats} interleaved round(s)')
+  print(f'{"row":18s} {"train img/s":>11s} {"min-max":>13s} {"ratio":>6s} {"eval img/s":>10s} '
+        f'{"GFLOP/img":>9s} {"roofline":>8s} {"peak MB":>8s} {"input img/s":>11s}')
+  for name, row in _summarise(rounds, names).items():
+    if not isinstance(row, dict):
+      print(f'{name:18s} failed: {row}')
       continue
-    row = json.loads(done.stdout.strip().splitlines()[-1])
-    first = first or row
     roofline = row['train_images_per_s'] * row['train_gflop_per_image'] * 1e9 / peak
-    print(f'{name:18s} {row["train_images_per_s"]:11.1f} '
-          f'{row["train_images_per_s"] / first["train_images_per_s"]:6.2f} '
+    spread = f'{row["train_min"]:.1f}-{row["train_max"]:.1f}'
+    print(f'{name:18s} {row["train_images_per_s"]:11.1f} {spread:>13s} {row["ratio"]:6.2f} '
           f'{row["eval_images_per_s"]:10.1f} {row["train_gflop_per_image"]:9.2f} '
           f'{roofline:8.0%} {row["peak_memory_mb"]:8.0f} {inputs[ROWS[name][1]]:11.0f}',
           flush=True)

@@ -5,9 +5,11 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from configs import RunConfig, make_hparams
-from runner.evaluation import Evaluator
+from runner import evaluation
+from runner.evaluation import Evaluator, evaluate_checkpoint
 from tests import cli
 from tests.conftest import ORACLE_DIR
 
@@ -87,12 +89,41 @@ def test_ensemble_sums_member_logits(trained, data_dir, tmp_path):
       shutil.copy(run_dir / 'train' / f'model.ckpt-{step}{suffix}', tmp_path / f'm{i}{suffix}')
     evaluator.restore(str(run_dir / 'train' / f'model.ckpt-{step}'))
     members.append(evaluator.predict()['logits'])
+  assert evaluator._predict.experimental_get_tracing_count() == 1  # pylint: disable=protected-access
   out = tmp_path / 'ensemble.npz'
   done = cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{{}}', '--num_trials=2',
                  f'--predictions_out={out}')
   np.testing.assert_allclose(np.load(out)['logits'], members[0] + members[1], rtol=1e-5)
   assert 'ensemble of 2: Total wrong predictions' in done.stderr
   assert done.stderr.count('member ') == 2
+
+
+def test_continuous_evaluation_compiles_once_for_every_checkpoint(trained, data_dir, tmp_path,
+                                                                 monkeypatch):
+  """Checkpoints 2, 4, 6 appear one by one (each after the previous one was evaluated)."""
+  run_dir, *_ = trained
+  train_dir = tmp_path / 'train'
+  shutil.copytree(run_dir / 'train', train_dir)
+  publish = lambda step: tf.compat.v1.train.update_checkpoint_state(
+      str(train_dir), str(train_dir / f'model.ckpt-{step}'))
+  publish(2)
+  evaluators = []
+
+  def evaluate_then_publish_the_next(evaluator, path, writer=None):
+    result = evaluate_checkpoint(evaluator, path, writer)
+    evaluators.append((evaluator, evaluator._predict))  # pylint: disable=protected-access
+    if result['step'] < 6:
+      publish(result['step'] + 2)
+    return result
+
+  monkeypatch.setattr(evaluation, 'evaluate_checkpoint', evaluate_then_publish_the_next)
+  config = RunConfig(hparams=make_hparams('mnist', cli.TINY.split('=', 1)[1]), train=False,
+                     data_dir=str(data_dir), summary_dir=str(tmp_path), max_steps=6,
+                     eval_timeout_secs=30)
+  evaluation.evaluate(config)
+  assert [s for s, _ in cli.scalars(tmp_path / 'test')['correct']] == [2, 4, 6]
+  assert len({id(e) for e, _ in evaluators}) == 1 and len({id(f) for _, f in evaluators}) == 1
+  assert evaluators[0][1].experimental_get_tracing_count() == 1
 
 
 def test_two_logical_cpu_devices_match_one_device(data_dir, tmp_path):
