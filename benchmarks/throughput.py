@@ -48,8 +48,8 @@ ROWS = {
     'capsule_bf16': ('capsule', MNIST, '', False, 'bfloat16'),
     'capsule_xla_bf16': ('capsule', MNIST, '', True, 'bfloat16'),
 }
-CPU_ROWS = ['reference', 'capsule', 'capsule_tf_conv', 'capsule_xla', 'multimnist', 'cifar10',
-            'baseline']
+CPU_ROWS = ['reference', 'capsule', 'capsule_tf_conv', 'capsule_xla', 'capsule_bf16', 'multimnist',
+            'cifar10', 'baseline']
 
 
 def _timed(fn, warmup, steps):
