@@ -122,6 +122,23 @@ def test_cifar10_archive_is_checked_and_extracted(serve, tmp_path, monkeypatch):
   assert (tmp_path / 'cifar-10-batches-bin' / 'test_batch.bin').read_bytes() == b'\1' * 3073
 
 
+@pytest.mark.parametrize('python_filter', [True, False])
+def test_archive_members_outside_the_output_dir_are_refused(tmp_path, monkeypatch,
+                                                            python_filter):
+  if not python_filter:  # the check used by Pythons older than 3.11.4
+    monkeypatch.delattr(tarfile, 'data_filter', raising=False)
+  elif not hasattr(tarfile, 'data_filter'):
+    pytest.skip('this Python has no tarfile data filter')
+  archive = tmp_path / 'evil.tar'
+  with tarfile.open(archive, mode='w') as tar:
+    info = tarfile.TarInfo('../outside.bin')
+    info.size = 4
+    tar.addfile(info, io.BytesIO(b'evil'))
+  with pytest.raises(DataError, match=r'cannot extract .*evil.tar'):
+    download.extract(str(archive), str(tmp_path / 'out'))
+  assert not (tmp_path / 'outside.bin').exists()
+
+
 def test_cli_takes_the_base_url_flag_and_reports_a_bad_file_in_one_line(serve, tmp_path, capsys):
   server = serve({name: b'not mnist' for name in (
       'train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz')})
