@@ -2,6 +2,7 @@
 
   python -m benchmarks.throughput                 # all rows for this machine, batch 128
   python -m benchmarks.throughput --rows=reference,capsule --steps=10 --repeats=5
+  python -m benchmarks.throughput --max_batch=16384   # GPUs: also the largest batch that fits
 
 Each row runs in its own process (clean memory peak, its own precision policy). Ratios are
 against the first row, measured in the same run; with --repeats the rows run in interleaved
@@ -26,6 +27,9 @@ flags.DEFINE_integer('steps', 6, 'Timed steps per row (after warm-up).')
 flags.DEFINE_integer('warmup', 2, 'Untimed steps per row (tracing, compilation, caches).')
 flags.DEFINE_integer('steps_per_loop', 1, 'Training steps per compiled call (our rows).')
 flags.DEFINE_integer('repeats', 1, 'Interleaved rounds over all rows; the table shows medians.')
+flags.DEFINE_integer('max_batch', 0, 'If above --batch_size: also find, per row, the largest batch '
+                     '(doubling from --batch_size up to this) that fits in memory, and its rates. '
+                     'Meant for GPUs.')
 flags.DEFINE_string('row', '', 'Internal: run this one row and print it as JSON.')
 FLAGS = flags.FLAGS
 
@@ -160,15 +164,37 @@ def pipeline_rates(shapes, batch_size):
             for shape in set(shapes)}
 
 
-def _run_in_subprocess(name):
-  """One row in a fresh process; returns its figures, or the last line of its error."""
+OUT_OF_MEMORY = 'out of memory'
+
+
+def _run_in_subprocess(name, batch_size):
+  """One row in a fresh process; returns its figures, or a line saying why it failed."""
   command = [sys.executable, '-m', 'benchmarks.throughput', f'--row={name}',
-             f'--batch_size={FLAGS.batch_size}', f'--steps={FLAGS.steps}',
+             f'--batch_size={batch_size}', f'--steps={FLAGS.steps}',
              f'--warmup={FLAGS.warmup}', f'--steps_per_loop={FLAGS.steps_per_loop}']
   done = subprocess.run(command, capture_output=True, text=True, check=False)
   if done.returncode:
-    return (done.stderr.strip().splitlines() or ['no output'])[-1]
+    last = (done.stderr.strip().splitlines() or ['no output'])[-1]
+    if any(m in done.stderr for m in ('ResourceExhaustedError', 'OOM when allocating',
+                                      'out of memory')):
+      return f'{OUT_OF_MEMORY}: {last}'
+    return last
   return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def largest_batch(name, start, limit, run=_run_in_subprocess):
+  """(batch, figures) of the largest batch, doubling from `start` up to `limit`, that runs.
+
+  Stops at the first out-of-memory failure; another failure is returned as (batch, message).
+  Returns None when not even 2 * start fits.
+  """
+  best, batch = None, 2 * start
+  while batch <= limit:
+    result = run(name, batch)
+    if not isinstance(result, dict):
+      return best if result.startswith(OUT_OF_MEMORY) else (batch, result)
+    best, batch = (batch, result), 2 * batch
+  return best
 
 
 def _summarise(rounds, names):
@@ -211,7 +237,7 @@ def main(argv):
   for i in range(FLAGS.repeats):  # interleaved, so that a slow spell of the machine hits all rows
     rounds.append({})
     for name in names:
-      rounds[-1][name] = _run_in_subprocess(name)
+      rounds[-1][name] = _run_in_subprocess(name, FLAGS.batch_size)
       print(f'round {i + 1}/{FLAGS.repeats} {name}: '
             + (f'{rounds[-1][name]["train_images_per_s"]:.1f} train img/s'
                if isinstance(rounds[-1][name], dict) else 'failed'), file=sys.stderr, flush=True)
@@ -230,6 +256,22 @@ def main(argv):
           f'{row["eval_images_per_s"]:10.1f} {row["train_gflop_per_image"]:9.2f} '
           f'{roofline:8.0%} {row["peak_memory_mb"]:8.0f} {inputs[ROWS[name][1]]:11.0f}',
           flush=True)
+  if FLAGS.max_batch > FLAGS.batch_size:
+    print(f'\nlargest batch that fits (doubling from {FLAGS.batch_size}, up to {FLAGS.max_batch}):')
+    print(f'{"row":18s} {"batch":>7s} {"train img/s":>11s} {"eval img/s":>10s} {"roofline":>8s} '
+          f'{"peak MB":>8s}')
+    for name in names:
+      found = largest_batch(name, FLAGS.batch_size, FLAGS.max_batch)
+      if found is None:
+        print(f'{name:18s} no batch above {FLAGS.batch_size} fits')
+      elif not isinstance(found[1], dict):
+        print(f'{name:18s} {found[0]:7d} failed: {found[1]}')
+      else:
+        batch, row = found
+        roofline = row['train_images_per_s'] * row['train_gflop_per_image'] * 1e9 / peak
+        print(f'{name:18s} {batch:7d} {row["train_images_per_s"]:11.1f} '
+              f'{row["eval_images_per_s"]:10.1f} {roofline:8.0%} {row["peak_memory_mb"]:8.0f}',
+              flush=True)
 
 
 if __name__ == '__main__':

@@ -89,7 +89,8 @@ def test_ensemble_sums_member_logits(trained, data_dir, tmp_path):
       shutil.copy(run_dir / 'train' / f'model.ckpt-{step}{suffix}', tmp_path / f'm{i}{suffix}')
     evaluator.restore(str(run_dir / 'train' / f'model.ckpt-{step}'))
     members.append(evaluator.predict()['logits'])
-  assert evaluator._predict.experimental_get_tracing_count() == 1  # pylint: disable=protected-access
+  predict = evaluator._predict  # pylint: disable=protected-access
+  assert predict.experimental_get_tracing_count() == 1  # one compiled function for every member
   out = tmp_path / 'ensemble.npz'
   done = cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{{}}', '--num_trials=2',
                  f'--predictions_out={out}')

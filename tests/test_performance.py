@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.throughput import OUT_OF_MEMORY, largest_batch
 from layers import Capsule
 from tests.cli import ROOT
 
@@ -69,3 +70,19 @@ def test_benchmark_prints_interleaved_medians_and_ratios_to_the_first_row():
 def test_benchmark_rejects_unknown_rows():
   done = _benchmark('--rows=capsule,resnet')
   assert done.returncode != 0 and 'unknown row(s) resnet' in done.stderr
+
+
+def test_largest_batch_doubles_until_memory_runs_out():
+  tried = []
+
+  def run(name, batch):
+    tried.append(batch)
+    return {'row': name, 'train_images_per_s': batch} if batch <= 512 else f'{OUT_OF_MEMORY}: OOM'
+
+  assert largest_batch('capsule', 128, 4096, run) == (
+      512, {'row': 'capsule', 'train_images_per_s': 512})
+  assert tried == [256, 512, 1024]
+  assert largest_batch('capsule', 512, 4096, run) is None
+  assert largest_batch('capsule', 128, 300, run)[0] == 256  # the limit caps the search
+  failing = lambda name, batch: 'ValueError: bad'
+  assert largest_batch('capsule', 128, 4096, failing) == (256, 'ValueError: bad')
