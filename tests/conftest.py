@@ -16,3 +16,8 @@ ORACLE_DIR = pathlib.Path(__file__).parent / 'testdata' / 'a_valid_routing3'
 def oracle():
   """The original code's recorded inputs and outputs (see tests/testdata/a_valid_routing3)."""
   return dict(np.load(ORACLE_DIR / 'io.npz'))
+
+
+def standardize(image):
+  """tf.image.per_image_standardization, by hand: the oracle for the CIFAR-10 and NORB tests."""
+  return (image - image.mean()) / max(image.std(), 1 / np.sqrt(image.size))

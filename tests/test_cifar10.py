@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from input_data import DataError, cifar10, pipeline
+from tests.conftest import standardize
 
 
 def _images(n, seed=0):
@@ -18,11 +19,6 @@ def _write_batch(path, images, labels):
   with open(path, 'wb') as f:
     for image, label in zip(images, labels):
       f.write(bytes([label]) + image.transpose(2, 0, 1).tobytes())
-
-
-def _standardize(image):
-  """tf.image.per_image_standardization, by hand."""
-  return (image - image.mean()) / max(image.std(), 1 / np.sqrt(image.size))
 
 
 @pytest.fixture
@@ -51,7 +47,7 @@ def test_test_split_is_the_central_crop_standardized_without_dropping_examples(d
   batches = list(ds)
   assert [len(b['images']) for b in batches] == [2, 2, 1]
   images = np.concatenate([b['images'].numpy() for b in batches])
-  expected = [_standardize(x[4:28, 4:28].astype(np.float64)) for x in _images(5)]
+  expected = [standardize(x[4:28, 4:28].astype(np.float64)) for x in _images(5)]
   np.testing.assert_allclose(images, np.stack(expected), rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(np.concatenate([b['recons_label'] for b in batches]),
                                 [0, 1, 2, 3, 9])

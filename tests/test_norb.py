@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from input_data import DataError, norb
+from tests.conftest import standardize
 
 TRAIN = 'smallnorb-5x46789x9x18x6x2x96x96-training-{}.mat'
 TEST = 'smallnorb-5x01235x9x18x6x2x96x96-testing-{}.mat'
@@ -39,10 +40,6 @@ def _write_raw(raw_dir, name, n, seed=0, gz=False):
       with open(path, 'wb') as f:
         f.write(data)
   return images, labels, info
-
-
-def _standardize(image):
-  return (image - image.mean()) / max(image.std(), 1 / np.sqrt(image.size))
 
 
 @pytest.fixture
@@ -76,7 +73,7 @@ def test_undistorted_reader_keeps_every_other_pixel_of_the_hwc_pair(converted):
   assert [len(b['images']) for b in batches] == [2, 2, 1]
   got = np.concatenate([b['images'].numpy() for b in batches])
   # TF1 bilinear 96 -> 48 samples source pixel 2i exactly; channels are the two cameras.
-  expected = [_standardize(x.transpose(1, 2, 0)[::2, ::2].astype(np.float64)) for x in images]
+  expected = [standardize(x.transpose(1, 2, 0)[::2, ::2].astype(np.float64)) for x in images]
   np.testing.assert_allclose(got, np.stack(expected), rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(np.concatenate([b['recons_label'] for b in batches]), labels)
   assert (spec.height, spec.width, spec.depth, spec.num_classes) == (48, 48, 2, 5)
@@ -97,7 +94,7 @@ def test_test_split_takes_the_central_32_crop_by_default(converted):
   images, _, _, data_dir = converted
   ds, spec = norb.build(data_dir=data_dir, split='test', batch_size=5)
   got = next(iter(ds))['images'].numpy()
-  expected = [_standardize(x.transpose(1, 2, 0)[::2, ::2][8:40, 8:40].astype(np.float64))
+  expected = [standardize(x.transpose(1, 2, 0)[::2, ::2][8:40, 8:40].astype(np.float64))
               for x in images]
   np.testing.assert_allclose(got, np.stack(expected), rtol=1e-5, atol=1e-5)
   assert (spec.height, spec.width) == (32, 32)
