@@ -197,6 +197,11 @@ def largest_batch(name, start, limit, run=_run_in_subprocess):
   return best
 
 
+def _roofline(row, peak):
+  """Training FLOP/s of a row as a fraction of the peak matmul FLOP/s."""
+  return row['train_images_per_s'] * row['train_gflop_per_image'] * 1e9 / peak
+
+
 def _summarise(rounds, names):
   """Per row: medians over rounds; `ratio` is the median of same-round ratios to the first row."""
   summary = {}
@@ -250,11 +255,11 @@ def main(argv):
     if not isinstance(row, dict):
       print(f'{name:18s} failed: {row}')
       continue
-    roofline = row['train_images_per_s'] * row['train_gflop_per_image'] * 1e9 / peak
     spread = f'{row["train_min"]:.1f}-{row["train_max"]:.1f}'
     print(f'{name:18s} {row["train_images_per_s"]:11.1f} {spread:>13s} {row["ratio"]:6.2f} '
           f'{row["eval_images_per_s"]:10.1f} {row["train_gflop_per_image"]:9.2f} '
-          f'{roofline:8.0%} {row["peak_memory_mb"]:8.0f} {inputs[ROWS[name][1]]:11.0f}',
+          f'{_roofline(row, peak):8.0%} {row["peak_memory_mb"]:8.0f} '
+          f'{inputs[ROWS[name][1]]:11.0f}',
           flush=True)
   if FLAGS.max_batch > FLAGS.batch_size:
     print(f'\nlargest batch that fits (doubling from {FLAGS.batch_size}, up to {FLAGS.max_batch}):')
@@ -268,9 +273,9 @@ def main(argv):
         print(f'{name:18s} {found[0]:7d} failed: {found[1]}')
       else:
         batch, row = found
-        roofline = row['train_images_per_s'] * row['train_gflop_per_image'] * 1e9 / peak
         print(f'{name:18s} {batch:7d} {row["train_images_per_s"]:11.1f} '
-              f'{row["eval_images_per_s"]:10.1f} {roofline:8.0%} {row["peak_memory_mb"]:8.0f}',
+              f'{row["eval_images_per_s"]:10.1f} {_roofline(row, peak):8.0%} '
+              f'{row["peak_memory_mb"]:8.0f}',
               flush=True)
 
 
