@@ -43,7 +43,7 @@ CASES = [
     (['--predictions_out={root}/p.npz'], '--predictions_out is written by evaluation'),
     (['--perturb', '--train=false'], '--perturb needs --train=false and a single --checkpoint'),
     (['--deterministic'], '--deterministic needs --seed'),
-    (['--model=capsnet'], "unknown model 'capsnet'; expected one of: baseline, capsule"),
+    (['--model=capsnet'], "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline"),
     (['--data_dir={root}/nowhere'], 'missing data file(s) in {root}/nowhere: '
      'train_2shifted_mnist.tfrecords; build them with: python -m input_data.mnist_shift'),
     (['--dataset=cifar10', '--data_dir='], '--data_dir is required for --dataset=cifar10'),

@@ -21,10 +21,36 @@ def test_default_mnist_capsule_model_has_the_papers_parameter_counts():
   assert num_params(build_model('capsule', HParams(remake=False), MNIST)) == 6_804_384
 
 
-def test_baseline_parameter_count():
+def test_original_baseline_has_its_parameter_count_with_valid_padding():
   conv1, conv2 = 5 * 5 * 1 * 512 + 512, 5 * 5 * 512 * 256 + 256
-  fc1, out = 7 * 7 * 256 * 1024 + 1024, 1024 * 10 + 10
-  assert num_params(build_model('baseline', HParams(), MNIST)) == conv1 + conv2 + fc1 + out
+  fc1, out = 4 * 4 * 256 * 1024 + 1024, 1024 * 10 + 10  # 28 -conv-> 24 -pool-> 12 -> 8 -> 4
+  assert conv1 + conv2 + fc1 + out == 7_495_946
+  assert num_params(build_model('baseline', make_hparams('baseline'), MNIST)) == 7_495_946
+
+
+def test_original_baseline_initialisers_are_its_stddevs():
+  model = build_model('baseline', HParams(), MNIST)
+  for variable, stddev in ((model.conv2.kernel, 0.05), (model.fc1.kernel, 0.1)):
+    values = variable.numpy()
+    assert abs(values.std() - stddev * 0.88) < 0.1 * stddev  # truncated at 2 sigma: 0.88 sigma
+    assert np.abs(values).max() <= 2 * stddev
+  np.testing.assert_array_equal(model.fc1.bias.numpy(), np.full(1024, 0.1, np.float32))
+
+
+def test_paper_baseline_has_35_4m_parameters():
+  convs = (5 * 5 * 1 * 256 + 256) + (5 * 5 * 256 * 256 + 256) + (5 * 5 * 256 * 128 + 128)
+  fcs = (28 * 28 * 128 * 328 + 328) + (328 * 192 + 192) + (192 * 10 + 10)
+  assert convs + fcs == 35_445_522
+  model = build_model('paper_baseline', make_hparams('paper_baseline'), MNIST)
+  assert num_params(model) == 35_445_522
+
+
+def test_paper_baseline_drops_out_in_training_only():
+  model = build_model('paper_baseline', make_hparams('paper_baseline'), MNIST)
+  batch = zeros_batch(MNIST, batch_size=2)
+  batch['images'] = tf.random.stateless_uniform([2, 28, 28, 1], [1, 2])
+  np.testing.assert_array_equal(model(batch)['logits'], model(batch)['logits'])
+  assert not np.allclose(model(batch, training=True)['logits'], model(batch)['logits'])
 
 
 def conv_size(size, padding):
@@ -69,7 +95,7 @@ def test_all_zero_input_gives_finite_loss_and_gradients():
 
 
 def test_unknown_model_lists_registered_ones():
-  with pytest.raises(UserError, match="unknown model 'capsnet'; expected one of: baseline, capsule"):
+  with pytest.raises(UserError, match="unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline"):
     build_model('capsnet', HParams(), MNIST)
 
 
