@@ -12,6 +12,7 @@ and describes itself with a `DatasetSpec` (the static facts a model is built fro
 """
 
 import dataclasses
+import inspect
 from typing import Optional
 
 import tensorflow as tf
@@ -58,12 +59,39 @@ def dataset_names():
 def build_dataset(name: str, **kwargs):
   """Returns (tf.data.Dataset of batch dicts, DatasetSpec) for a registered dataset.
 
-  Keyword arguments (all datasets): data_dir, split ('train' | 'test'), batch_size,
-  num_targets=1, validate=False, distort=None (dataset default), seed=None,
-  repeat=None (default: repeat when split == 'train'), shuffle=None (same default).
+  Keyword arguments (all datasets): data_dir, split ('train' | 'test'), batch_size, seed=None,
+  repeat=None (default: repeat when split == 'train'), shuffle=None (same default); and those
+  of some datasets only, e.g. validate, distort, num_targets, generate (see each `build`).
+  An option the dataset's builder does not take is dropped when it has the default value of
+  the builders that do take it, and refused otherwise (so `--generate` never goes unheard).
   """
   _import_builders()
-  return _DATASETS.get(name)(**kwargs)
+  builder = _DATASETS.get(name)
+  return builder(**_options_for(name, builder, kwargs))
+
+
+def _options_for(name, builder, kwargs):
+  """`kwargs` less the options `builder` does not take; a UserError for one not at default."""
+  taken = inspect.signature(builder).parameters
+  kept = {}
+  for option, value in kwargs.items():
+    if option in taken:
+      kept[option] = value
+      continue
+    takers = {n: inspect.signature(_DATASETS.get(n)).parameters.get(option)
+              for n in _DATASETS.names()}
+    takers = {n: p for n, p in takers.items() if p is not None}
+    if takers and all(value == p.default and type(value) is type(p.default)
+                      for p in takers.values()):
+      continue  # not asked for: the default
+    shown = str(value).lower() if isinstance(value, bool) else value
+    flag = f'--{option}' if value is True else f'--{option}={shown}'
+    if not takers:
+      raise UserError(f'{flag}: no dataset takes option {option!r}; --dataset={name} takes: '
+                      f'{", ".join(taken)}')
+    raise UserError(f'{flag} applies to --dataset={", ".join(sorted(takers))} only, not {name}; '
+                    f'drop --{option}')
+  return kept
 
 
 def _import_builders():

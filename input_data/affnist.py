@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from input_data import DataError, DatasetSpec, cli, register
-from input_data.pipeline import (check_num_targets, check_split, count_records, default,
+from input_data.pipeline import (check_split, count_records, default,
                                  finish_pipeline, image_example, image_features,
                                  parse_image_examples, read_files, require_files, write_whole)
 
@@ -52,15 +52,13 @@ def _to_features(batch):
 
 
 @register('affnist')
-def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort=None, seed=None,
-          repeat=None, shuffle=None, **unused):
-  """(dataset, spec): expanded MNIST for 'train'; affNIST test (or validation) for 'test'."""
-  del unused  # options of other datasets
+def build(*, data_dir, split, batch_size, validate=False, seed=None, repeat=None, shuffle=None):
+  """(dataset, spec): expanded MNIST for 'train'; affNIST test (or validation) for 'test'.
+
+  No distort (the training file is already shifted, --shift=6 --pad=6) and one digit per
+  image: build_dataset refuses those options for affnist.
+  """
   check_split('affnist', split)
-  check_num_targets('affnist', num_targets)
-  if distort:
-    raise DataError('affnist has no distortions: its training file is already shifted '
-                    '(--shift=6 --pad=6); leave distort unset')
   if split == 'train':
     path, how = os.path.join(data_dir, TRAIN_FILE), TRAIN_COMMAND.format(dir=data_dir)
   else:

@@ -18,7 +18,7 @@ import os
 import tensorflow as tf
 
 from input_data import DataError, DatasetSpec, register
-from input_data.pipeline import (PARSE_CHUNK, assert_file, check_num_targets, check_split,
+from input_data.pipeline import (PARSE_CHUNK, assert_file, check_split,
                                  default, finish_pipeline, image_features, random_brightness,
                                  random_contrast, random_crop, random_flip_left_right,
                                  read_files, require_files)
@@ -93,12 +93,10 @@ def _features(batch, seed=None):
 
 
 @register('cifar10')
-def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort=None, seed=None,
-          repeat=None, shuffle=None, **unused):
-  """(dataset, spec) of 24x24x3 standardized CIFAR-10 images."""
-  del unused  # options of other datasets
+def build(*, data_dir, split, batch_size, validate=False, distort=None, seed=None, repeat=None,
+          shuffle=None):
+  """(dataset, spec) of 24x24x3 standardized CIFAR-10 images (one object each: no num_targets)."""
   check_split('cifar10', split)
-  check_num_targets('cifar10', num_targets)
   training = split == 'train'
   shuffle = default(shuffle, training)
   paths = require_files(batch_files(data_dir, split, validate),

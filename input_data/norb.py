@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from input_data import DataError, DatasetSpec, cli, register
-from input_data.pipeline import (bytes_feature, check_num_targets, check_split, count_records,
+from input_data.pipeline import (bytes_feature, check_split, count_records,
                                  default, finish_pipeline, image_features, int64_feature,
                                  parse_image_examples, random_brightness, random_contrast,
                                  random_crop, read_files, require_files, write_whole)
@@ -93,15 +93,14 @@ def _make_features(image_size: int, crop_size: int):
 
 
 @register('norb')
-def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort=None, seed=None,
-          repeat=None, shuffle=None, image_size=48, **unused):
-  """(dataset, spec) of standardized smallNORB pairs, 32x32x2 by default (see module doc)."""
-  del unused  # options of other datasets
+def build(*, data_dir, split, batch_size, distort=None, seed=None, repeat=None, shuffle=None,
+          image_size=48):
+  """(dataset, spec) of standardized smallNORB pairs, 32x32x2 by default (see module doc).
+
+  No validate (smallNORB has no validation split; the 2017 code had none) and one object per
+  image: build_dataset refuses those options for norb.
+  """
   check_split('norb', split)
-  check_num_targets('norb', num_targets)
-  if validate:
-    raise DataError('smallNORB has no validation split (the 2017 code had none); '
-                    'run without validate')
   if image_size not in CROP_SIZES:
     raise DataError(f'norb image_size must be one of {sorted(CROP_SIZES)}, got {image_size}')
   distort, training = default(distort, True), split == 'train'

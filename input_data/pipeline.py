@@ -30,12 +30,6 @@ def check_split(name: str, split: str):
     raise UserError(f"{name}: split must be 'train' or 'test', got {split!r}")
 
 
-def check_num_targets(name: str, num_targets: int):
-  if num_targets != 1:
-    raise DataError(f'{name} has one digit/object per image: num_targets must be 1, got '
-                    f'{num_targets} (two targets exist only for MultiMNIST: --dataset=mnist)')
-
-
 def default(value, fallback):
   return fallback if value is None else value
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import input_data
 from input_data import DataError, affnist, pipeline
 
 scipy_io = pytest.importorskip('scipy.io')
@@ -158,11 +159,27 @@ def test_truncated_or_misshapen_mat_file_is_an_error_naming_it(tmp_path):
     affnist.convert(str(tmp_path), str(tmp_path / 'out'))
 
 
-def test_two_targets_and_distortion_are_rejected(tmp_path):
-  with pytest.raises(DataError, match='num_targets must be 1'):
-    affnist.build(data_dir=str(tmp_path), split='test', batch_size=1, num_targets=2)
-  with pytest.raises(DataError, match='no distortions'):
-    affnist.build(data_dir=str(tmp_path), split='train', batch_size=1, distort=True)
+def test_options_affnist_lacks_are_refused_by_name(tmp_path):
+  common = dict(data_dir=str(tmp_path), split='train', batch_size=1)
+  for option, value, flag, takers in [
+      ('num_targets', 2, '--num_targets=2', 'mnist'),
+      ('distort', True, '--distort', 'cifar10, mnist, norb'),
+      ('distort', False, '--distort=false', 'cifar10, mnist, norb'),
+      ('generate', True, '--generate', 'mnist')]:
+    with pytest.raises(input_data.UserError) as e:
+      input_data.build_dataset('affnist', **common, **{option: value})
+    assert str(e.value) == (f'{flag} applies to --dataset={takers} only, not affnist; '
+                            f'drop --{option}')
+
+
+def test_options_at_their_defaults_are_dropped_for_affnist(converted):
+  images, _, data_dir = converted
+  ds, spec = input_data.build_dataset(
+      'affnist', data_dir=data_dir, split='test', batch_size=8, num_targets=1, validate=False,
+      distort=None, generate=False, seed=1, repeat=None)
+  assert spec.num_examples == 5
+  np.testing.assert_array_equal(next(iter(ds))['images'].numpy()[..., 0],
+                                images.astype(np.float32) * np.float32(1 / 255))
 
 
 def test_cli_converts_with_its_flags(tmp_path):

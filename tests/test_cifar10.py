@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import input_data
 from input_data import DataError, cifar10, pipeline
 from tests.conftest import standardize
 
@@ -137,5 +138,24 @@ def test_label_out_of_range_is_an_error_naming_the_file(tmp_path):
 def test_missing_files_are_named_with_the_download_command(tmp_path):
   with pytest.raises(DataError, match=r'data_batch_1.bin.*input_data.download --dataset=cifar10'):
     cifar10.build(data_dir=str(tmp_path), split='train', batch_size=1)
-  with pytest.raises(DataError, match='num_targets must be 1'):
-    cifar10.build(data_dir=str(tmp_path), split='test', batch_size=1, num_targets=2)
+
+
+def test_generate_and_two_targets_are_refused_naming_the_option(tmp_path):
+  common = dict(data_dir=str(tmp_path), split='train', batch_size=1)
+  with pytest.raises(input_data.UserError) as e:
+    input_data.build_dataset('cifar10', generate=True, **common)
+  assert str(e.value) == '--generate applies to --dataset=mnist only, not cifar10; drop --generate'
+  with pytest.raises(input_data.UserError, match='--num_targets=2 applies to --dataset=mnist '
+                     'only, not cifar10'):
+    input_data.build_dataset('cifar10', num_targets=2, **common)
+  with pytest.raises(input_data.UserError, match="no dataset takes option 'colour'"):
+    input_data.build_dataset('cifar10', colour=True, **common)
+
+
+def test_the_runners_default_options_reach_cifar10(data_dir):
+  # What runner.inputs passes for `--dataset=cifar10 --validate` with every other flag unset.
+  ds, spec = input_data.build_dataset(
+      'cifar10', data_dir=data_dir, split='test', batch_size=10, num_targets=1, validate=True,
+      distort=None, seed=None, repeat=None, generate=False)
+  assert spec.num_examples == 4  # validate reached the builder: data_batch_5
+  assert next(iter(ds))['recons_label'].numpy().tolist() == [5] * 4

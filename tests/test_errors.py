@@ -47,6 +47,12 @@ CASES = [
     (['--data_dir={root}/nowhere'], 'missing data file(s) in {root}/nowhere: '
      'train_2shifted_mnist.tfrecords; build them with: python -m input_data.mnist_shift'),
     (['--dataset=cifar10', '--data_dir='], '--data_dir is required for --dataset=cifar10'),
+    (['--dataset=cifar10', '--generate', '--data_dir={root}', '--summary_dir={root}/cifar'],
+     '--generate applies to --dataset=mnist only, not cifar10; drop --generate'),
+    (['--dataset=norb', '--validate', '--data_dir={root}', '--summary_dir={root}/norb'],
+     '--validate applies to --dataset=affnist, cifar10, mnist only, not norb; drop --validate'),
+    (['--dataset=affnist', '--distort', '--data_dir={root}', '--summary_dir={root}/affnist'],
+     '--distort applies to --dataset=cifar10, mnist, norb only, not affnist; drop --distort'),
     (['--data_dir={corrupt}', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
      'corrupt/test_0shifted_mnist.tfrecords'),
     (['--train=false', '--checkpoint={root}/run/train/model.ckpt-9'],

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import input_data
 from input_data import DataError, norb
 from tests.conftest import standardize
 
@@ -166,12 +167,32 @@ def test_missing_files_are_named_with_how_to_get_them(tmp_path):
 
 def test_unsupported_options_are_rejected(converted):
   data_dir = converted[3]
-  with pytest.raises(DataError, match='no validation split'):
-    norb.build(data_dir=data_dir, split='test', batch_size=1, validate=True)
+  common = dict(data_dir=data_dir, split='test', batch_size=1)
+  with pytest.raises(input_data.UserError) as e:
+    input_data.build_dataset('norb', validate=True, **common)
+  assert str(e.value) == ('--validate applies to --dataset=affnist, cifar10, mnist only, '
+                          'not norb; drop --validate')
   with pytest.raises(DataError, match=r'image_size must be one of \[32, 48\]'):
-    norb.build(data_dir=data_dir, split='test', batch_size=1, image_size=40)
-  with pytest.raises(DataError, match='num_targets must be 1'):
-    norb.build(data_dir=data_dir, split='test', batch_size=1, num_targets=2)
+    norb.build(**common, image_size=40)
+  with pytest.raises(input_data.UserError, match='--num_targets=2 applies to --dataset=mnist'):
+    input_data.build_dataset('norb', num_targets=2, **common)
+  with pytest.raises(input_data.UserError, match='--generate applies to --dataset=mnist only'):
+    input_data.build_dataset('norb', generate=True, **common)
+  with pytest.raises(input_data.UserError, match='--image_size=32 applies to --dataset=norb '
+                     'only, not mnist'):
+    input_data.build_dataset('mnist', image_size=32, **common)
+
+
+def test_the_runners_default_options_reach_norb(converted):
+  images, _, _, data_dir = converted
+  # What runner.inputs passes for `--dataset=norb --distort=false`, other flags unset.
+  ds, spec = input_data.build_dataset(
+      'norb', data_dir=data_dir, split='test', batch_size=5, num_targets=1, validate=False,
+      distort=False, seed=None, repeat=None, generate=False)
+  assert (spec.height, spec.num_examples) == (48, 5)  # distort=False reached it: no crop
+  got = next(iter(ds))['images'].numpy()
+  expected = [standardize(x.transpose(1, 2, 0)[::2, ::2].astype(np.float64)) for x in images]
+  np.testing.assert_allclose(got, np.stack(expected), rtol=1e-5, atol=1e-5)
 
 
 def test_cli_converts_with_its_flags(tmp_path):
