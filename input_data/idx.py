@@ -102,14 +102,19 @@ def find_raw_files(raw_dir: str, source: str) -> Tuple[str, str]:
 
 
 def validation_cut(num_train: int) -> int:
-  """Index where valid_test starts: the last 1/12 of training (5,000 of MNIST's 60,000)."""
-  return num_train - num_train // 12
+  """How many training images, from the start, --validate holds out as valid_test.
+
+  The original's builder holds out the first 10,000 of MNIST's 60,000 (1/6) and trains on
+  images 10,000..59,999; a smaller training set (the packaged 4,000 digits) keeps that 1/6.
+  """
+  return min(10000, num_train // 6)
 
 
 def load_split(raw_dir: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
   """Returns uint8 images [N, H, W] and labels [N] of a builder split of a raw MNIST dir.
 
-  valid_train / valid_test are the first 11/12 and the last 1/12 of the training files.
+  valid_test is the first validation_cut images of the training files, valid_train the rest
+  (MNIST: images 0..9,999 and 10,000..59,999, as the original).
   """
   if split not in SPLITS:
     raise DataError(f'unknown MNIST split {split!r}; expected one of: {", ".join(SPLITS)}')
@@ -120,6 +125,9 @@ def load_split(raw_dir: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
                     f'{len(labels)} labels')
   if split.startswith('valid'):
     cut = validation_cut(len(images))
-    part = slice(0, cut) if split == 'valid_train' else slice(cut, None)
+    if not cut:
+      raise DataError(f'{images_path} holds {len(images)} images: too few for {split}, which '
+                      'needs at least 6 (1/6 are held out); use a larger training set')
+    part = slice(cut, None) if split == 'valid_train' else slice(0, cut)
     images, labels = images[part], labels[part]
   return images, labels

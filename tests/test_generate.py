@@ -102,12 +102,18 @@ def test_generated_streams_are_fixed_by_the_seed(tmp_path, num_targets):
   assert not np.array_equal(first[0]['images'], other[0]['images'])
 
 
-def test_generated_validation_reads_the_last_twelfth_of_train(tmp_path):
-  raw, _, labels = _raw(tmp_path, n=24)
+def test_generated_validation_tests_on_the_first_sixth_of_train(tmp_path):
+  raw, images, labels = _raw(tmp_path, n=24)
   batches, spec = _take(data_dir=raw, split='test', batch_size=100, generate=True,
                         validate=True)
-  assert spec.num_examples == 2
-  np.testing.assert_array_equal(batches[0]['recons_label'], labels[22:])
+  assert spec.num_examples == 4  # images 0..3 of 24, shift 0
+  np.testing.assert_array_equal(batches[0]['recons_label'], labels[:4])
+  np.testing.assert_array_equal(_u8(batches[0]['images']), images[:4])
+  (train,), spec = _take(data_dir=raw, split='train', batch_size=20 * 25, generate=True,
+                         validate=True, shuffle=False, repeat=False)
+  assert spec.num_examples == 20 * 25  # images 4..23, every shift in [-2, 2]^2
+  np.testing.assert_array_equal(train['recons_label'], np.repeat(labels[4:], 25))
+  np.testing.assert_array_equal(_u8(train['images'][12::25]), images[4:])  # shift (0, 0)
 
 
 def test_generate_without_raw_files_names_them(tmp_path):

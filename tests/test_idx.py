@@ -82,15 +82,28 @@ def _raw_dir(tmp_path, num_train=24, num_test=6, gz=''):
   return str(tmp_path)
 
 
-def test_validation_splits_cut_the_last_twelfth_of_train(tmp_path):
+def test_validation_holds_out_the_first_sixth_of_train_as_valid_test(tmp_path):
   raw = _raw_dir(tmp_path, num_train=24)
   train, train_labels = idx.load_split(raw, 'train')
-  valid_train, _ = idx.load_split(raw, 'valid_train')
+  valid_train, valid_train_labels = idx.load_split(raw, 'valid_train')
   valid_test, valid_test_labels = idx.load_split(raw, 'valid_test')
-  assert idx.validation_cut(60000) == 55000  # the original's 55,000 / 5,000
-  assert len(valid_train) == 22 and len(valid_test) == 2
-  np.testing.assert_array_equal(np.concatenate([valid_train, valid_test]), train)
-  np.testing.assert_array_equal(valid_test_labels, train_labels[22:])
+  assert len(valid_test) == 4 and len(valid_train) == 20  # 24 / 6 held out, from the start
+  np.testing.assert_array_equal(valid_test, train[:4])
+  np.testing.assert_array_equal(valid_train, train[4:])
+  np.testing.assert_array_equal(valid_test_labels, [0, 1, 2, 3])
+  np.testing.assert_array_equal(valid_train_labels, train_labels[4:])
+
+
+def test_validation_cut_is_the_originals_10000_of_60000():
+  assert idx.validation_cut(60000) == 10000  # valid_train: images 10,000..59,999
+  assert idx.validation_cut(4000) == 666  # the packaged digits: the first 1/6
+  assert idx.validation_cut(70000) == 10000  # never more than the original's 10,000
+
+
+def test_validation_of_fewer_than_six_images_is_refused(tmp_path):
+  raw = _raw_dir(tmp_path, num_train=5)
+  with pytest.raises(DataError, match='holds 5 images: too few for valid_test'):
+    idx.load_split(raw, 'valid_test')
 
 
 def test_test_split_reads_t10k_files_gzipped(tmp_path):

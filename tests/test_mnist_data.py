@@ -83,12 +83,15 @@ def test_shuffled_training_order_is_fixed_by_the_seed(tmp_path):
 
 def test_validate_reads_the_files_the_builder_writes_for_valid_splits(tmp_path):
   images, labels = _digits(24, size=28)
-  mnist_shift.build_shifted(images[22:], labels[22:],
-                            str(tmp_path / mnist_shift.shifted_name('valid_test', 0)),
-                            shift=0, pad=0)
+  raw = tmp_path / 'raw'
+  raw.mkdir()
+  idx.write_images(str(raw / 'train-images-idx3-ubyte'), images)
+  idx.write_labels(str(raw / 'train-labels-idx1-ubyte'), labels.astype(np.uint8))
+  mnist_shift.build(str(raw), str(tmp_path), 'valid_test', shift=0)
   batches, spec = _batches(data_dir=str(tmp_path), split='test', batch_size=5, validate=True)
-  assert spec.num_examples == 2  # from the builder's sidecar
-  np.testing.assert_array_equal(batches[0]['recons_label'], labels[22:])
+  assert spec.num_examples == 4  # from the builder's sidecar: the first 24 / 6 images
+  np.testing.assert_array_equal(batches[0]['recons_label'], labels[:4])
+  np.testing.assert_array_equal(_u8(batches[0]['images'][..., 0]), images[:4])
 
 
 def _u8(x):

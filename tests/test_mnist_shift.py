@@ -173,7 +173,8 @@ def test_cli_builds_the_same_file_in_parallel_as_in_process(tmp_path):
                 '--shift=1', '--num_workers=2')
   assert result.returncode == 0, result.stderr[-2000:]
   expected = str(tmp_path / 'expected.tfrecords')
-  mnist_shift.build_shifted(images[:11], labels[:11], expected, shift=1, pad=0)
+  # valid_train: images 2..11 (the first 12 / 6 are valid_test).
+  mnist_shift.build_shifted(images[2:], labels[2:], expected, shift=1, pad=0)
   built = tmp_path / 'out' / 'train_1shifted_mnist_valid.tfrecords'
   assert built.read_bytes() == open(expected, 'rb').read()
 
