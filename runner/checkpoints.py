@@ -20,6 +20,9 @@ CONFIG_FILE = 'run_config.json'
 _MODEL_KEYS = ('model', 'dataset', 'num_targets', 'hparams')
 # Hparams that only steer optimisation: a resumed run may change them (with a warning).
 _FREE_HPARAMS = ('verbose', 'learning_rate', 'decay_rate', 'decay_steps', 'loss_type')
+# Hparams that change no variable's shape: evaluating (or starting from) a checkpoint with other
+# values is an experiment the original allowed, e.g. routing=1 on a routing=3 model.
+_SHAPE_FREE_HPARAMS = _FREE_HPARAMS + ('routing', 'leaky')
 
 
 def step_of(path: str) -> int:
@@ -63,8 +66,9 @@ def _override_text(hparams: dict) -> str:
   return ','.join(f'{k}={str(v).lower() if isinstance(v, bool) else v}' for k, v in hparams.items())
 
 
-def check_run_config(config: RunConfig, directory: str, keys=_MODEL_KEYS):
-  """Raises UserError when the run saved in `directory` differs from `config` in `keys`."""
+def check_run_config(config: RunConfig, directory: str, keys=_MODEL_KEYS, free=_FREE_HPARAMS):
+  """Raises UserError when the run saved in `directory` differs from `config` in `keys`; a
+  change of an hparam in `free` is only a warning."""
   path = os.path.join(directory, CONFIG_FILE)
   if not tf.io.gfile.exists(path):
     return
@@ -75,7 +79,7 @@ def check_run_config(config: RunConfig, directory: str, keys=_MODEL_KEYS):
   for key in keys:
     if key == 'hparams':
       changed = {k: saved[key].get(k) for k, v in current[key].items() if saved[key].get(k) != v}
-      fix = {k: v for k, v in changed.items() if k not in _FREE_HPARAMS}
+      fix = {k: v for k, v in changed.items() if k not in free}
       for k in changed.keys() - fix.keys():
         logging.warning('hparam %s changed from %s to %s since %s', k, changed[k],
                         current[key][k], path)
@@ -97,7 +101,8 @@ def restore_model(model, path: str, config: RunConfig) -> int:
     raise UserError(f'checkpoint {path} not found (expected the file {path}.index)')
   if is_tf1_checkpoint(path):
     return import_tf1_checkpoint(path, model)
-  check_run_config(config, os.path.dirname(path), keys=('model', 'hparams'))
+  check_run_config(config, os.path.dirname(path), keys=('model', 'hparams'),
+                   free=_SHAPE_FREE_HPARAMS)
   step = tf.Variable(0, dtype=tf.int64)
   try:
     tf.train.Checkpoint(model=model, step=step).restore(path).expect_partial() \

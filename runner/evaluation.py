@@ -64,9 +64,11 @@ def count(logits, labels, num_targets) -> dict:
 
 
 def _report(counts: dict, what: str):
-  logging.info('%s: Total wrong predictions: %d, wrong percent: %.2f%% (test accuracy %.2f%% '
-               'of %d)', what, counts['wrong'], 100.0 * counts['wrong'] / max(counts['total'], 1),
-               100.0 * counts['accuracy'], counts['total'])
+  """The original's line on stdout, unchanged (scripts parse it), and a richer log line."""
+  percent = 100.0 * counts['wrong'] / max(counts['total'], 1)
+  print(f'Total wrong predictions: {counts["wrong"]}, wrong percent: {percent}%', flush=True)
+  logging.info('%s: %d wrong of %d, %.2f%% error (test accuracy %.2f%%)', what, counts['wrong'],
+               counts['total'], percent, 100.0 * counts['accuracy'])
 
 
 def evaluate_checkpoint(evaluator: Evaluator, path: str, writer=None) -> dict:
