@@ -8,7 +8,9 @@ Unshuffled, the examples follow the builder's order: shifted MNIST then equals t
 `input_data.mnist_shift` writes, byte for byte; MultiMNIST takes image n // num_pairs as the
 base of pair n. Shuffled, every example draws its base image at random (with replacement).
 A MultiMNIST partner is drawn per pair among the other classes, so, unlike the builder, one
-base image can meet the same partner twice.
+base image can meet the same partner twice. The base image is shifted afresh for every pair
+(base_shift='per_pair'), or once for all of its pairs (base_shift='once', the original's
+builder): its shift is then keyed by (seed, base image), not by the example.
 """
 
 import numpy as np
@@ -17,7 +19,8 @@ import tensorflow as tf
 from input_data import idx
 
 
-def examples(raw_dir, split, *, num_targets, shift, pad, num_pairs, seed, shuffle, repeat):
+def examples(raw_dir, split, *, num_targets, shift, pad, num_pairs, seed, shuffle, repeat,
+             base_shift='per_pair'):
   """Returns (dataset of example dicts, (height, width), examples per epoch).
 
   split: a builder split (train, test, valid_train, valid_test) of the raw files in raw_dir.
@@ -31,7 +34,7 @@ def examples(raw_dir, split, *, num_targets, shift, pad, num_pairs, seed, shuffl
     make = _single_maker(table, labels, shape, shift, seed, shuffle)
   else:
     per_image = num_pairs
-    make = _pair_maker(table, labels, shape, shift, num_pairs, seed, shuffle)
+    make = _pair_maker(table, labels, shape, shift, num_pairs, seed, shuffle, base_shift)
   count = len(images) * per_image
   if shuffle and repeat:
     indices = tf.data.Dataset.counter()  # fresh draws forever
@@ -45,6 +48,11 @@ def _seeds(seed, n, num):
   """`num` independent stateless seeds [2] for example n."""
   key = tf.stack([tf.constant(seed, tf.int64), tf.cast(n, tf.int64)])
   return tf.unstack(tf.random.experimental.stateless_split(key, num))
+
+
+def _image_seed(seed, i):
+  """A stateless seed [2] of image i; its key (seed, -1 - i) is no example's (seed, n >= 0)."""
+  return tf.stack([tf.constant(seed, tf.int64), -1 - tf.cast(i, tf.int64)])
 
 
 def _shifted(table, i, dy, dx, shape, shift):
@@ -77,8 +85,12 @@ def _single_maker(table, labels, shape, shift, seed, shuffle):
   return make
 
 
-def _pair_maker(table, labels, shape, shift, num_pairs, seed, shuffle):
-  """n -> MultiMNIST example: base image, a partner of another class, both shifted."""
+def _pair_maker(table, labels, shape, shift, num_pairs, seed, shuffle, base_shift):
+  """n -> MultiMNIST example: base image, a partner of another class, both shifted.
+
+  base_shift='once': the base image's shift comes from the image's own seed, so all of its
+  pairs (and, shuffled, every draw of it) share one shifted base, as the original's files.
+  """
   others = [np.flatnonzero(labels != c) for c in range(10)]
   counts = tf.constant([len(o) for o in others], tf.int32)
   width = max(len(o) for o in others)
@@ -95,6 +107,9 @@ def _pair_maker(table, labels, shape, shift, num_pairs, seed, shuffle):
     label_1 = labels[i]
     partner = others[label_1, _random_int(partner_seed, [], 0, counts[label_1])]
     shifts = _random_int(shift_seed, [4], -shift, shift + 1)
+    if base_shift == 'once':
+      once = _random_int(_image_seed(seed, i), [2], -shift, shift + 1)
+      shifts = tf.concat([once, shifts[2:]], 0)
     image_1 = _shifted(table, i, shifts[0], shifts[1], shape, shift)
     image_2 = _shifted(table, partner, shifts[2], shifts[3], shape, shift)
     merged = tf.minimum(tf.cast(image_1, tf.int32) + tf.cast(image_2, tf.int32), 255)

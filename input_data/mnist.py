@@ -47,15 +47,17 @@ def default_shift(split: str, num_targets: int) -> int:
 @register('mnist')
 def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort=None,
           seed=None, repeat=None, shuffle=None, generate=False, shift=None, pad=None,
-          num_pairs=None):
+          num_pairs=None, base_shift=None):
   """Returns (tf.data.Dataset of batch dicts, DatasetSpec) for MNIST or MultiMNIST.
 
   shift picks the files (default: default_shift); generate=True reads raw IDX digits in
-  data_dir and makes examples on the fly, with pad (default 0, MultiMNIST 4) and
-  num_pairs (default 1000). distort (single target only): random 24x24 crop and rotation
-  up to 15 degrees in training, central crop in evaluation.
+  data_dir and makes examples on the fly, with pad (default 0, MultiMNIST 4), num_pairs
+  (default 1000) and base_shift ('per_pair', the default, or 'once': one shifted base digit
+  for all its pairs, as the original's files; MultiMNIST only). distort (single target
+  only): random 24x24 crop and rotation up to 15 degrees in training, central crop in
+  evaluation.
   """
-  _check_args(split, batch_size, num_targets, distort, generate, pad, num_pairs)
+  _check_args(split, batch_size, num_targets, distort, generate, pad, num_pairs, base_shift)
   training, distort = split == 'train', bool(distort)
   repeat = pipeline.default(repeat, training)
   shuffle = pipeline.default(shuffle, training)
@@ -67,7 +69,8 @@ def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort
     examples, (height, width), num_examples = generate_lib.examples(
         data_dir, builder_split, num_targets=num_targets, shift=shift,
         pad=pipeline.default(pad, 4 if num_targets == 2 else 0),
-        num_pairs=pipeline.default(num_pairs, 1000), seed=seed, shuffle=shuffle, repeat=repeat)
+        num_pairs=pipeline.default(num_pairs, 1000), seed=seed, shuffle=shuffle, repeat=repeat,
+        base_shift=pipeline.default(base_shift, 'per_pair'))
   else:
     files, metadata = _find_files(data_dir, builder_split, num_targets, shift)
     height, width = _peek_shape(files[0])
@@ -87,7 +90,7 @@ def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort
                               num_examples=num_examples)
 
 
-def _check_args(split, batch_size, num_targets, distort, generate_, pad, num_pairs):
+def _check_args(split, batch_size, num_targets, distort, generate_, pad, num_pairs, base_shift):
   pipeline.check_split('mnist', split)
   if num_targets not in (1, 2):
     raise UserError(f'mnist: num_targets must be 1 (MNIST) or 2 (MultiMNIST), got {num_targets}')
@@ -95,9 +98,14 @@ def _check_args(split, batch_size, num_targets, distort, generate_, pad, num_pai
     raise UserError(f'mnist: batch_size must be positive, got {batch_size}')
   if distort and num_targets == 2:
     raise UserError('mnist: distortion applies to single-digit MNIST only (as the original)')
-  if not generate_ and (pad is not None or num_pairs is not None):
-    raise UserError('mnist: pad and num_pairs apply with generate=True only; the files '
-                    'carry the settings they were built with')
+  if not generate_ and (pad is not None or num_pairs is not None or base_shift is not None):
+    raise UserError('mnist: pad, num_pairs and base_shift apply with generate=True only; the '
+                    'files carry the settings they were built with')
+  if base_shift is not None:
+    mnist_shift.check_base_shift(base_shift)
+    if num_targets != 2:
+      raise UserError(f'mnist: base_shift={base_shift!r} pairs MultiMNIST digits: it needs '
+                      'num_targets=2')
 
 
 # --- files -----------------------------------------------------------------------------------

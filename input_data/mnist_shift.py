@@ -10,6 +10,8 @@ the same bytes for a given --seed whatever --num_workers:
   # MultiMNIST (36x36): multitest_6shifted_mnist.tfrecords-0000i-of-000NN
   python -m input_data.mnist_shift --data_dir=RAW --output_dir=OUT --split=test --shift=6 \
       --pad=4 --multi_targets --num_pairs=1000 --max_shard=100000
+  # ... with the original's pairing: one shift of each base digit for all its pairs
+  python -m input_data.mnist_shift ... --multi_targets --base_shift=once
 
 Each output gets a `<name>.json` sidecar (record counts, sizes, settings) written last.
 """
@@ -34,6 +36,8 @@ from input_data import pipeline
 _RECORDS_PER_CHUNK = 20000  # shifted MNIST work unit, in records
 _IMAGES_PER_BLOCK = 256  # MultiMNIST: images whose shards are computed in one vector op
 _LOG_EVERY_S = 10.0
+# MultiMNIST base digit: shifted afresh for every pair, or once for all its pairs (the original).
+BASE_SHIFTS = ('per_pair', 'once')
 
 
 # --- file names: the reader (input_data.mnist) uses these too --------------------------------
@@ -98,15 +102,21 @@ def others_by_class(labels: np.ndarray):
   return {c: np.flatnonzero(labels != c) for c in np.unique(labels)}
 
 
-def pair_draws(seed: int, index: int, label: int, others, num_pairs: int, shift: int):
+def pair_draws(seed: int, index: int, label: int, others, num_pairs: int, shift: int,
+               base_shift: str = 'per_pair'):
   """Partners [P] (distinct, other classes) and shifts [P, (dy1, dx1, dy2, dx2)] of one image.
 
   The generator is keyed by (seed, image index) alone, so no worker layout changes it.
+  base_shift='once' gives every pair the first pair's (dy1, dx1), as the original reused one
+  shifted base for all its pairs; the other draws stay as 'per_pair' draws them.
   """
   rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
   candidates = others[label]
   partners = candidates[rng.choice(len(candidates), size=num_pairs, replace=False)]
-  return partners, rng.integers(-shift, shift + 1, size=(num_pairs, 4))
+  shifts = rng.integers(-shift, shift + 1, size=(num_pairs, 4))
+  if base_shift == 'once':
+    shifts[:, :2] = shifts[0, :2]
+  return partners, shifts
 
 
 def merge(image_1: np.ndarray, image_2: np.ndarray) -> np.ndarray:
@@ -190,10 +200,11 @@ def _shift_chunk(task):
   return out
 
 
-def _write_pairs(i, pairs, shards, writers, num_pairs, shift, seed):
+def _write_pairs(i, pairs, shards, writers, num_pairs, shift, seed, base_shift):
   """Writes the pairs `pairs` of image i (of its num_pairs) to the writers of their shards."""
   views, labels = _STATE['views'], _STATE['labels']
-  partners, shifts = pair_draws(seed, i, labels[i], _STATE['others'], num_pairs, shift)
+  partners, shifts = pair_draws(seed, i, labels[i], _STATE['others'], num_pairs, shift,
+                                base_shift)
   partners, offsets = partners[pairs], shift - shifts[pairs]
   firsts = views[i, offsets[:, 0], offsets[:, 1]]
   seconds = views[partners, offsets[:, 2], offsets[:, 3]]
@@ -205,7 +216,7 @@ def _write_pairs(i, pairs, shards, writers, num_pairs, shift, seed):
 
 def _write_shard_group(task):
   """Writes shards [first, stop) of a MultiMNIST build; returns their record counts."""
-  first, stop, prefix, num_shards, num_pairs, shift, max_shard, seed = task
+  first, stop, prefix, num_shards, num_pairs, shift, max_shard, seed, base_shift = task
   num_images = len(_STATE['labels'])
   names = shard_names(prefix, num_shards)
   writers = {s: tf.io.TFRecordWriter(names[s]) for s in range(first, stop)}
@@ -217,7 +228,7 @@ def _write_shard_group(task):
     for i, shards in zip(range(start, stop_image), block.reshape(-1, num_pairs)):
       mine = np.flatnonzero((shards >= first) & (shards < stop))
       if mine.size:
-        _write_pairs(i, mine, shards, writers, num_pairs, shift, seed)
+        _write_pairs(i, mine, shards, writers, num_pairs, shift, seed, base_shift)
         counts.update(shards[mine].tolist())
   for writer in writers.values():
     writer.close()
@@ -295,8 +306,13 @@ def build_shifted(images, labels, path, *, shift, pad, num_workers=1):
 
 
 def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, seed,
-                num_workers=1):
-  """Writes MultiMNIST shards '<prefix>-i-of-n' of at most max_shard records; returns names."""
+                base_shift='per_pair', num_workers=1):
+  """Writes MultiMNIST shards '<prefix>-i-of-n' of at most max_shard records; returns names.
+
+  base_shift: 'per_pair' shifts the base digit afresh for each of its pairs; 'once' shifts it
+  once and reuses it for all num_pairs (the original's builder). Partners: a shift per pair.
+  """
+  check_base_shift(base_shift)
   others = others_by_class(labels)
   fewest = min(len(v) for v in others.values())
   if num_pairs > fewest:
@@ -309,14 +325,21 @@ def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, see
   # fewer tasks cost less. The bytes of a shard do not depend on the grouping.
   per_task = -(-num_shards // max(num_workers, 1))
   tasks = [(s, min(s + per_task, num_shards), prefix, num_shards, num_pairs, shift, max_shard,
-            seed) for s in range(0, num_shards, per_task)]
+            seed, base_shift) for s in range(0, num_shards, per_task)]
   progress = _Progress(total, os.path.basename(prefix))
   counts = [c for group in _run_tasks(_write_shard_group, tasks, (padded, labels, shift),
                                       num_workers, progress) for c in group]
   progress.update(total, force=True)
   _write_metadata(prefix, total, padded.shape[1:], shift=shift, pad=pad, num_pairs=num_pairs,
-                  seed=seed, num_shards=num_shards, shard_records=counts)
+                  seed=seed, base_shift=base_shift, num_shards=num_shards,
+                  shard_records=counts)
   return shard_names(prefix, num_shards)
+
+
+def check_base_shift(base_shift: str):
+  if base_shift not in BASE_SHIFTS:
+    raise UserError(f'base_shift={base_shift!r} is not one of {", ".join(BASE_SHIFTS)}; use '
+                    "'once' for the original's pairing (one shifted base for all its pairs)")
 
 
 def _write_metadata(output, num_records, shape, **settings):
@@ -326,11 +349,15 @@ def _write_metadata(output, num_records, shape, **settings):
 
 
 def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, num_pairs=1000,
-          max_shard=100000, seed=0, num_workers=1):
+          max_shard=100000, seed=0, base_shift='per_pair', num_workers=1):
   """Reads a raw MNIST split and writes its shifted MNIST file or MultiMNIST shards."""
   if shift < 0 or pad < 0 or num_pairs < 1 or max_shard < 1:
     raise UserError(f'need shift >= 0, pad >= 0, num_pairs >= 1, max_shard >= 1; got '
                     f'{shift}, {pad}, {num_pairs}, {max_shard}')
+  check_base_shift(base_shift)
+  if base_shift != 'per_pair' and not multi_targets:
+    raise UserError(f'--base_shift={base_shift} pairs MultiMNIST digits: add --multi_targets '
+                    'or drop --base_shift')
   images, labels = idx.load_split(raw_dir, split)
   if labels.size and labels.max() > 9:
     raise DataError(f'labels in {raw_dir} go up to {labels.max()}; MNIST has classes 0-9')
@@ -339,7 +366,7 @@ def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, nu
   if multi_targets:
     return build_multi(images, labels, os.path.join(output_dir, multi_prefix(split, shift)),
                        shift=shift, pad=pad, num_pairs=num_pairs, max_shard=max_shard,
-                       seed=seed, num_workers=num_workers)
+                       seed=seed, base_shift=base_shift, num_workers=num_workers)
   path = os.path.join(output_dir, shifted_name(split, shift))
   build_shifted(images, labels, path, shift=shift, pad=pad, num_workers=num_workers)
   return [path]
@@ -361,6 +388,9 @@ def _define_flags(values: flags.FlagValues):
                        flag_values=values)
   flags.DEFINE_integer('seed', 0, 'MultiMNIST: seed of partners, shifts and shard spread.',
                        flag_values=values)
+  flags.DEFINE_enum('base_shift', 'per_pair', list(BASE_SHIFTS),
+                    'MultiMNIST: shift each base digit afresh per pair, or once for all its '
+                    'pairs (the original).', flag_values=values)
   flags.DEFINE_integer('num_workers', os.cpu_count() or 1, 'Worker processes.',
                        flag_values=values)
 
@@ -368,7 +398,7 @@ def _define_flags(values: flags.FlagValues):
 def _build_from_flags(f: flags.FlagValues):
   paths = build(f.data_dir, f.output_dir or f.data_dir, f.split, shift=f.shift, pad=f.pad,
                 multi_targets=f.multi_targets, num_pairs=f.num_pairs, max_shard=f.max_shard,
-                seed=f.seed, num_workers=f.num_workers)
+                seed=f.seed, base_shift=f.base_shift, num_workers=f.num_workers)
   logging.info('wrote %d file(s): %s%s', len(paths), paths[0], ' ...' if len(paths) > 1 else '')
 
 

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from configs.errors import UserError
 from input_data import DataError
 from input_data import idx
 from input_data import mnist
@@ -76,6 +77,48 @@ def test_generated_multimnist_has_the_builders_format_and_semantics(tmp_path):
     total = _u8(got['recons_image'][n]).astype(int) + _u8(got['spare_image'][n])
     np.testing.assert_array_equal(_u8(got['images'][n]), np.minimum(total, 255))
   np.testing.assert_array_equal(got['labels'].sum(axis=1), 2.0)
+
+
+def test_generated_base_shift_once_gives_all_pairs_of_a_base_one_shifted_base(tmp_path):
+  raw, images, labels = _raw(tmp_path)
+  common = dict(data_dir=raw, split='test', batch_size=60, num_targets=2, generate=True,
+                num_pairs=3, seed=0)
+  (once,), _ = _take(base_shift='once', **common)
+  (per_pair,), _ = _take(**common)
+  variants = _variants(images, pad=4, shift=6)
+  for n in range(60):  # the partners and their shifts do not depend on base_shift
+    np.testing.assert_array_equal(once['spare_image'][n], per_pair['spare_image'][n])
+    assert variants[_u8(once['recons_image'][n]).tobytes()][0] == n // 3
+  bases_once = _u8(once['recons_image']).reshape(20, 3, -1)
+  bases_per_pair = _u8(per_pair['recons_image']).reshape(20, 3, -1)
+  for i in range(20):
+    assert len({b.tobytes() for b in bases_once[i]}) == 1  # image_raw_1: one shift per base
+  # Re-shifted per pair (169 shifts to draw from): every base of seed 0 shows several.
+  assert all(len({b.tobytes() for b in bases_per_pair[i]}) > 1 for i in range(20))
+
+
+def test_generated_base_shift_once_holds_across_shuffled_draws(tmp_path):
+  raw, images, _ = _raw(tmp_path, n=10)
+  (batch,), _ = _take(1, data_dir=raw, split='train', batch_size=64, num_targets=2,
+                      generate=True, num_pairs=3, seed=2, base_shift='once')
+  variants = _variants(images, pad=4, shift=6)
+  shifts = {}
+  for image in batch['recons_image']:
+    i, dy, dx = variants[_u8(image).tobytes()]
+    shifts.setdefault(i, set()).add((dy, dx))
+  assert len(shifts) == 10 and all(len(s) == 1 for s in shifts.values())  # 64 draws of 10
+
+
+def test_base_shift_is_refused_where_it_means_nothing(tmp_path):
+  raw, _, _ = _raw(tmp_path)
+  with pytest.raises(UserError, match='apply with generate=True only'):
+    mnist.build(data_dir=raw, split='test', batch_size=4, num_targets=2, base_shift='once')
+  with pytest.raises(UserError, match="base_shift='once' pairs MultiMNIST digits: it needs "
+                     'num_targets=2'):
+    mnist.build(data_dir=raw, split='test', batch_size=4, generate=True, base_shift='once')
+  with pytest.raises(UserError, match="base_shift='per_image' is not one of per_pair, once"):
+    mnist.build(data_dir=raw, split='test', batch_size=4, num_targets=2, generate=True,
+                base_shift='per_image')
 
 
 def test_generated_training_shifts_stay_in_bounds(tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs.errors import UserError
 from input_data import DataError
 from input_data import idx
 from input_data import mnist_shift
@@ -128,6 +129,43 @@ def test_multi_pairs_differ_in_class_are_shifted_in_bounds_and_merge_saturates(t
   assert sorted(bases) == sorted(list(range(20)) * 3)  # each image is a base num_pairs times
   for i in range(20):  # with num_pairs distinct partners
     assert len({p for b, p in pairs if b == i}) == 3
+
+
+def _pairs_by_base(tmp_path, images, labels, name, **kwargs):
+  """{base image index: [(image_raw_1 bytes, image_raw_2 bytes)]} of a MultiMNIST build."""
+  padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
+  owner = {mnist_shift.shift_2d(padded[i], dy, dx).tobytes(): i
+           for i in range(len(images)) for dy, dx in mnist_shift.all_shifts(2)}
+  pairs = {}
+  for path in _multi(tmp_path, images, labels, name, **kwargs):
+    for r in _read(path):
+      first = r['image_raw_1'].tobytes()
+      pairs.setdefault(owner[first], []).append((first, r['image_raw_2'].tobytes()))
+  return pairs
+
+
+def test_base_shift_once_reuses_one_shifted_base_for_all_its_pairs(tmp_path):
+  images, labels = _random_digits(20)
+  once = _pairs_by_base(tmp_path, images, labels, 'once', base_shift='once')
+  per_pair = _pairs_by_base(tmp_path, images, labels, 'per_pair')
+  assert sorted(once) == sorted(per_pair) == list(range(20))
+  for i in range(20):
+    assert len(once[i]) == 3 and len({first for first, _ in once[i]}) == 1  # image_raw_1 equal
+    # Only the base's shift differs: the partners, shifted, are the same in both builds.
+    assert sorted(s for _, s in once[i]) == sorted(s for _, s in per_pair[i])
+  # Re-shifted per pair (25 shifts to draw from), every base of seed 5 shows 2 or 3 shifts.
+  assert all(len({first for first, _ in per_pair[i]}) > 1 for i in range(20))
+  meta = json.load(open(str(tmp_path / 'once.json')))
+  assert meta['base_shift'] == 'once'
+
+
+def test_base_shift_is_checked_before_reading_any_file(tmp_path):
+  with pytest.raises(UserError, match=r"base_shift='twice' is not one of per_pair, once"):
+    mnist_shift.build(str(tmp_path), str(tmp_path), 'test', multi_targets=True,
+                      base_shift='twice')
+  with pytest.raises(UserError, match='--base_shift=once pairs MultiMNIST digits: add '
+                     '--multi_targets'):
+    mnist_shift.build(str(tmp_path), str(tmp_path), 'test', base_shift='once')
 
 
 def test_shard_permutation_is_a_seeded_shuffle_of_every_index():
