@@ -1,0 +1,290 @@
+"""Any image classification data as folders of images: DIR/{train,test}/<class>/<image files>.
+
+The layout keras.utils.image_dataset_from_directory reads. Class folder names, sorted, are
+the labels 0, 1, ... (spec.class_names, also logged); images may sit in nested folders of a
+class. Files are .png, .jpg, .jpeg, .gif, .bmp or .webp; other files are skipped and counted
+in the log. validate=True reads no test/: it holds out `validation_fraction` of each class of
+train/ (seeded by `validation_seed`, the same for every build, so train and test agree).
+
+Before reading, every image of the split is decoded once (check_files=True): a file that does
+not decode, or grayscale images among color ones (with channels=None), is a DataError naming
+the files. Image size, channels, resize_mode and augment: see input_data/images.py.
+
+Also a converter of IDX files (MNIST, Fashion-MNIST) into such folders of PNGs:
+  python -m input_data.folder --make_from_idx=/usr/share/datasets/fashion-mnist \
+    --output_dir=data/fashion_folder
+"""
+
+import dataclasses
+import os
+from typing import Dict, List, Sequence, Tuple
+
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from configs.errors import UserError
+from input_data import DataError, cli, idx, images, register
+from input_data.pipeline import AUTOTUNE, check_split, default
+
+IMAGE_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png', '.webp')
+LAYOUT = 'DIR/train/<class>/<images> and DIR/test/<class>/<images>'
+_SHOWN = 3  # file names quoted in an error
+
+
+class Listing:
+  """The image files of one split folder, in a fixed order (class, then path)."""
+
+  def __init__(self, root: str, classes: List[str], paths: List[str], labels: np.ndarray):
+    self.root, self.classes, self.paths, self.labels = root, classes, paths, labels
+
+  def take(self, index: np.ndarray) -> 'Listing':
+    return Listing(self.root, self.classes, [self.paths[i] for i in index], self.labels[index])
+
+  def relative(self, index) -> str:
+    names = [os.path.relpath(self.paths[i], self.root) for i in index[:_SHOWN]]
+    return ', '.join(names) + (', ...' if len(index) > _SHOWN else '')
+
+
+def _is_image(name: str) -> bool:
+  return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.')
+
+
+def list_split(data_dir: str, split: str) -> Listing:
+  """The class folders and image files of data_dir/split; DataError for a bad layout."""
+  root = os.path.join(data_dir, split)
+  if not tf.io.gfile.isdir(root):
+    fix = (' or pass validate=True to hold out part of train/' if split == 'test' else '')
+    raise DataError(f'no {split}/ folder in {data_dir}: expected {LAYOUT}{fix}')
+  classes = sorted(n.rstrip('/') for n in tf.io.gfile.listdir(root)
+                   if not n.startswith('.') and tf.io.gfile.isdir(os.path.join(root, n)))
+  if len(classes) < 2:
+    raise DataError(f'{root} has {len(classes)} class folder(s) ({", ".join(classes)}); a '
+                    f'classifier needs at least 2: expected {LAYOUT}')
+  paths, labels, skipped = [], [], []
+  for label, name in enumerate(classes):
+    found = []
+    for folder, subdirs, files in tf.io.gfile.walk(os.path.join(root, name)):
+      subdirs[:] = [d for d in subdirs if not d.startswith('.')]
+      for f in files:
+        (found if _is_image(f) else skipped).append(os.path.join(folder, f))
+    if not found:
+      raise DataError(f'class folder {os.path.join(root, name)} has no images '
+                      f'({", ".join(IMAGE_EXTENSIONS)}); add some or remove the folder')
+    paths += sorted(found)
+    labels += [label] * len(found)
+  skipped += [os.path.join(root, f) for f in tf.io.gfile.listdir(root)
+              if not tf.io.gfile.isdir(os.path.join(root, f))]
+  if skipped:
+    logging.warning('folder: skipped %d non-image file(s) in %s (e.g. %s); images are %s',
+                    len(skipped), root, os.path.relpath(skipped[0], root),
+                    ' '.join(IMAGE_EXTENSIONS))
+  return Listing(root, classes, paths, np.array(labels, np.int32))
+
+
+def class_names(data_dir: str) -> List[str]:
+  """The class names of a folder dataset: label i is class_names(data_dir)[i]."""
+  return list_split(data_dir, 'train').classes
+
+
+def check_same_classes(train: Listing, test: Listing):
+  if train.classes != test.classes:
+    only_train = sorted(set(train.classes) - set(test.classes)) or ['-']
+    only_test = sorted(set(test.classes) - set(train.classes)) or ['-']
+    raise DataError(f'class folders differ between {train.root} and {test.root}: only in '
+                    f'train: {", ".join(only_train)}; only in test: {", ".join(only_test)}; '
+                    'make them the same (labels are the sorted folder names)')
+
+
+def hold_out(listing: Listing, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+  """(train, held-out) indices: round(fraction * n), at least 1, of each class, at random."""
+  if not 0 < fraction < 1:
+    raise UserError(f'folder: validation_fraction must be in (0, 1), got {fraction!r}')
+  rng, train, test = np.random.default_rng(seed), [], []
+  for label, name in enumerate(listing.classes):
+    members = np.flatnonzero(listing.labels == label)
+    if len(members) < 2:
+      raise DataError(f'class {name} in {listing.root} has {len(members)} image; validate=True '
+                      'holds out part of each class and needs at least 2')
+    count = min(max(1, round(fraction * len(members))), len(members) - 1)
+    chosen = rng.permutation(members)
+    test.append(chosen[:count])
+    train.append(chosen[count:])
+  return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+# ---------------------------------------------------------------- checking the files
+
+
+def first_shape(listing: Listing) -> Tuple[int, int, int]:
+  """(height, width, channels) of the split's first image, as stored."""
+  path = listing.paths[0]
+  try:
+    image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
+  except tf.errors.OpError as e:
+    raise DataError(f'{path} is not a readable image: {e.message.splitlines()[0]}') from e
+  return tuple(int(d) for d in image.shape)
+
+
+def probe(paths: Sequence[str]) -> np.ndarray:
+  """(height, width, channels) of each image file as stored, [N, 3], decoded by TensorFlow in
+  parallel; zeros for a file that cannot be read or decoded."""
+  def shape(i, path):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
+    return i, tf.shape(image)
+
+  files = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
+  shapes = np.zeros([len(paths), 3], np.int32)
+  for i, s in (files.map(shape, num_parallel_calls=AUTOTUNE, deterministic=False)
+               .ignore_errors().batch(1024).as_numpy_iterator()):
+    shapes[i] = s
+  return shapes
+
+
+def verify_files(listing: Listing, color: bool, detected: bool):
+  """DataError naming files that do not decode or, when the depth was `detected` from the first
+  train image, that are grayscale among color ones (or the reverse)."""
+  shapes = probe(listing.paths)
+  bad = np.flatnonzero(shapes[:, 2] == 0)
+  if len(bad):
+    raise DataError(f'{len(bad)} of {len(shapes)} files in {listing.root} are not readable '
+                    f'images: {listing.relative(bad)}; remove or replace them')
+  other = np.flatnonzero((shapes[:, 2] >= 3) != color)
+  if detected and len(other):
+    kinds = ('grayscale', 'color') if color else ('color', 'grayscale')
+    raise DataError(f'mixed channel counts: the first image of train/ is {kinds[1]}, but '
+                    f'{len(other)} of {len(shapes)} images in {listing.root} are {kinds[0]} '
+                    f'({listing.relative(other)}); pass channels=1 or channels=3 to convert '
+                    'every image')
+  sizes = {tuple(s) for s in shapes[:, :2].tolist()}
+  if len(sizes) > 1:
+    logging.info('folder: images in %s come in %d sizes; each is brought to one by its '
+                 'resize_mode', listing.root, len(sizes))
+
+
+# ---------------------------------------------------------------- the dataset
+
+
+@register('folder')
+def build(*, data_dir, split, batch_size, validate=False, distort=None, seed=None, repeat=None,
+          shuffle=None, image_size=None,
+          resize_mode='resize', channels=None, augment=None, crop_padding=images.CROP_PADDING,
+          validation_fraction=0.1, validation_seed=0, check_files=True):
+  """(dataset, ImageSpec) of the images in data_dir/{train,test}/<class>/ (module docstring).
+
+  image_size (default: the first train image's), resize_mode, channels (default: the first
+  train image's, 1 or 3), augment and crop_padding: see input_data/images.py.
+  """
+  check_split('folder', split)
+  if batch_size < 1:
+    raise UserError(f'folder: batch_size must be positive, got {batch_size}')
+  options = images.make_options('folder', image_size=image_size, resize_mode=resize_mode,
+                                channels=channels, augment=augment, distort=distort,
+                                crop_padding=crop_padding)
+  if not tf.io.gfile.isdir(data_dir):
+    raise DataError(f'folder data_dir {data_dir} does not exist: expected {LAYOUT}')
+  train = list_split(data_dir, 'train')
+  if validate:
+    kept, held = hold_out(train, validation_fraction, validation_seed)
+    listing = train.take(kept if split == 'train' else held)
+  elif split == 'test':
+    listing = list_split(data_dir, 'test')
+    check_same_classes(train, listing)
+  else:
+    listing = train
+
+  height, width, stored = first_shape(train)
+  color = stored >= 3 if channels is None else channels == 3
+  options = dataclasses.replace(options, size=options.size or (height, width))
+  images.check_square('folder', options)
+  if check_files:
+    verify_files(listing, color, detected=channels is None)
+
+  training = split == 'train'
+  files = tf.data.Dataset.from_tensor_slices({'path': listing.paths, 'label': listing.labels})
+  if default(shuffle, training):
+    files = files.shuffle(len(listing.paths), seed=seed, reshuffle_each_iteration=True)
+  examples = files.map(lambda f: {'encoded': tf.io.read_file(f['path']), 'label': f['label']},
+                       num_parallel_calls=AUTOTUNE)
+  depth = 3 if color else 1
+  ds = images.batches(examples, options, depth, len(train.classes), batch_size=batch_size,
+                      training=training, repeat=default(repeat, training), seed=seed)
+  out_height, out_width = options.output_size()
+  logging.info('folder: %s split of %s: %d images, %d classes (label name: %s), %dx%dx%d',
+               split, data_dir, len(listing.paths), len(train.classes),
+               ', '.join(f'{i} {n}' for i, n in enumerate(train.classes)), out_height,
+               out_width, depth)
+  return ds, images.ImageSpec('folder', out_height, out_width, depth, len(train.classes), 1,
+                              len(listing.paths), tuple(train.classes))
+
+
+# ---------------------------------------------------------------- IDX files -> a folder
+
+
+def make_from_idx(raw_dir: str, output_dir: str, names: Sequence[str] = ()) -> Dict[str, int]:
+  """Writes the IDX files of `raw_dir` (MNIST's layout and names) as output_dir/{train,test}/
+  <class>/<index>.png; returns the images written per split.
+
+  Class folders are the zero-padded labels ('0', '1', ... so they sort as the labels do),
+  with '_NAME' appended when `names` are given. Each split appears only once complete.
+  """
+  for split in ('train', 'test'):
+    if tf.io.gfile.exists(os.path.join(output_dir, split)):
+      raise DataError(f'{os.path.join(output_dir, split)} already exists; remove it or choose '
+                      'another --output_dir')
+  counts = {}
+  for split in ('train', 'test'):
+    pixels, labels = idx.load_split(raw_dir, split)
+    num_classes = len(names) or int(labels.max()) + 1
+    if labels.max() >= num_classes:
+      raise UserError(f'{len(names)} class names given, but the labels go up to {labels.max()}')
+    width = len(str(num_classes - 1))
+    folders = [f'{i:0{width}d}' + (f'_{names[i]}' if names else '') for i in range(num_classes)]
+    partial = os.path.join(output_dir, split + '.partial')
+    if tf.io.gfile.exists(partial):
+      tf.io.gfile.rmtree(partial)  # left by an interrupted run
+    for folder in folders:
+      tf.io.gfile.makedirs(os.path.join(partial, folder))
+    digits = len(str(len(labels) - 1))
+    paths = [os.path.join(partial, folders[label], f'{i:0{digits}d}.png')
+             for i, label in enumerate(labels)]
+    written = tf.data.Dataset.from_tensor_slices((pixels[..., None], paths)).map(
+        _write_png, num_parallel_calls=AUTOTUNE)
+    written.reduce(0, lambda n, _: n + 1)
+    tf.io.gfile.rename(partial, os.path.join(output_dir, split))
+    counts[split] = len(labels)
+  return counts
+
+
+def _write_png(image, path):
+  with tf.control_dependencies([tf.io.write_file(path, tf.io.encode_png(image))]):
+    return tf.identity(path)
+
+
+def _define_flags(values: flags.FlagValues):
+  flags.DEFINE_string('make_from_idx', '', 'Folder of IDX files (MNIST\'s names, plain or .gz) '
+                      'to write as folders of PNGs.', flag_values=values)
+  flags.DEFINE_string('output_dir', '', 'Where to write train/ and test/.', flag_values=values)
+  flags.DEFINE_list('class_names', [], 'Optional names appended to the class folders, in label '
+                    'order (e.g. Fashion-MNIST\'s).', flag_values=values)
+
+
+def _make_from_flags(f: flags.FlagValues):
+  if not f.make_from_idx or not f.output_dir:
+    raise UserError('pass --make_from_idx=IDX_DIR and --output_dir=DIR')
+  bad = [n for n in f.class_names if not n or '/' in n or n.startswith('.')]
+  if bad:
+    raise UserError(f'--class_names: {bad[0]!r} cannot be a folder name')
+  counts = make_from_idx(f.make_from_idx, f.output_dir, f.class_names)
+  logging.info('wrote %s train and %s test PNGs to %s', counts['train'], counts['test'],
+               f.output_dir)
+
+
+def main(argv):
+  """CLI: python -m input_data.folder --make_from_idx=IDX_DIR --output_dir=DIR."""
+  cli.run(argv, _define_flags, _make_from_flags)
+
+
+if __name__ == '__main__':
+  cli.start(main)

@@ -1,0 +1,201 @@
+"""Encoded images (PNG, JPEG, GIF, BMP, WebP) -> batch dicts: what `folder` and `tfds:` share.
+
+Each image is decoded by TensorFlow (tf.io.decode_image), its alpha channel dropped, brought to
+`depth` channels (tf.image.rgb_to_grayscale / grayscale_to_rgb), resized to one size by
+`resize_mode`, scaled to [0, 1], then batched with the chosen augmentations (off by default):
+  'crop'     zero-pad by `crop_padding` pixels on each side, then a random crop back to the size
+  'flip'     a random left-right flip
+  'cifar10'  the CIFAR-10 tutorial (input_data/cifar10.py): a random crop to 3/4 of the size,
+             flip, brightness (max delta 63 of 255), contrast [0.2, 1.8]; the test split takes
+             the central crop; then per-image standardization (pixels no longer in [0, 1])
+Augmentations apply to the training split only; 'crop' and 'cifar10' need square images.
+"""
+
+import dataclasses
+from typing import Optional, Sequence, Tuple, Union
+
+import tensorflow as tf
+
+from configs.errors import UserError
+from input_data import DatasetSpec
+from input_data.pipeline import (AUTOTUNE, finish_pipeline, image_features,
+                                 random_brightness, random_contrast, random_crop,
+                                 random_flip_left_right)
+
+RESIZE_MODES = ('resize', 'pad', 'crop')
+AUGMENTATIONS = ('crop', 'flip', 'cifar10')
+DISTORT_DEFAULT = ('crop', 'flip')  # what distort=True means when no augment is chosen
+CROP_PADDING = 4  # pixels; the usual CIFAR padding before a random crop
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSpec(DatasetSpec):
+  """A DatasetSpec that also names the classes: label i is class_names[i]."""
+  class_names: Tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageOptions:
+  """How images are brought to one shape and augmented (see the module docstring)."""
+  size: Optional[Tuple[int, int]]  # (height, width); None: not known yet
+  resize_mode: str
+  channels: Optional[int]  # 1 or 3; None: detect
+  augment: Tuple[str, ...]
+  crop_padding: int
+
+  def output_size(self) -> Tuple[int, int]:
+    """(height, width) of the batches: the size, or 3/4 of it with 'cifar10'."""
+    height, width = self.size
+    return (height * 3 // 4, width * 3 // 4) if 'cifar10' in self.augment else (height, width)
+
+
+def parse_size(name: str, image_size) -> Optional[Tuple[int, int]]:
+  """None, N, 'N', 'HxW' or (H, W) -> (height, width) of positive ints, or None."""
+  if image_size is None or image_size == '':
+    return None
+  try:
+    if isinstance(image_size, str):
+      parts = [int(p) for p in image_size.lower().split('x')]
+    elif isinstance(image_size, int):
+      parts = [image_size]
+    else:
+      parts = [int(p) for p in image_size]
+  except (TypeError, ValueError):
+    parts = []
+  if len(parts) == 1:
+    parts *= 2
+  if len(parts) != 2 or min(parts) < 1:
+    raise UserError(f'{name}: image_size must be N, "HxW" or (H, W) of positive ints, got '
+                    f'{image_size!r}')
+  return tuple(parts)
+
+
+def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
+                  distort: Optional[bool]) -> Tuple[str, ...]:
+  """The augmentations chosen: 'crop,flip' or ['crop', 'flip']; distort=False drops them and
+  distort=True with none chosen means DISTORT_DEFAULT."""
+  if isinstance(augment, str):
+    augment = augment.split(',')
+  chosen = tuple(a.strip().lower() for a in (augment or ()) if a.strip())
+  unknown = [a for a in chosen if a not in AUGMENTATIONS]
+  if unknown:
+    raise UserError(f'{name}: unknown augment {", ".join(unknown)}; expected a comma-separated '
+                    f'list of: {", ".join(AUGMENTATIONS)}')
+  if 'cifar10' in chosen and len(set(chosen)) > 1:
+    raise UserError(f"{name}: augment 'cifar10' already crops and flips; use it alone")
+  if distort is False:
+    return ()
+  return chosen or (DISTORT_DEFAULT if distort else ())
+
+
+def make_options(name: str, *, image_size, resize_mode: str, channels, augment, distort,
+                 crop_padding: int) -> ImageOptions:
+  """Checks the image options every image dataset takes; one UserError line for a bad one."""
+  if resize_mode not in RESIZE_MODES:
+    raise UserError(f'{name}: resize_mode must be one of {", ".join(RESIZE_MODES)}, got '
+                    f'{resize_mode!r}')
+  if channels not in (None, 1, 3):
+    raise UserError(f'{name}: channels must be 1 (grayscale), 3 (RGB) or None (detect), got '
+                    f'{channels!r}')
+  if not isinstance(crop_padding, int) or crop_padding < 0:
+    raise UserError(f'{name}: crop_padding must be a non-negative int, got {crop_padding!r}')
+  return ImageOptions(parse_size(name, image_size), resize_mode, channels,
+                      parse_augment(name, augment, distort), crop_padding)
+
+
+def check_square(name: str, options: ImageOptions):
+  """'crop' and 'cifar10' use pipeline.random_crop, which takes square windows."""
+  height, width = options.size
+  needs = [a for a in options.augment if a in ('crop', 'cifar10')]
+  if needs and height != width:
+    raise UserError(f'{name}: augment {needs[0]!r} needs square images, got {height}x{width}; '
+                    'pass image_size=N')
+
+
+# ---------------------------------------------------------------- one image
+
+
+def to_depth(image, depth: int):
+  """float32 [H, W, 1..4] -> [H, W, depth]: alpha dropped, gray <-> RGB converted."""
+  channels = tf.shape(image)[-1]
+  image = image[..., :channels - (1 - channels % 2)]  # 2 -> 1, 4 -> 3 (drop alpha)
+  is_gray = tf.equal(tf.shape(image)[-1], 1)
+  if depth == 1:
+    image = tf.cond(is_gray, lambda: image, lambda: tf.image.rgb_to_grayscale(image))
+  else:
+    image = tf.cond(is_gray, lambda: tf.image.grayscale_to_rgb(image), lambda: image)
+  return tf.ensure_shape(image, [None, None, depth])
+
+
+def decode(encoded, depth: int):
+  """Encoded image bytes -> float32 0..255 [H, W, depth]."""
+  image = tf.io.decode_image(encoded, channels=0, expand_animations=False)
+  return to_depth(tf.cast(image, tf.float32), depth)
+
+
+def resize(image, size: Tuple[int, int], mode: str):
+  """[H, W, C] -> [height, width, C]. resize: stretch; pad: fit inside keeping the aspect ratio,
+  zero borders; crop: cover keeping the aspect ratio, central crop. Same size: unchanged."""
+  height, width = size
+  if mode == 'resize':
+    return tf.image.resize(image, size, antialias=True)
+  if mode == 'pad':
+    return tf.image.resize_with_pad(image, height, width, antialias=True)
+  shape = tf.cast(tf.shape(image)[:2], tf.float32)
+  scale = tf.reduce_max(tf.constant([height, width], tf.float32) / shape)
+  cover = tf.cast(tf.math.ceil(shape * scale - 1e-3), tf.int32)
+  image = tf.image.resize(image, cover, antialias=True)
+  return tf.image.resize_with_crop_or_pad(image, height, width)
+
+
+# ---------------------------------------------------------------- batches
+
+
+def augment_images(images, options: ImageOptions, seed):
+  """Training augmentations of float32 [0, 1] images [B, H, W, C]; `seed`: int [2]."""
+  seeds = tf.random.experimental.stateless_split(seed, 4)
+  height = options.size[0]
+  if 'cifar10' in options.augment:
+    images = random_crop(images * 255.0, options.output_size()[0], seeds[0])
+    images = random_flip_left_right(images, seeds[1])
+    images = random_brightness(images, 63, seeds[2])
+    return tf.image.per_image_standardization(random_contrast(images, 0.2, 1.8, seeds[3]))
+  if 'crop' in options.augment:
+    pad = options.crop_padding
+    images = random_crop(tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]]), height,
+                         seeds[0])
+  if 'flip' in options.augment:
+    images = random_flip_left_right(images, seeds[1])
+  return images
+
+
+def _features(batch, seed=None, *, options: ImageOptions, num_classes: int):
+  images = batch['image']
+  if seed is not None:
+    images = augment_images(images, options, seed)
+  elif 'cifar10' in options.augment:  # the test split (or distort=False): the central crop
+    height, width = options.output_size()
+    images = tf.image.per_image_standardization(
+        tf.image.resize_with_crop_or_pad(images * 255.0, height, width))
+  return image_features(images, batch['label'], num_classes)
+
+
+def batches(examples: tf.data.Dataset, options: ImageOptions, depth: int, num_classes: int, *,
+            batch_size: int, training: bool, repeat: bool,
+            seed: Optional[int]) -> tf.data.Dataset:
+  """Examples {'encoded': string, 'label': int} (shuffled by the caller) -> batch dicts.
+
+  Each image is decoded and resized on its own (sizes may differ), then batched; batches are
+  augmented (training, options.augment) with seeds drawn from `seed` (pipeline.finish_pipeline).
+  """
+  def decode_one(example):
+    image = resize(decode(example['encoded'], depth), options.size, options.resize_mode)
+    return {'image': tf.ensure_shape(image / 255.0, [*options.size, depth]),
+            'label': tf.cast(example['label'], tf.int32)}
+
+  def to_features(batch, seed=None):
+    return _features(batch, seed, options=options, num_classes=num_classes)
+
+  images = examples.map(decode_one, num_parallel_calls=AUTOTUNE)
+  return finish_pipeline(images, to_features, batch_size=batch_size, shuffle=False,
+                         repeat=repeat, seed=seed, random=training and bool(options.augment))
