@@ -26,7 +26,7 @@ def main(argv):
   with tempfile.TemporaryDirectory() as run_dir:
     config = RunConfig(
         hparams=make_hparams('quickstart', 'conv1_filters=16,num_prime_capsules=4,remake=true'),
-        summary_dir=run_dir, max_steps=FLAGS.steps, save_step=500, log_every=FLAGS.warmup,
+        data_dir='builtin', summary_dir=run_dir, max_steps=FLAGS.steps, save_step=500, log_every=FLAGS.warmup,
         batch_size=16, seed=1)
     runner.train(config)
     events = event_accumulator.EventAccumulator(config.train_dir, size_guidance={'tensors': 0})

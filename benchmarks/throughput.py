@@ -39,18 +39,19 @@ CIFAR10 = ('cifar10', 24, 24, 3, 10, 1)
 # The input pipeline (benchmarks/input_pipeline.py row) that feeds each dataset shape.
 PIPELINES = {MNIST: 'mnist_train (files)', MULTIMNIST: 'multimnist_train (files)',
              CIFAR10: 'cifar10_train (distorted)'}
-# name -> (model, dataset shape, hparams overrides, jit, mixed precision)
+# name -> (model, dataset shape, hparams overrides, RunConfig settings): set as users set them.
 ROWS = {
-    'reference': ('reference', MNIST, '', False, 'none'),
-    'capsule': ('capsule', MNIST, '', False, 'none'),
-    'capsule_tf_conv': ('capsule', MNIST, '', False, 'none', 'conv'),
-    'capsule_xla': ('capsule', MNIST, '', True, 'none'),
-    'multimnist': ('capsule', MULTIMNIST, '', False, 'none'),
+    'reference': ('reference', MNIST, '', {}),
+    'capsule': ('capsule', MNIST, '', {}),
+    'capsule_tf_conv': ('capsule', MNIST, '', {'conv_impl': 'conv'}),
+    'capsule_xla': ('capsule', MNIST, '', {'jit_compile': True}),
+    'multimnist': ('capsule', MULTIMNIST, '', {}),
     'cifar10': ('capsule', CIFAR10, 'num_prime_capsules=64,padding=SAME,leaky=true,remake=false',
-                False, 'none'),
-    'baseline': ('baseline', MNIST, 'loss_type=softmax', False, 'none'),
-    'capsule_bf16': ('capsule', MNIST, '', False, 'bfloat16'),
-    'capsule_xla_bf16': ('capsule', MNIST, '', True, 'bfloat16'),
+                {}),
+    'baseline': ('baseline', MNIST, '', {}),
+    'capsule_bf16': ('capsule', MNIST, '', {'mixed_precision': 'bfloat16'}),
+    'capsule_xla_bf16': ('capsule', MNIST, '', {'jit_compile': True,
+                                                'mixed_precision': 'bfloat16'}),
 }
 CPU_ROWS = ['reference', 'capsule', 'capsule_tf_conv', 'capsule_xla', 'capsule_bf16', 'multimnist',
             'cifar10', 'baseline']
@@ -98,10 +99,11 @@ def run_row(name, batch_size, warmup, steps, steps_per_loop=1):
   from configs import RunConfig, make_hparams  # pylint: disable=g-import-not-at-top
   from input_data import DatasetSpec  # pylint: disable=g-import-not-at-top
   from models import build_model  # pylint: disable=g-import-not-at-top
-  from runner.devices import set_precision  # pylint: disable=g-import-not-at-top
+  from runner.devices import compute_options, set_precision, use_xla  # pylint: disable=g-import-not-at-top
   from runner.training import make_optimizer, make_train_step  # pylint: disable=g-import-not-at-top
 
-  model_name, shape, overrides, jit, precision, *conv_impl = ROWS[name]
+  model_name, shape, overrides, settings = ROWS[name]
+  precision = settings.get('mixed_precision', 'none')
   spec = DatasetSpec(*shape)
   images = tf.random.uniform([batch_size, spec.height, spec.width, spec.depth])
   labels = tf.random.uniform([batch_size], 0, spec.num_classes, tf.int32)
@@ -123,11 +125,8 @@ def run_row(name, batch_size, warmup, steps, steps_per_loop=1):
   else:
     hparams = make_hparams('mnist', overrides)
     config = RunConfig(hparams=hparams, model=model_name, dataset=spec.name,
-                       num_targets=spec.num_targets, jit_compile=jit, mixed_precision=precision)
-    if conv_impl:
-      import layers.capsules  # pylint: disable=g-import-not-at-top
-      layers.capsules.use_matmul_conv = lambda _: conv_impl[0] == 'matmul'
-    model = build_model(model_name, hparams, spec)
+                       num_targets=spec.num_targets, **settings)
+    model = build_model(model_name, hparams, spec, compute_options(config))
     step = tf.Variable(0, dtype=tf.int64)
     optimizer = make_optimizer(hparams, step, precision)
     strategy = tf.distribute.get_strategy()
@@ -135,7 +134,7 @@ def run_row(name, batch_size, warmup, steps, steps_per_loop=1):
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
     num_steps = tf.constant(steps_per_loop)
     train = lambda: float(train_steps(iterator, num_steps)['total'])
-    forward = tf.function(model, jit_compile=jit)
+    forward = tf.function(model, jit_compile=use_xla(config.jit_compile))
     flops_args = (batch,)
   train_seconds = _timed(train, warmup, steps)
   eval_seconds = _timed(lambda: tf.nest.map_structure(

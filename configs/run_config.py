@@ -1,4 +1,9 @@
-"""RunConfig: everything one run of experiment.py needs, resolved from flags and validated."""
+"""RunConfig: every setting of one run of experiment.py, defined once.
+
+Each field that has `help` in its metadata is a command-line flag of the same name, default and
+help text (experiment.py generates the flags from these fields); README.md lists them and a test
+keeps the three in step. `hparams` is resolved from --preset and --hparams_override.
+"""
 
 import dataclasses
 import json
@@ -6,40 +11,93 @@ import os
 from typing import Optional
 
 from configs.errors import UserError
-from configs.hparams import HParams
+from configs.hparams import PRESETS, HParams
+
+# --mixed_precision value -> Keras dtype policy.
+PRECISIONS = {'none': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
+CONV_IMPLS = ('auto', 'matmul', 'conv')
+BUILTIN_DATA = 'builtin'  # --data_dir value naming the packaged 5,000 real MNIST digits
+
+
+def setting(default, help_text: str, original: bool = False, choices=None):
+  """A RunConfig field that is also a flag; `original`: the 2017 code had this flag."""
+  return dataclasses.field(default=default, metadata={'help': help_text, 'original': original,
+                                                      'choices': choices})
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
   """One run: what to train or evaluate, on which data, where to write, on which devices."""
+  # The original flags, with their original meanings.
+  data_dir: str = setting(
+      '', f'Directory of the dataset files; {BUILTIN_DATA!r} (with --dataset=mnist) is the '
+      'packaged 5,000 real MNIST digits, for a first look.', original=True)
+  dataset: str = setting('mnist', 'The dataset to train or evaluate on (see README "Data").',
+                         original=True)
+  model: str = setting('capsule', 'The model: capsule, baseline (the original\'s conv_model) '
+                       'or paper_baseline (the paper\'s CNN).', original=True)
+  hparams_override: str = setting(
+      '', 'Hparams overrides as key=value,key=value (booleans as true/false), applied on top '
+      'of --preset.', original=True)
+  max_steps: int = setting(1000, 'Number of training steps (global step to stop at).',
+                           original=True)
+  save_step: int = setting(1500, 'Save a checkpoint every this many steps (and at the end).',
+                           original=True)
+  summary_dir: str = setting('', 'Run directory: checkpoints and training events in train/, '
+                             'evaluation events in test/.', original=True)
+  checkpoint: str = setting(
+      '', 'Checkpoint to evaluate (this project\'s or the original code\'s), or to start '
+      'training from; with {} a pattern for --num_trials.', original=True)
+  train: bool = setting(True, 'Train; --train=false evaluates.', original=True)
+  validate: bool = setting(False, 'Use the validation split (held-out training data).',
+                           original=True)
+  num_gpus: int = setting(1, 'Number of GPUs to split each batch over.', original=True)
+  num_targets: int = setting(1, 'Targets per image: 2 for MultiMNIST.', original=True)
+  num_trials: int = setting(1, 'Ensemble size: evaluates --checkpoint.format(i), i < N.',
+                            original=True)
+  eval_size: int = setting(0, 'Evaluate at most this many examples (0: all of them).',
+                           original=True)
+  # Additions.
+  preset: str = setting('mnist', 'Hparams preset (configs/hparams.py): '
+                        + ', '.join(PRESETS) + '.', choices=tuple(PRESETS))
+  batch_size: int = setting(0, 'Global batch size (0: 128 to train, 100 to evaluate).')
+  seed: Optional[int] = setting(None, 'Random seed for weights and data order.')
+  deterministic: bool = setting(False, 'Deterministic ops (needs --seed): identical runs.')
+  jit_compile: Optional[bool] = setting(
+      None, 'Compile the whole training step with XLA (default: on GPUs; on CPUs only the '
+      'routing is compiled, XLA convolutions there measured 20x slower); false: no XLA at all.')
+  conv_impl: str = setting(
+      'auto', 'Primary-capsule convolution: matmul (patches x one matmul, faster on CPUs), '
+      'conv (TF\'s kernels, cuDNN on GPUs) or auto (matmul on CPUs, conv on GPUs).',
+      choices=CONV_IMPLS)
+  mixed_precision: str = setting(
+      'none', 'Mixed precision compute: ' + ', '.join(PRECISIONS) + '; routing and losses stay '
+      'float32.', choices=tuple(PRECISIONS))
+  log_every: int = setting(100, 'Log progress and write training scalars every N steps.')
+  steps_per_loop: int = setting(
+      1, 'Training steps per compiled call: 50-200 keeps a fast GPU busy; logs, saves and '
+      'signals still happen at exact steps.')
+  predictions_out: str = setting('', 'Evaluation writes logits, labels (and reconstructions) '
+                                 'of every example to this .npz file.')
+  perturb: bool = setting(False, 'With --checkpoint: write the paper\'s figure 4, the '
+                          'reconstruction as each capsule dimension moves, to summary_dir.')
+  eval_timeout_secs: int = setting(6 * 3600, 'Continuous evaluation stops after waiting this '
+                                   'long for a new checkpoint.')
+  keep_checkpoints: int = setting(1000, 'Keep at most this many checkpoints.')
+  cpu_replicas: int = setting(0, 'Split the CPU into N logical devices and mirror over them '
+                              '(to test multi-device runs without GPUs).')
+  distort: Optional[bool] = setting(None, 'Random crops/flips for training (default: the '
+                                    'dataset\'s).')
+  generate: bool = setting(False, 'MNIST: shift and pair digits on the fly from the raw IDX '
+                           'files in --data_dir instead of reading TFRecords.')
+  debug: bool = setting(False, 'Show full tracebacks instead of one-line errors.')
+  # Resolved from --preset and --hparams_override; not a flag.
   hparams: HParams = HParams()
-  model: str = 'capsule'
-  dataset: str = 'mnist'
-  data_dir: str = ''  # empty: the built-in 5,000 real MNIST digits (mnist only)
-  summary_dir: str = ''
-  train: bool = True
-  validate: bool = False
-  max_steps: int = 1000
-  save_step: int = 1500
-  checkpoint: str = ''
-  num_gpus: int = 1
-  cpu_replicas: int = 0  # split the CPU into this many logical devices (multi-device tests)
-  num_targets: int = 1
-  num_trials: int = 1
-  eval_size: int = 0  # 0: the whole evaluation set
-  batch_size: int = 0  # 0: 128 for training, 100 for evaluation, as the original
-  seed: Optional[int] = None
-  deterministic: bool = False
-  jit_compile: Optional[bool] = None  # None: XLA on GPUs, not on CPUs (20x slower there)
-  mixed_precision: str = 'none'  # none | bfloat16 | float16
-  log_every: int = 100
-  steps_per_loop: int = 1  # training steps per tf.function call (fewer host round trips)
-  predictions_out: str = ''
-  perturb: bool = False
-  eval_timeout_secs: int = 6 * 3600
-  keep_checkpoints: int = 1000
-  distort: Optional[bool] = None  # None: the dataset's default
-  generate: bool = False  # mnist: shift/pair digits on the fly from raw IDX files
+
+  @classmethod
+  def flag_fields(cls):
+    """The fields that are flags, in definition order."""
+    return [f for f in dataclasses.fields(cls) if 'help' in f.metadata]
 
   @property
   def train_dir(self) -> str:
@@ -61,24 +119,30 @@ class RunConfig:
   def ensemble(self) -> bool:
     return '{}' in self.checkpoint
 
+  def hparam_source(self, key: str) -> str:
+    """Where hparam `key` got its value: '--hparams_override', '--preset=NAME' or 'default'."""
+    keys = {item.partition('=')[0].strip() for item in self.hparams_override.split(',')}
+    if key in keys:
+      return '--hparams_override'
+    preset_keys = {item.partition('=')[0] for item in PRESETS[self.preset].overrides.split(',')}
+    return f'--preset={self.preset}' if key in preset_keys else 'the default'
+
   def validate_flags(self) -> 'RunConfig':
     """Raises UserError for values or combinations that cannot work; returns self."""
     def need(condition, message):
       if not condition:
         raise UserError(message)
+    for field in self.flag_fields():
+      choices, value = field.metadata['choices'], getattr(self, field.name)
+      need(not choices or value in choices,
+           f'--{field.name}={value} is not one of: {", ".join(choices or ())}')
     need(self.summary_dir or (not self.train and self.checkpoint and not self.perturb),
          '--summary_dir is required (checkpoints and events are written there)')
-    need(self.max_steps >= 1, f'--max_steps={self.max_steps} must be at least 1')
-    need(self.save_step >= 1, f'--save_step={self.save_step} must be at least 1')
-    need(self.log_every >= 1, f'--log_every={self.log_every} must be at least 1')
-    need(self.steps_per_loop >= 1, f'--steps_per_loop={self.steps_per_loop} must be at least 1')
-    need(self.num_gpus >= 0, f'--num_gpus={self.num_gpus} must not be negative')
+    for name in ('max_steps', 'save_step', 'log_every', 'steps_per_loop', 'num_trials'):
+      need(getattr(self, name) >= 1, f'--{name}={getattr(self, name)} must be at least 1')
+    for name in ('num_gpus', 'eval_size', 'batch_size', 'cpu_replicas', 'keep_checkpoints'):
+      need(getattr(self, name) >= 0, f'--{name}={getattr(self, name)} must not be negative')
     need(self.num_targets in (1, 2), f'--num_targets={self.num_targets} must be 1 or 2')
-    need(self.num_trials >= 1, f'--num_trials={self.num_trials} must be at least 1')
-    need(self.eval_size >= 0, f'--eval_size={self.eval_size} must not be negative')
-    need(self.batch_size >= 0, f'--batch_size={self.batch_size} must not be negative')
-    need(self.mixed_precision in ('none', 'bfloat16', 'float16'),
-         f'--mixed_precision={self.mixed_precision} must be none, bfloat16 or float16')
     need(not (self.deterministic and self.seed is None), '--deterministic needs --seed=N')
     need(not (self.num_trials > 1 and not self.ensemble),
          f'--num_trials={self.num_trials} needs a --checkpoint pattern with {{}} for the trial '
@@ -92,10 +156,13 @@ class RunConfig:
          '--perturb needs --train=false and a single --checkpoint')
     need(not (self.num_targets == 2 and self.dataset != 'mnist'),
          f'--num_targets=2 is MultiMNIST: it needs --dataset=mnist, not {self.dataset}')
-    need(not (self.model == 'baseline' and self.perturb),
-         '--perturb needs the capsule model (the baseline has no capsules to perturb)')
+    need(not (self.model != 'capsule' and self.perturb),
+         f'--perturb needs the capsule model (--model={self.model} has no capsules to perturb)')
     need(not (self.perturb and not self.hparams.remake),
-         '--perturb needs the decoder: drop remake=false from --hparams_override')
+         f'--perturb needs the decoder, but remake=false comes from {self.hparam_source("remake")}'
+         '; pass --hparams_override=remake=true')
+    need(not (self.data_dir == BUILTIN_DATA and self.dataset != 'mnist'),
+         f'--data_dir={BUILTIN_DATA} is MNIST digits: it needs --dataset=mnist')
     return self
 
   def to_json(self) -> str:

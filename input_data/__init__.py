@@ -51,9 +51,11 @@ _DATASETS = Registry('dataset')
 register = _DATASETS.register  # decorator: `fn(*, data_dir, split, batch_size, ...)`
 
 
-def dataset_names():
+def check_dataset_name(name: str):
+  """Raises UserError listing the datasets unless `name` is one (or `tfds:NAME`)."""
   _import_builders()
-  return _DATASETS.names()
+  if not name.startswith('tfds:'):
+    _DATASETS.get(name)
 
 
 def build_dataset(name: str, **kwargs):

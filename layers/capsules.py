@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from layers.convolution import conv2d, use_matmul_conv
+from layers.convolution import conv2d
 from layers.routing import route
 
 
@@ -19,21 +19,23 @@ class ConvCapsule(keras.layers.Layer):
 
   Input [batch, height, width, in_caps, in_atoms]; output [batch, out_h, out_w, out_caps, out_atoms].
   Each input type is convolved with the same kernel into votes for every output type, then
-  routed over the output types at each position.
+  routed over the output types at each position. `conv_impl`: 'conv' (tf.nn.conv2d) or
+  'matmul' (patches x one matmul, faster on CPUs; layers/convolution.py).
   """
 
   def __init__(self, out_caps, out_atoms, kernel_size, strides, padding='VALID', num_routing=1,
-               leaky=False, conv_impl='auto', **kwargs):
+               leaky=False, conv_impl='conv', **kwargs):
     super().__init__(**kwargs)
     if padding not in ('VALID', 'SAME'):
       raise ValueError(f'padding must be VALID or SAME, got {padding!r}')
     if num_routing < 1:
       raise ValueError(f'num_routing must be at least 1, got {num_routing}')
+    if conv_impl not in ('conv', 'matmul'):
+      raise ValueError(f'conv_impl must be conv or matmul, got {conv_impl!r}')
     self.out_caps, self.out_atoms = out_caps, out_atoms
     self.kernel_size, self.strides, self.padding = kernel_size, strides, padding
     self.num_routing, self.leaky = num_routing, leaky
     self.conv_impl = conv_impl
-    self._matmul = use_matmul_conv(conv_impl)
 
   def build(self, input_shape):
     in_atoms = input_shape[-1]
@@ -51,7 +53,7 @@ class ConvCapsule(keras.layers.Layer):
       inputs = tf.transpose(inputs, [0, 3, 1, 2, 4])
     per_type = tf.reshape(inputs, [-1, height, width, in_atoms])
     conv = conv2d(per_type, tf.cast(self.kernel, per_type.dtype), self.strides, self.padding,
-                  self._matmul)
+                  matmul=self.conv_impl == 'matmul')
     _, out_h, out_w, _ = conv.shape
     if in_caps == 1:
       # One input type (primary capsules): positions are already in routing order.
@@ -83,15 +85,17 @@ class Capsule(keras.layers.Layer):
   """Fully connected capsules (the original `capsule`): [batch, in_caps, in_atoms] -> parents.
 
   Votes are one batched matmul per input capsule (W_ij u_i), never a tiled product.
-  Output [batch, out_caps, out_atoms].
+  Output [batch, out_caps, out_atoms]. `jit_routing` compiles votes and routing with XLA.
   """
 
-  def __init__(self, out_caps, out_atoms, num_routing=3, leaky=False, **kwargs):
+  def __init__(self, out_caps, out_atoms, num_routing=3, leaky=False, jit_routing=False,
+               **kwargs):
     super().__init__(**kwargs)
     if num_routing < 1:
       raise ValueError(f'num_routing must be at least 1, got {num_routing}')
     self.out_caps, self.out_atoms = out_caps, out_atoms
-    self.num_routing, self.leaky = num_routing, leaky
+    self.num_routing, self.leaky, self.jit_routing = num_routing, leaky, jit_routing
+    self._votes_and_routing = (_jit_votes_and_routing if jit_routing else _votes_and_routing)
 
   def build(self, input_shape):
     _, in_caps, in_atoms = input_shape
@@ -102,7 +106,7 @@ class Capsule(keras.layers.Layer):
                                 initializer=_BIAS_INIT, autocast=False)
 
   def call(self, inputs):
-    return _votes_and_routing(inputs, tf.cast(self.kernel, inputs.dtype),
+    return self._votes_and_routing(inputs, tf.cast(self.kernel, inputs.dtype),
                               tf.cast(self.bias, tf.float32), self.out_caps, self.out_atoms,
                               self.num_routing, self.leaky)
 
@@ -111,15 +115,15 @@ class Capsule(keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), 'out_caps': self.out_caps, 'out_atoms': self.out_atoms,
-            'num_routing': self.num_routing, 'leaky': self.leaky}
+            'num_routing': self.num_routing, 'leaky': self.leaky,
+            'jit_routing': self.jit_routing}
 
 
-@tf.function(jit_compile=True)
 def _votes_and_routing(inputs, kernel, biases, out_caps, out_atoms, num_routing, leaky):
-  """Votes W_ij u_i, then routing: compiled by XLA, which fuses the many passes over the votes.
+  """Votes W_ij u_i, then routing: [batch, in_caps, in_atoms] -> [batch, out_caps, out_atoms].
 
-  (1.4x faster than TF's kernels for the paper's 1152 x 10 votes on a CPU, forward and
-  backward; the convolutions stay outside, where XLA on a CPU is far slower.)
+  Compiled by XLA (`_jit_votes_and_routing`), which fuses the many passes over the votes, it ran
+  1.4x faster than TF's kernels for the paper's 1152 x 10 votes on a CPU, forward and backward.
   """
   in_caps = inputs.shape[1]
   # One [batch, in_atoms] x [in_atoms, out_caps * out_atoms] matmul per input capsule.
@@ -127,3 +131,6 @@ def _votes_and_routing(inputs, kernel, biases, out_caps, out_atoms, num_routing,
   votes = tf.reshape(votes, [in_caps, -1, out_caps, out_atoms])
   votes = tf.cast(tf.transpose(votes, [1, 2, 0, 3]), tf.float32)  # parent-major for routing
   return route(votes, biases, num_routing, leaky)
+
+
+_jit_votes_and_routing = tf.function(_votes_and_routing, jit_compile=True)

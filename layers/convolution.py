@@ -3,20 +3,12 @@
 The primary-capsule convolution (9x9, stride 2, 256 -> 256 channels on a 20x20 map) is most of
 a capsule network's FLOPs. On a CPU, TF's convolution kernels reach about half the matmul peak
 for it, while gathering patches and running one big matmul (reusing the patches for the
-filter gradient) gets close to peak. On GPUs cuDNN is faster, so 'auto' picks per device.
+filter gradient) gets close to peak. On GPUs cuDNN is faster: runner/devices.py picks per
+device, from --conv_impl.
 """
 
 import numpy as np
 import tensorflow as tf
-
-
-def use_matmul_conv(impl: str) -> bool:
-  """Resolves a conv implementation name ('auto' | 'conv' | 'matmul') to 'use matmul?'."""
-  if impl not in ('auto', 'conv', 'matmul'):
-    raise ValueError(f'conv implementation must be auto, conv or matmul, got {impl!r}')
-  if impl == 'auto':
-    return not tf.config.list_physical_devices('GPU')
-  return impl == 'matmul'
 
 
 def conv2d(inputs, kernel, strides: int, padding: str, matmul: bool = False):

@@ -4,7 +4,7 @@ import keras
 
 from configs.hparams import HParams
 from input_data import DatasetSpec
-from models.registry import register
+from models.registry import ComputeOptions, register
 
 
 def _conv(filters, padding, name):
@@ -33,7 +33,9 @@ def conv_pool_size(size: int, padding: str) -> int:
 class _Sequential(keras.Model):
   """Runs `self.body` on the batch's images; the last layer's output is the logits."""
 
-  def __init__(self, hparams: HParams, spec: DatasetSpec, **kwargs):
+  def __init__(self, hparams: HParams, spec: DatasetSpec,
+               options: ComputeOptions = ComputeOptions(), **kwargs):
+    del options  # plain convs and matmuls: nothing to choose
     super().__init__(**kwargs)
     self.hparams, self.spec = hparams, spec
 
@@ -53,8 +55,9 @@ class BaselineModel(_Sequential):
   Flattening is NHWC here, NCHW in the original: models/tf1_import.py permutes fc1 on import.
   """
 
-  def __init__(self, hparams: HParams, spec: DatasetSpec, **kwargs):
-    super().__init__(hparams, spec, **kwargs)
+  def __init__(self, hparams: HParams, spec: DatasetSpec,
+               options: ComputeOptions = ComputeOptions(), **kwargs):
+    super().__init__(hparams, spec, options, **kwargs)
     self.conv1 = _conv(512, hparams.padding, 'conv1')
     self.conv2 = _conv(256, hparams.padding, 'conv2')
     self.fc1 = _dense(1024, 'fc1', 'relu')
@@ -73,8 +76,9 @@ class PaperBaselineModel(_Sequential):
 
   DROPOUT = 0.5
 
-  def __init__(self, hparams: HParams, spec: DatasetSpec, **kwargs):
-    super().__init__(hparams, spec, **kwargs)
+  def __init__(self, hparams: HParams, spec: DatasetSpec,
+               options: ComputeOptions = ComputeOptions(), **kwargs):
+    super().__init__(hparams, spec, options, **kwargs)
     self.body = [_conv(256, hparams.padding, 'conv1'), _conv(256, hparams.padding, 'conv2'),
                  _conv(128, hparams.padding, 'conv3'), keras.layers.Flatten(),
                  _dense(328, 'fc1', 'relu'), _dense(192, 'fc2', 'relu'),

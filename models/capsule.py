@@ -6,7 +6,7 @@ import tensorflow as tf
 from configs.hparams import HParams
 from input_data import DatasetSpec
 from layers import Capsule, ConvCapsule, Decoder, safe_norm
-from models.registry import register
+from models.registry import ComputeOptions, register
 
 
 @register('capsule')
@@ -18,7 +18,8 @@ class CapsuleModel(keras.Model):
   one [batch, pixels] per target.
   """
 
-  def __init__(self, hparams: HParams, spec: DatasetSpec, **kwargs):
+  def __init__(self, hparams: HParams, spec: DatasetSpec,
+               options: ComputeOptions = ComputeOptions(), **kwargs):
     super().__init__(**kwargs)
     self.hparams, self.spec = hparams, spec
     self.conv1 = keras.layers.Conv2D(
@@ -27,9 +28,10 @@ class CapsuleModel(keras.Model):
         bias_initializer=keras.initializers.Constant(0.1), name='conv1')
     self.primary = ConvCapsule(hparams.num_prime_capsules, hparams.prime_atoms, kernel_size=9,
                                strides=2, padding=hparams.padding, num_routing=1,
-                               leaky=hparams.leaky, name='conv_capsule1')
+                               leaky=hparams.leaky, conv_impl=options.conv_impl,
+                               name='conv_capsule1')
     self.classes = Capsule(spec.num_classes, hparams.class_atoms, num_routing=hparams.routing,
-                           leaky=hparams.leaky, name='capsule2')
+                           leaky=hparams.leaky, jit_routing=options.jit_routing, name='capsule2')
     self.decoder = (Decoder(spec.height * spec.width * spec.depth, name='recons')
                     if hparams.remake else None)
 

@@ -7,6 +7,8 @@ import tensorflow as tf
 from absl import logging
 
 from configs.errors import UserError
+from configs.run_config import PRECISIONS, RunConfig
+from models import ComputeOptions
 
 
 def make_strategy(num_gpus: int = 1, cpu_replicas: int = 0) -> tf.distribute.Strategy:
@@ -52,23 +54,35 @@ def split_cpu(count: int):
   return [d.name for d in tf.config.list_logical_devices('CPU')[:count]]
 
 
+def has_gpu() -> bool:
+  return bool(tf.config.list_physical_devices('GPU'))
+
+
 def use_xla(jit_compile) -> bool:
-  """--jit_compile, defaulting to XLA on GPUs only (on CPUs it ran the model 20x slower)."""
+  """Whole-step XLA: --jit_compile, by default on GPUs only (on CPUs it ran 20x slower)."""
   if jit_compile is None:
-    return bool(tf.config.list_physical_devices('GPU'))
-  if jit_compile and not tf.config.list_physical_devices('GPU'):
+    return has_gpu()
+  if jit_compile and not has_gpu():
     logging.warning('--jit_compile on a CPU: XLA ran the capsule model far slower than TF '
-                    'kernels in benchmarks/throughput.py; routing is compiled either way')
+                    'kernels in benchmarks/throughput.py (the default compiles only the routing)')
   return jit_compile
+
+
+def compute_options(config: RunConfig) -> ComputeOptions:
+  """How the layers compute on this machine: --conv_impl=auto is matmul on CPUs, cuDNN on GPUs;
+  routing is compiled with XLA unless --jit_compile=false."""
+  conv_impl = config.conv_impl
+  if conv_impl == 'auto':
+    conv_impl = 'conv' if has_gpu() else 'matmul'
+  return ComputeOptions(conv_impl=conv_impl, jit_routing=config.jit_compile is not False)
 
 
 def set_precision(mixed_precision: str, deterministic: bool = False, seed=None):
   """Sets the Keras dtype policy; seeds and makes ops deterministic when asked."""
-  policy = {'none': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
-  keras.mixed_precision.set_dtype_policy(policy[mixed_precision])
+  keras.mixed_precision.set_dtype_policy(PRECISIONS[mixed_precision])
   if seed is not None:
     keras.utils.set_random_seed(seed)
   if deterministic:
     tf.config.experimental.enable_op_determinism()
-  logging.info('precision policy %s%s', policy[mixed_precision],
+  logging.info('precision policy %s%s', PRECISIONS[mixed_precision],
                ', deterministic ops' if deterministic else '')

@@ -11,7 +11,7 @@ from configs.run_config import RunConfig
 from layers import correct_and_almost
 from models import build_model
 from runner import checkpoints, perturb, summaries
-from runner.devices import set_precision, use_xla
+from runner.devices import compute_options, set_precision, use_xla
 from runner.inputs import make_dataset
 from runner.progress import Progress
 
@@ -27,7 +27,7 @@ class Evaluator:
     set_precision(config.mixed_precision, config.deterministic, config.seed)
     self.config = config
     self.dataset, self.spec = make_dataset(config, 'test', config.eval_batch_size, repeat=False)
-    self.model = build_model(config.model, config.hparams, self.spec)
+    self.model = build_model(config.model, config.hparams, self.spec, compute_options(config))
     self._predict = tf.function(self.model, jit_compile=use_xla(config.jit_compile))
 
   def restore(self, path: str) -> int:

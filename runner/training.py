@@ -12,7 +12,7 @@ from configs.run_config import RunConfig
 from layers import correct_and_almost, model_losses
 from models import build_model
 from runner import checkpoints, summaries
-from runner.devices import is_chief, make_strategy, set_precision, use_xla
+from runner.devices import compute_options, is_chief, make_strategy, set_precision, use_xla
 from runner.inputs import make_dataset
 from runner.progress import Progress, resident_mb
 
@@ -117,7 +117,7 @@ def train(config: RunConfig) -> dict:
 
   # Model, optimizer, checkpoint.
   with strategy.scope():
-    model = build_model(config.model, config.hparams, spec)
+    model = build_model(config.model, config.hparams, spec, compute_options(config))
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
     optimizer = make_optimizer(config.hparams, step, config.mixed_precision)
     optimizer.build(model.trainable_variables)

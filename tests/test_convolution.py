@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layers.convolution import conv2d, use_matmul_conv
+from layers.convolution import conv2d
 
 
 @pytest.mark.parametrize('padding', ['VALID', 'SAME'])
@@ -27,8 +27,7 @@ def test_matmul_conv_matches_tf_conv_and_its_gradients(padding, shape, strides):
                                atol=1e-4 * np.abs(plain.numpy()).max())
 
 
-def test_conv_implementation_names():
-  assert use_matmul_conv('matmul') and not use_matmul_conv('conv')
-  assert use_matmul_conv('auto') == (not tf.config.list_physical_devices('GPU'))
-  with pytest.raises(ValueError, match="got 'fft'"):
-    use_matmul_conv('fft')
+def test_conv_capsule_refuses_an_unknown_conv_impl():
+  from layers import ConvCapsule  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="conv_impl must be conv or matmul, got 'fft'"):
+    ConvCapsule(2, 8, kernel_size=9, strides=2, conv_impl='fft')

@@ -1,12 +1,14 @@
-"""Device choices: who writes in a multi-machine run, XLA per device, GPU count checks."""
+"""Device choices: who writes in a multi-machine run, XLA and conv per device, GPU counts."""
 
 import types
 
 import pytest
 import tensorflow as tf
 
-from configs import UserError
-from runner.devices import is_chief, make_strategy, use_xla
+from configs import RunConfig, UserError
+from models import ComputeOptions
+from runner import devices
+from runner.devices import compute_options, is_chief, make_strategy, use_xla
 
 
 def strategy_of(cluster, task_type, task_id):
@@ -25,17 +27,22 @@ def test_only_the_chief_writes_the_runs_files(cluster, task_type, task_id, chief
   assert is_chief(strategy_of(cluster, task_type, task_id)) == chief
 
 
-def test_single_process_strategies_are_chief():
-  assert is_chief(tf.distribute.get_strategy())
-
-
-def test_xla_defaults_to_gpus_only():
-  has_gpu = bool(tf.config.list_physical_devices('GPU'))
-  assert use_xla(None) == has_gpu
-  assert use_xla(True) and not use_xla(False)
+@pytest.mark.parametrize('gpu, flags, whole_step_xla, options', [
+    (True, {}, True, ComputeOptions('conv', True)),  # cuDNN, everything compiled
+    (False, {}, False, ComputeOptions('matmul', True)),  # CPU: fast conv, only routing compiled
+    (False, {'jit_compile': False}, False, ComputeOptions('matmul', False)),  # no XLA at all
+    (True, {'jit_compile': False, 'conv_impl': 'matmul'}, False, ComputeOptions('matmul', False)),
+    (False, {'jit_compile': True, 'conv_impl': 'conv'}, True, ComputeOptions('conv', True)),
+])
+def test_devices_pick_xla_and_conv_per_device_unless_the_flags_say(monkeypatch, gpu, flags,
+                                                                   whole_step_xla, options):
+  monkeypatch.setattr(devices, 'has_gpu', lambda: gpu)
+  config = RunConfig(**flags)
+  assert use_xla(config.jit_compile) == whole_step_xla
+  assert compute_options(config) == options
 
 
 def test_asking_for_more_gpus_than_present_is_refused():
-  count = len(tf.config.list_physical_devices('GPU'))
+  count = len(tf.config.list_physical_devices('GPU'))  # 0 here, 1 or more on a GPU machine
   with pytest.raises(UserError, match=f'--num_gpus={count + 2} but this machine shows {count}'):
     make_strategy(num_gpus=count + 2)

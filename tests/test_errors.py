@@ -46,7 +46,17 @@ CASES = [
     (['--model=capsnet'], "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline"),
     (['--data_dir={root}/nowhere'], 'missing data file(s) in {root}/nowhere: '
      'train_2shifted_mnist.tfrecords; build them with: python -m input_data.mnist_shift'),
-    (['--dataset=cifar10', '--data_dir='], '--data_dir is required for --dataset=cifar10'),
+    (['--dataset=cifar10', '--data_dir='], '--data_dir is required for --dataset=cifar10: '
+     'python -m input_data.download --dataset=cifar10'),
+    (['--data_dir='], '--data_dir is required for --dataset=mnist: python -m input_data.download '
+     '--dataset=mnist'),
+    (['--dataset=norb', '--data_dir=builtin'], '--data_dir=builtin is MNIST digits'),
+    (['--dataset=foo'], "unknown dataset 'foo'; expected one of: affnist, cifar10"),
+    (['--mixed_precision=fp8'], '--mixed_precision=fp8 is not one of: none, bfloat16, float16'),
+    (['--max_steps=ten'], "flag --max_steps=ten: invalid literal for int() with base 10: 'ten'"),
+    (['--preset=quickstart', '--perturb', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2',
+      '--hparams_override=remake=false'],
+     '--perturb needs the decoder, but remake=false comes from --hparams_override'),
     (['--dataset=cifar10', '--generate', '--data_dir={root}', '--summary_dir={root}/cifar'],
      'only, not cifar10; drop --generate'),
     (['--dataset=norb', '--validate', '--data_dir={root}', '--summary_dir={root}/norb'],

@@ -7,23 +7,16 @@ import tensorflow as tf
 
 from configs import make_hparams
 from input_data import DatasetSpec
-from models import build_model, import_tf1_checkpoint
+from models import ComputeOptions, build_model, import_tf1_checkpoint
 from tests import cli
 from tests.conftest import ORACLE_DIR
 
 MNIST = DatasetSpec('mnist', 28, 28, 1, 10)
 
 
-def oracle_logits(oracle, jit_compile=False, conv_impl='auto'):
-  import layers.capsules  # pylint: disable=g-import-not-at-top
-  original = layers.capsules.use_matmul_conv
-  if conv_impl != 'auto':
-    layers.capsules.use_matmul_conv = lambda _: conv_impl == 'matmul'
-  try:
-    model = build_model('capsule', make_hparams('mnist', 'num_prime_capsules=2,remake=false'),
-                        MNIST)
-  finally:
-    layers.capsules.use_matmul_conv = original
+def oracle_logits(oracle, jit_compile=False, options=ComputeOptions()):
+  model = build_model('capsule', make_hparams('mnist', 'num_prime_capsules=2,remake=false'),
+                      MNIST, options)
   import_tf1_checkpoint(str(ORACLE_DIR / 'model.ckpt-0'), model)
   images = tf.constant(oracle['input_images'].reshape(-1, 28, 28, 1))
   batch = {'images': images, 'recons_image': images,
@@ -34,8 +27,11 @@ def oracle_logits(oracle, jit_compile=False, conv_impl='auto'):
 
 @pytest.mark.parametrize('jit_compile', [False, True])
 @pytest.mark.parametrize('conv_impl', ['conv', 'matmul'])
-def test_oracle_logits_with_and_without_xla_and_matmul_conv(oracle, jit_compile, conv_impl):
-  np.testing.assert_allclose(oracle_logits(oracle, jit_compile, conv_impl),
+@pytest.mark.parametrize('jit_routing', [False, True])
+def test_oracle_logits_with_and_without_xla_and_matmul_conv(oracle, jit_compile, conv_impl,
+                                                            jit_routing):
+  options = ComputeOptions(conv_impl=conv_impl, jit_routing=jit_routing)
+  np.testing.assert_allclose(oracle_logits(oracle, jit_compile, options),
                              oracle['expected_logits'], atol=1e-5, rtol=0)
 
 

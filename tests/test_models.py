@@ -99,5 +99,8 @@ def test_unknown_model_lists_registered_ones():
     build_model('capsnet', HParams(), MNIST)
 
 
-def test_quickstart_preset_builds_a_small_model():
-  assert num_params(build_model('capsule', make_hparams('quickstart'), MNIST)) < 1_000_000
+def test_quickstart_preset_is_a_small_model_with_the_decoder():
+  model = build_model('capsule', make_hparams('quickstart'), MNIST)
+  decoder = (160 * 512 + 512) + (512 * 1024 + 1024) + (1024 * 784 + 784)
+  assert num_params(model.decoder) == decoder == 1_411_344  # shows reconstructions
+  assert num_params(model) - decoder < 1_000_000
