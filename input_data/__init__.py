@@ -68,6 +68,8 @@ def build_dataset(name: str, **kwargs):
   the builders that do take it, and refused otherwise (so `--generate` never goes unheard).
   """
   _import_builders()
+  if name.startswith('tfds:'):  # any TFDS dataset: 'tfds:NAME[/CONFIG][:VERSION]'
+    name, kwargs = 'tfds', dict(kwargs, tfds_name=name[len('tfds:'):])
   builder = _DATASETS.get(name)
   return builder(**_options_for(name, builder, kwargs))
 
@@ -98,4 +100,4 @@ def _options_for(name, builder, kwargs):
 
 def _import_builders():
   # Importing a dataset module registers it.
-  from input_data import mnist, affnist, cifar10, norb, folder  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  from input_data import mnist, affnist, cifar10, norb, folder, tfds_data  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import

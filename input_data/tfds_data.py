@@ -1,0 +1,152 @@
+"""TensorFlow Datasets as inputs: `build_dataset('tfds:NAME', data_dir=TFDS_DATA_DIR, ...)`.
+
+Reads an image classification dataset already prepared in data_dir (TFDS's data directory)
+by `tfds.builder(NAME, data_dir=...)`; NAME may carry a config and version
+('cifar100', 'fashion_mnist:3.0.1', 'NAME/CONFIG'). Nothing is downloaded unless
+download=True. The image and label features are found in the builder's info.features (its
+supervised_keys, else its only Image and only ClassLabel feature) or named by image_key and
+label_key. validate=True holds out the last `validation_fraction` of `train_split` (TFDS
+stores examples shuffled, so the tail is a random, not stratified, sample).
+
+Images go through the same decoding, resizing and augmentation as folder datasets
+(input_data/images.py). tensorflow-datasets is optional: pip install 'capsules[tfds]'.
+"""
+
+import dataclasses
+
+from absl import logging
+import tensorflow as tf
+
+from configs.errors import UserError
+from input_data import DataError, images, register
+from input_data.pipeline import SHUFFLE_BUFFER, check_split, default
+
+INSTALL = "pip install 'capsules[tfds]'"
+
+
+def import_tfds():
+  """The tensorflow_datasets module, or a UserError saying how to install it."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise UserError(f'tfds: datasets need the package tensorflow-datasets: {INSTALL}') from e
+  return tfds
+
+
+def prepare_command(name: str, data_dir: str) -> str:
+  """The shell command that prepares `name` in `data_dir` (it downloads)."""
+  return f'tfds build {name.split(":")[0]} --data_dir={data_dir}'
+
+
+def load_builder(tfds, name: str, data_dir, download: bool):
+  """The prepared builder of `name`; DataError when unknown or not prepared (and not download)."""
+  if not name:
+    raise UserError('tfds: name the dataset: tfds:NAME, e.g. tfds:fashion_mnist')
+  try:
+    builder = tfds.builder(name, data_dir=data_dir or None)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise DataError(f'tfds:{name} is neither a TFDS dataset nor prepared in '
+                    f'{data_dir or "the TFDS data dir"}; see tfds.list_builders() for names') from e
+  if not builder.is_prepared():
+    where = builder.data_dir_root
+    if not download:
+      raise DataError(f'tfds:{name} is not prepared in {where}; prepare it (downloads) with: '
+                      f'{prepare_command(name, where)}, or pass download=True')
+    builder.download_and_prepare()
+  return builder
+
+
+def find_keys(tfds, info, image_key, label_key):
+  """(image key, label key) of `info.features`: the given ones, else supervised_keys, else the
+  only Image and ClassLabel features. DataError naming the candidates otherwise."""
+  features = info.features
+  kinds = {'image': tfds.features.Image, 'label': tfds.features.ClassLabel}
+  supervised = info.supervised_keys if isinstance(info.supervised_keys, tuple) else ()
+  chosen = {}
+  for role, key, kind in (('image', image_key, kinds['image']),
+                          ('label', label_key, kinds['label'])):
+    candidates = [k for k, f in features.items() if isinstance(f, kind)]
+    if key is None and len(supervised) == 2 and supervised[role == 'label'] in candidates:
+      key = supervised[role == 'label']
+    if key is None and len(candidates) == 1:
+      key = candidates[0]
+    if key not in candidates:
+      shown = ', '.join(sorted(candidates)) or 'none'
+      raise DataError(f'tfds:{info.name}: {f"{key!r} is not" if key else "cannot tell"} the '
+                      f'{role} feature ({kind.__name__} features: {shown}); pass '
+                      f'{role}_key=one of them')
+    chosen[role] = key
+  return chosen['image'], chosen['label']
+
+
+def read_split(info, name, split, train_split, test_split, validate, fraction) -> str:
+  """The TFDS split string read for `split`: train_split, test_split or a slice of train."""
+  wanted = train_split if split == 'train' or validate else test_split
+  if wanted not in info.splits:
+    fix = ' or pass validate=True' if split == 'test' else ''
+    raise DataError(f'tfds:{name} has no split {wanted!r} (it has: '
+                    f'{", ".join(info.splits.keys())}); pass {split}_split=one of them{fix}')
+  if not validate:
+    return wanted
+  if not 0 < fraction < 1:
+    raise UserError(f'tfds: validation_fraction must be in (0, 1), got {fraction!r}')
+  total = info.splits[wanted].num_examples
+  cut = total - min(max(1, round(fraction * total)), total - 1)
+  return f'{wanted}[:{cut}]' if split == 'train' else f'{wanted}[{cut}:]'
+
+
+def _examples(tfds, builder, split, image_key, label_key, *, shuffle, seed):
+  ds = builder.as_dataset(split=split, shuffle_files=shuffle,
+                          read_config=tfds.ReadConfig(shuffle_seed=seed),
+                          decoders={image_key: tfds.decode.SkipDecoding()})
+  return ds.map(lambda x: {'encoded': x[image_key], 'label': x[label_key]})
+
+
+@register('tfds')
+def build(*, data_dir, split, batch_size, tfds_name='', validate=False, distort=None,
+          seed=None, repeat=None, shuffle=None, image_size=None, resize_mode='resize',
+          channels=None, augment=None, crop_padding=images.CROP_PADDING,
+          validation_fraction=0.1, download=False, image_key=None, label_key=None,
+          train_split='train', test_split='test'):
+  """(dataset, ImageSpec) of TFDS dataset `tfds_name` (module docstring).
+
+  image_size (default: the feature's, else the first training image's), resize_mode,
+  channels (default: the feature's, alpha dropped), augment and crop_padding: see
+  input_data/images.py.
+  """
+  check_split('tfds', split)
+  if batch_size < 1:
+    raise UserError(f'tfds: batch_size must be positive, got {batch_size}')
+  options = images.make_options('tfds', image_size=image_size, resize_mode=resize_mode,
+                                channels=channels, augment=augment, distort=distort,
+                                crop_padding=crop_padding)
+  tfds = import_tfds()
+  builder = load_builder(tfds, tfds_name, data_dir, download)
+  info = builder.info
+  image_key, label_key = find_keys(tfds, info, image_key, label_key)
+  which = read_split(info, tfds_name, split, train_split, test_split, validate,
+                     validation_fraction)
+
+  height, width, stored = info.features[image_key].shape
+  if options.size is None and None in (height, width):
+    first = next(iter(_examples(tfds, builder, train_split, image_key, label_key,
+                                shuffle=False, seed=None).take(1)))
+    height, width = tf.io.decode_image(first['encoded'], expand_animations=False).shape[:2]
+  options = dataclasses.replace(options, size=options.size or (height, width))
+  images.check_square('tfds', options)
+  depth = channels or (3 if (stored or 3) >= 3 else 1)
+  names = tuple(info.features[label_key].names)
+
+  training = split == 'train'
+  shuffle = default(shuffle, training)
+  examples = _examples(tfds, builder, which, image_key, label_key, shuffle=shuffle, seed=seed)
+  if shuffle:
+    examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+  ds = images.batches(examples, options, depth, len(names), batch_size=batch_size,
+                      training=training, repeat=default(repeat, training), seed=seed)
+  num_examples = info.splits[which].num_examples
+  out_height, out_width = options.output_size()
+  logging.info('tfds:%s %s split (%s): %d images, %d classes, %dx%dx%d', tfds_name, split,
+               which, num_examples, len(names), out_height, out_width, depth)
+  return ds, images.ImageSpec(f'tfds:{tfds_name}', out_height, out_width, depth, len(names),
+                              1, num_examples, names)
