@@ -58,7 +58,8 @@ PRESETS: Dict[str, Preset] = {
     'multimnist': Preset(
         '', 'MultiMNIST (36x36, two overlapping digits): 5.2% error (paper section 6). The '
         'hparams are MNIST\'s; --num_targets=2 and the data make it MultiMNIST',
-        'python experiment.py --num_targets=2 --data_dir=data/mnist_raw --generate '
+        'python experiment.py --preset=multimnist --num_targets=2 --data_dir=data/mnist_raw '
+        '--generate '
         '--max_steps=300000 --summary_dir=runs/multimnist'),
     'cifar10': Preset(
         'num_prime_capsules=64,padding=SAME,leaky=true,remake=false',
@@ -136,6 +137,11 @@ def parse_overrides(overrides: str, base: HParams = HParams()) -> HParams:
       raise UserError(f'unknown hparam {key!r}; valid keys and types: {_describe_keys()}')
     changes[key] = _parse_value(key, text.strip(), types[key])
   return dataclasses.replace(base, **changes)
+
+
+def format_overrides(values: Dict[str, object]) -> str:
+  """The inverse of parse_overrides: {'routing': 1, 'leaky': True} -> 'routing=1,leaky=true'."""
+  return ','.join(f'{k}={str(v).lower() if isinstance(v, bool) else v}' for k, v in values.items())
 
 
 def make_hparams(preset: str = 'mnist', overrides: str = '') -> HParams:

@@ -17,10 +17,10 @@ Each output gets a `<name>.json` sidecar (record counts, sizes, settings) writte
 """
 
 import collections
+import functools
 import json
 import multiprocessing
 import os
-import time
 
 from absl import flags
 from absl import logging
@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from configs.errors import UserError
+from configs.progress import Progress
 from input_data import DataError
 from input_data import cli
 from input_data import idx
@@ -235,26 +236,15 @@ def _write_shard_group(task):
   return [counts[s] for s in range(first, stop)]
 
 
-class _Progress:
-  """Logs records written, records/s and ETA at most every _LOG_EVERY_S seconds."""
-
-  def __init__(self, total, what):
-    self._total, self._what = total, what
-    self._start = self._last = time.monotonic()
-
-  def update(self, done, force=False):
-    now = time.monotonic()
-    if not force and now - self._last < _LOG_EVERY_S:
-      return
-    self._last = now
-    rate = done / max(now - self._start, 1e-9)
-    eta = int((self._total - done) / rate) if rate else None
-    logging.info('%s: %d / %d records (%.1f%%), %.0f records/s, ETA %s', self._what, done,
-                 self._total, 100.0 * done / max(self._total, 1), rate,
-                 '?' if eta is None else f'{eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}')
+def _report(done, progress, what, force=False):
+  """Logs records written, records/s and ETA, at most every _LOG_EVERY_S seconds."""
+  if force or progress.due(_LOG_EVERY_S):
+    logging.info('%s: %d / %d records (%.1f%%), %.0f records/s, ETA %s', what, done,
+                 progress.total, 100.0 * done / max(progress.total, 1), progress.rate(done),
+                 progress.eta(done))
 
 
-def _run_tasks(fn, tasks, init_args, num_workers, progress):
+def _run_tasks(fn, tasks, init_args, num_workers, report):
   """Yields fn(task) in task order, in-process or from a pool with a bounded backlog."""
   context = multiprocessing.get_context('spawn')  # forking a process that imported TF is unsafe
   counter = context.Value('q', 0)
@@ -263,7 +253,7 @@ def _run_tasks(fn, tasks, init_args, num_workers, progress):
     try:
       for task in tasks:
         yield fn(task)
-        progress.update(counter.value)
+        report(counter.value)
     finally:
       _STATE.clear()
     return
@@ -273,15 +263,15 @@ def _run_tasks(fn, tasks, init_args, num_workers, progress):
     for task in tasks:
       pending.append(pool.apply_async(fn, (task,)))
       while len(pending) >= 2 * num_workers:
-        yield _wait(pending.popleft(), counter, progress)
+        yield _wait(pending.popleft(), counter, report)
     while pending:
-      yield _wait(pending.popleft(), counter, progress)
+      yield _wait(pending.popleft(), counter, report)
 
 
-def _wait(result, counter, progress):
+def _wait(result, counter, report):
   while not result.ready():
     result.wait(1.0)
-    progress.update(counter.value)
+    report(counter.value)
   return result.get()
 
 
@@ -294,13 +284,13 @@ def build_shifted(images, labels, path, *, shift, pad, num_workers=1):
   step = max(1, _RECORDS_PER_CHUNK // per_image)
   tasks = [(s, min(s + step, len(images)), shift) for s in range(0, len(images), step)]
   total = len(images) * per_image
-  progress = _Progress(total, os.path.basename(path))
+  report = functools.partial(_report, progress=Progress(total), what=os.path.basename(path))
   with pipeline.write_whole(path) as writer:
     for chunk in _run_tasks(_shift_chunk, tasks, (padded, labels, shift), num_workers,
-                            progress):
+                            report):
       for record in chunk:
         writer.write(record)
-  progress.update(total, force=True)
+  report(total, force=True)
   _write_metadata(path, total, padded.shape[1:], shift=shift, pad=pad)
   return total
 
@@ -326,10 +316,11 @@ def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, see
   per_task = -(-num_shards // max(num_workers, 1))
   tasks = [(s, min(s + per_task, num_shards), prefix, num_shards, num_pairs, shift, max_shard,
             seed, base_shift) for s in range(0, num_shards, per_task)]
-  progress = _Progress(total, os.path.basename(prefix))
+  report = functools.partial(_report, progress=Progress(total),
+                             what=os.path.basename(prefix))
   counts = [c for group in _run_tasks(_write_shard_group, tasks, (padded, labels, shift),
-                                      num_workers, progress) for c in group]
-  progress.update(total, force=True)
+                                      num_workers, report) for c in group]
+  report(total, force=True)
   _write_metadata(prefix, total, padded.shape[1:], shift=shift, pad=pad, num_pairs=num_pairs,
                   seed=seed, base_shift=base_shift, num_shards=num_shards,
                   shard_records=counts)

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from configs.errors import UserError
+from configs.hparams import format_overrides
 from models.baseline import BaselineModel, conv_pool_size
 from models.capsule import CapsuleModel
 
@@ -90,7 +91,7 @@ def _fitting_overrides(shapes, model):
       if positions != model.classes.kernel.shape[0] // hparams.num_prime_capsules:
         fit['padding'] = other_padding
   changes = {k: v for k, v in fit.items() if getattr(hparams, k) != v}
-  return ','.join(f'{k}={str(v).lower() if isinstance(v, bool) else v}' for k, v in changes.items())
+  return format_overrides(changes)
 
 
 def _read_variables(path, model):

@@ -12,6 +12,7 @@ import tensorflow as tf
 from absl import logging
 
 from configs.errors import UserError
+from configs.hparams import format_overrides
 from configs.run_config import RunConfig
 from models import import_tf1_checkpoint, is_tf1_checkpoint
 
@@ -62,10 +63,6 @@ def save_run_config(config: RunConfig):
   tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
 
 
-def _override_text(hparams: dict) -> str:
-  return ','.join(f'{k}={str(v).lower() if isinstance(v, bool) else v}' for k, v in hparams.items())
-
-
 def check_run_config(config: RunConfig, directory: str, keys=_MODEL_KEYS, free=_FREE_HPARAMS):
   """Raises UserError when the run saved in `directory` differs from `config` in `keys`; a
   change of an hparam in `free` is only a warning."""
@@ -87,7 +84,7 @@ def check_run_config(config: RunConfig, directory: str, keys=_MODEL_KEYS, free=_
     elif saved.get(key) != current[key]:
       diffs.append(f'--{key}={saved.get(key)} (now {current[key]})')
   if diffs:
-    hint = f' (--hparams_override={_override_text(fix)})' if fix else ''
+    hint = f' (--hparams_override={format_overrides(fix)})' if fix else ''
     raise UserError(f'the checkpoints in {directory} were made with {", ".join(diffs)}; '
                     f'use the same flags{hint}, or a new --summary_dir')
 

@@ -13,7 +13,7 @@ from models import build_model
 from runner import checkpoints, perturb, summaries
 from runner.devices import compute_options, set_precision, use_xla
 from runner.inputs import make_dataset
-from runner.progress import Progress
+from configs.progress import Progress
 
 
 class Evaluator:
@@ -36,7 +36,7 @@ class Evaluator:
   def predict(self) -> dict:
     """`logits`, `labels` and (with a decoder) `reconstructions` for every example, in order."""
     limit = self.config.eval_size or self.spec.num_examples
-    progress = Progress(limit or 0, unit='image')
+    progress = Progress(limit or 0)
     parts = {'logits': [], 'labels': [], 'reconstructions': []}
     done = 0
     for batch in self.dataset:

@@ -14,7 +14,7 @@ from models import build_model
 from runner import checkpoints, summaries
 from runner.devices import compute_options, is_chief, make_strategy, set_precision, use_xla
 from runner.inputs import make_dataset
-from runner.progress import Progress, resident_mb
+from configs.progress import Progress, resident_mb
 
 MIN_LEARNING_RATE = 1e-6
 

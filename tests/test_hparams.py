@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs import HParams, PRESETS, UserError, make_hparams, parse_overrides
+from configs import HParams, PRESETS, UserError, format_overrides, make_hparams, parse_overrides
 
 
 def test_defaults_are_the_original_ones():
@@ -46,3 +46,16 @@ def test_every_preset_parses_and_unknown_preset_is_named():
     make_hparams(name)
   with pytest.raises(UserError, match="unknown preset 'cifar'"):
     make_hparams('cifar')
+
+
+def test_format_overrides_is_the_inverse_of_parse_overrides():
+  text = format_overrides({'routing': 1, 'leaky': True, 'padding': 'SAME'})
+  assert text == 'routing=1,leaky=true,padding=SAME'
+  hp = parse_overrides(text)
+  assert (hp.routing, hp.leaky, hp.padding) == (1, True, 'SAME')
+
+
+def test_every_preset_says_what_it_reproduces_and_how():
+  for name, preset in PRESETS.items():
+    assert preset.reproduces and preset.command.startswith('python experiment.py'), name
+    assert name == 'mnist' or f'--preset={name}' in preset.command, name

@@ -1,4 +1,5 @@
-"""One progress line format for long loops: rate and ETA from wall-clock time."""
+"""The one progress reporter of long loops (training, evaluation, data builders): rate and ETA
+from wall-clock time, and resident memory."""
 
 import datetime
 import resource
@@ -15,12 +16,16 @@ def resident_mb() -> float:
 
 
 class Progress:
-  """Tracks units done between reports; `line()` gives rate and ETA to `total`."""
+  """Units done (steps, images, records) towards `total`: rate between reports, ETA."""
 
-  def __init__(self, total: int, done: int = 0, unit: str = 'step'):
-    self.total, self.unit = total, unit
+  def __init__(self, total: int, done: int = 0):
+    self.total = total
     self._start_done, self._start_time = done, time.monotonic()
     self._last_done, self._last_time = done, self._start_time
+
+  def due(self, every_seconds: float) -> bool:
+    """Whether `every_seconds` have passed since the last rate() (for time-based reports)."""
+    return time.monotonic() - self._last_time >= every_seconds
 
   def rate(self, done: int) -> float:
     """Units per second since the previous call (or since the start)."""
