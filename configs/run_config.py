@@ -19,10 +19,9 @@ CONV_IMPLS = ('auto', 'matmul', 'conv')
 BUILTIN_DATA = 'builtin'  # --data_dir value naming the packaged 5,000 real MNIST digits
 
 
-def setting(default, help_text: str, original: bool = False, choices=None):
-  """A RunConfig field that is also a flag; `original`: the 2017 code had this flag."""
-  return dataclasses.field(default=default, metadata={'help': help_text, 'original': original,
-                                                      'choices': choices})
+def setting(default, help_text: str, choices=None):
+  """A RunConfig field that is also a flag (--NAME), with its help and allowed values."""
+  return dataclasses.field(default=default, metadata={'help': help_text, 'choices': choices})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,32 +30,26 @@ class RunConfig:
   # The original flags, with their original meanings.
   data_dir: str = setting(
       '', f'Directory of the dataset files; {BUILTIN_DATA!r} (with --dataset=mnist) is the '
-      'packaged 5,000 real MNIST digits, for a first look.', original=True)
-  dataset: str = setting('mnist', 'The dataset to train or evaluate on (see README "Data").',
-                         original=True)
+      'packaged 5,000 real MNIST digits, for a first look.')
+  dataset: str = setting('mnist', 'The dataset to train or evaluate on (see README "Data").')
   model: str = setting('capsule', 'The model: capsule, baseline (the original\'s conv_model) '
-                       'or paper_baseline (the paper\'s CNN).', original=True)
+                       'or paper_baseline (the paper\'s CNN).')
   hparams_override: str = setting(
       '', 'Hparams overrides as key=value,key=value (booleans as true/false), applied on top '
-      'of --preset.', original=True)
-  max_steps: int = setting(1000, 'Number of training steps (global step to stop at).',
-                           original=True)
-  save_step: int = setting(1500, 'Save a checkpoint every this many steps (and at the end).',
-                           original=True)
+      'of --preset.')
+  max_steps: int = setting(1000, 'Number of training steps (global step to stop at).')
+  save_step: int = setting(1500, 'Save a checkpoint every this many steps (and at the end).')
   summary_dir: str = setting('', 'Run directory: checkpoints and training events in train/, '
-                             'evaluation events in test/.', original=True)
+                             'evaluation events in test/.')
   checkpoint: str = setting(
       '', 'Checkpoint to evaluate (this project\'s or the original code\'s), or to start '
-      'training from; with {} a pattern for --num_trials.', original=True)
-  train: bool = setting(True, 'Train; --train=false evaluates.', original=True)
-  validate: bool = setting(False, 'Use the validation split (held-out training data).',
-                           original=True)
-  num_gpus: int = setting(1, 'Number of GPUs to split each batch over.', original=True)
-  num_targets: int = setting(1, 'Targets per image: 2 for MultiMNIST.', original=True)
-  num_trials: int = setting(1, 'Ensemble size: evaluates --checkpoint.format(i), i < N.',
-                            original=True)
-  eval_size: int = setting(0, 'Evaluate at most this many examples (0: all of them).',
-                           original=True)
+      'training from; with {} a pattern for --num_trials.')
+  train: bool = setting(True, 'Train; --train=false evaluates.')
+  validate: bool = setting(False, 'Use the validation split (held-out training data).')
+  num_gpus: int = setting(1, 'Number of GPUs to split each batch over.')
+  num_targets: int = setting(1, 'Targets per image: 2 for MultiMNIST.')
+  num_trials: int = setting(1, 'Ensemble size: evaluates --checkpoint.format(i), i < N.')
+  eval_size: int = setting(0, 'Evaluate at most this many examples (0: all of them).')
   # Additions.
   preset: str = setting('mnist', 'Hparams preset (configs/hparams.py): '
                         + ', '.join(PRESETS) + '.', choices=tuple(PRESETS))

@@ -19,7 +19,6 @@ MATLAB: `reshape(image(:, n), 40, 40)'`). `label_int` [1, N] holds the digit.
 import os
 from typing import Iterable, Sequence, Tuple
 
-from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
@@ -143,17 +142,11 @@ def convert(mat_dir: str, output_dir: str, names: Sequence[str] = ('test', 'vali
     logging.info('wrote %d examples to %s', write_split(sources, path), path)
 
 
-def _define_flags(values: flags.FlagValues):
-  flags.DEFINE_string('mat_dir', None, 'folder holding test.mat (and validation.mat)',
-                      flag_values=values)
-  flags.DEFINE_string('output_dir', None, 'where *_affnist.tfrecords are written',
-                      flag_values=values)
-  flags.mark_flags_as_required(['mat_dir', 'output_dir'], flag_values=values)
-
-
 def main(argv):
   """CLI: python -m input_data.affnist --mat_dir=DIR --output_dir=DIR."""
-  cli.run(argv, _define_flags, lambda f: convert(f.mat_dir, f.output_dir))
+  define = cli.input_and_output_dirs('mat_dir', 'folder holding test.mat (and validation.mat)',
+                                     'where *_affnist.tfrecords are written')
+  cli.run(argv, define, lambda f: convert(f.mat_dir, f.output_dir))
 
 
 if __name__ == '__main__':

@@ -29,6 +29,15 @@ def run(argv: List[str], define: Callable[[flags.FlagValues], None],
     sys.exit(2)
 
 
+def input_and_output_dirs(input_flag: str, input_help: str, output_help: str):
+  """A `define` for run(): the required flags --INPUT_FLAG and --output_dir of a converter."""
+  def define(values: flags.FlagValues):
+    flags.DEFINE_string(input_flag, None, input_help, flag_values=values)
+    flags.DEFINE_string('output_dir', None, output_help, flag_values=values)
+    flags.mark_flags_as_required([input_flag, 'output_dir'], flag_values=values)
+  return define
+
+
 def start(main: Callable[[List[str]], None]):
   """Runs `main(argv)` as the program (absl's app.run), leaving the flags to `main`."""
   # app.run insists that the global flags are parsed; ours live in main's own FlagValues.

@@ -25,7 +25,6 @@ import struct
 import zlib
 from typing import BinaryIO, Dict, Iterator, Tuple
 
-from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
@@ -211,17 +210,12 @@ def convert(raw_dir: str, output_dir: str, splits=('train', 'test')) -> Dict[str
   return counts
 
 
-def _define_flags(values: flags.FlagValues):
-  flags.DEFINE_string('raw_dir', None, 'folder holding the official smallNORB .mat(.gz) files',
-                      flag_values=values)
-  flags.DEFINE_string('output_dir', None, 'where trainduo/testduo.tfrecords are written',
-                      flag_values=values)
-  flags.mark_flags_as_required(['raw_dir', 'output_dir'], flag_values=values)
-
-
 def main(argv):
   """CLI: python -m input_data.norb --raw_dir=DIR --output_dir=DIR."""
-  cli.run(argv, _define_flags, lambda f: convert(f.raw_dir, f.output_dir))
+  define = cli.input_and_output_dirs('raw_dir', 'folder holding the official smallNORB '
+                                     '.mat(.gz) files', 'where trainduo/testduo.tfrecords are '
+                                     'written')
+  cli.run(argv, define, lambda f: convert(f.raw_dir, f.output_dir))
 
 
 if __name__ == '__main__':
