@@ -1,4 +1,4 @@
-"""Model hyperparameters: the original defaults, paper presets, and the `key=value` override parser."""
+"""Model hyperparameters: the original defaults, presets, and the `key=value` override parser."""
 
 import dataclasses
 from typing import Dict

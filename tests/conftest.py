@@ -23,7 +23,8 @@ def standardize(image):
   return (image - image.mean()) / max(image.std(), 1 / np.sqrt(image.size))
 
 
-BASELINE_ORACLE_DIR = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'oracle' / 'f_baseline'
+BASELINE_ORACLE_DIR = (pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'oracle'
+                       / 'f_baseline')
 
 
 @pytest.fixture(scope='session')

@@ -1,4 +1,4 @@
-"""Behaviour of the original code that researchers compare against, through the real entry points."""
+"""What the original code did that researchers compare against, through the real entry points."""
 
 import numpy as np
 import tensorflow as tf
@@ -9,7 +9,7 @@ from input_data import DatasetSpec
 from models import build_model
 from runner import checkpoints
 from tests import cli
-from tests.conftest import ORACLE_DIR
+from tests.conftest import BASELINE_ORACLE_DIR, ORACLE_DIR
 from tests.test_tf1_import import ORACLE_OVERRIDES, variables_by_original_name
 
 MNIST = DatasetSpec('mnist', 28, 28, 1, 10)
@@ -74,3 +74,15 @@ def test_evaluation_with_other_routing_than_training_warns_and_runs(tmp_path):
   refused = cli.run(*common, f'{cli.TINY},prime_atoms=4', '--train=false', checkpoint,
                     check=False)
   assert refused.returncode == 2 and 'prime_atoms=8 (now 4)' in refused.stderr
+
+
+def test_original_baseline_checkpoint_evaluates_to_its_recorded_logits(tmp_path, baseline_oracle):
+  out = tmp_path / 'baseline.npz'
+  done = cli.run('--model=baseline', '--preset=baseline', '--train=false',
+                 f'--checkpoint={BASELINE_ORACLE_DIR}/model.ckpt-0',
+                 f'--data_dir={BASELINE_ORACLE_DIR}', f'--predictions_out={out}')
+  expected = baseline_oracle['expected_logits']
+  logits = np.load(out)['logits']
+  assert np.abs(logits - expected).max() <= 1e-5 * np.abs(expected).max()
+  wrong = 8 - int(baseline_oracle['expected_correct'])
+  assert f'Total wrong predictions: {wrong}, wrong percent: {100 * wrong / 8}%' in done.stdout

@@ -95,7 +95,8 @@ def test_all_zero_input_gives_finite_loss_and_gradients():
 
 
 def test_unknown_model_lists_registered_ones():
-  with pytest.raises(UserError, match="unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline"):
+  with pytest.raises(UserError, match="unknown model 'capsnet'; expected one of: baseline, "
+                                      "capsule, paper_baseline"):
     build_model('capsnet', HParams(), MNIST)
 
 
