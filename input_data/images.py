@@ -8,7 +8,8 @@ Each image is decoded by TensorFlow (tf.io.decode_image), its alpha channel drop
   'cifar10'  the CIFAR-10 tutorial (input_data/cifar10.py): a random crop to 3/4 of the size,
              flip, brightness (max delta 63 of 255), contrast [0.2, 1.8]; the test split takes
              the central crop; then per-image standardization (pixels no longer in [0, 1])
-Augmentations apply to the training split only; 'crop' and 'cifar10' need square images.
+Augmentations apply to the training split only (distort=False: not even there; distort=True
+with no augment chosen: 'crop,flip'); 'crop' and 'cifar10' need square images.
 """
 
 import dataclasses
@@ -42,6 +43,7 @@ class ImageOptions:
   channels: Optional[int]  # 1 or 3; None: detect
   augment: Tuple[str, ...]
   crop_padding: int
+  distort: bool = True  # False: training gets the test split's processing (as cifar10's)
 
   def output_size(self) -> Tuple[int, int]:
     """(height, width) of the batches: the size, or 3/4 of it with 'cifar10'."""
@@ -72,8 +74,8 @@ def parse_size(name: str, image_size) -> Optional[Tuple[int, int]]:
 
 def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
                   distort: Optional[bool]) -> Tuple[str, ...]:
-  """The augmentations chosen: 'crop,flip' or ['crop', 'flip']; distort=False drops them and
-  distort=True with none chosen means DISTORT_DEFAULT."""
+  """The augmentations chosen: 'crop,flip' or ['crop', 'flip']; distort=True with none chosen
+  means DISTORT_DEFAULT."""
   if isinstance(augment, str):
     augment = augment.split(',')
   chosen = tuple(a.strip().lower() for a in (augment or ()) if a.strip())
@@ -83,8 +85,6 @@ def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
                     f'list of: {", ".join(AUGMENTATIONS)}')
   if 'cifar10' in chosen and len(set(chosen)) > 1:
     raise UserError(f"{name}: augment 'cifar10' already crops and flips; use it alone")
-  if distort is False:
-    return ()
   return chosen or (DISTORT_DEFAULT if distort else ())
 
 
@@ -100,7 +100,7 @@ def make_options(name: str, *, image_size, resize_mode: str, channels, augment, 
   if not isinstance(crop_padding, int) or crop_padding < 0:
     raise UserError(f'{name}: crop_padding must be a non-negative int, got {crop_padding!r}')
   return ImageOptions(parse_size(name, image_size), resize_mode, channels,
-                      parse_augment(name, augment, distort), crop_padding)
+                      parse_augment(name, augment, distort), crop_padding, distort is not False)
 
 
 def check_square(name: str, options: ImageOptions):
@@ -173,7 +173,7 @@ def _features(batch, seed=None, *, options: ImageOptions, num_classes: int):
   images = batch['image']
   if seed is not None:
     images = augment_images(images, options, seed)
-  elif 'cifar10' in options.augment:  # the test split (or distort=False): the central crop
+  elif 'cifar10' in options.augment:  # the test split, or distort=False: the central crop
     height, width = options.output_size()
     images = tf.image.per_image_standardization(
         tf.image.resize_with_crop_or_pad(images * 255.0, height, width))
@@ -198,4 +198,5 @@ def batches(examples: tf.data.Dataset, options: ImageOptions, depth: int, num_cl
 
   images = examples.map(decode_one, num_parallel_calls=AUTOTUNE)
   return finish_pipeline(images, to_features, batch_size=batch_size, shuffle=False,
-                         repeat=repeat, seed=seed, random=training and bool(options.augment))
+                         repeat=repeat, seed=seed,
+                         random=training and options.distort and bool(options.augment))

@@ -9,7 +9,7 @@ label_key. validate=True holds out the last `validation_fraction` of `train_spli
 stores examples shuffled, so the tail is a random, not stratified, sample).
 
 Images go through the same decoding, resizing and augmentation as folder datasets
-(input_data/images.py). tensorflow-datasets is optional: pip install 'capsules[tfds]'.
+(input_data/images.py). tensorflow-datasets is optional: pip install -e '.[tfds]'.
 """
 
 import dataclasses
@@ -21,7 +21,7 @@ from configs.errors import UserError
 from input_data import DataError, images, register
 from input_data.pipeline import SHUFFLE_BUFFER, check_split, default
 
-INSTALL = "pip install 'capsules[tfds]'"
+INSTALL = "pip install -e '.[tfds]' (in the repository root)"
 
 
 def import_tfds():
@@ -29,7 +29,7 @@ def import_tfds():
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise UserError(f'tfds: datasets need the package tensorflow-datasets: {INSTALL}') from e
+    raise UserError(f'tfds:NAME datasets need tensorflow-datasets: {INSTALL}') from e
   return tfds
 
 

@@ -205,6 +205,10 @@ def test_cifar10_augment_crops_to_three_quarters_and_standardizes(tmp_path):
   central = pixels(0, 100, (8, 8, 3))[1:7, 1:7].astype(np.float64)
   assert (spec.height, spec.width) == (6, 6)
   np.testing.assert_allclose(next(iter(ds))['images'][0], standardize(central), atol=1e-4)
+  images, spec = augmented(data_dir, 1, augment='cifar10', distort=False, shuffle=False)
+  central = pixels(0, 0, (8, 8, 3))[1:7, 1:7].astype(np.float64)  # as the test split
+  assert (spec.height, spec.width) == (6, 6)
+  np.testing.assert_allclose(images[0], standardize(central), atol=1e-4)
 
 
 @pytest.mark.parametrize('options, message', [

@@ -174,5 +174,6 @@ def test_an_unknown_name_is_one_line(tfds, tmp_path):
 
 def test_without_tensorflow_datasets_the_error_says_what_to_install(monkeypatch, tmp_path):
   monkeypatch.setitem(sys.modules, 'tensorflow_datasets', None)  # import fails
-  with pytest.raises(UserError, match=r"pip install 'capsules\[tfds\]'"):
+  with pytest.raises(UserError, match=r"tfds:NAME datasets need tensorflow-datasets: "
+                     r"pip install -e '\.\[tfds\]'"):
     build(str(tmp_path))
