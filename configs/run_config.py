@@ -83,6 +83,19 @@ class RunConfig:
                                     'dataset\'s).')
   generate: bool = setting(False, 'MNIST: shift and pair digits on the fly from the raw IDX '
                            'files in --data_dir instead of reading TFRecords.')
+  # Options of image datasets (--dataset=folder or tfds:NAME; docs/data_own.md).
+  image_size: str = setting('', 'folder/tfds: N or HxW to bring every image to (default: the '
+                            'first training image\'s size).')
+  resize_mode: str = setting('resize', 'folder/tfds: how images reach --image_size: resize '
+                             '(stretch), pad or crop (centered).',
+                             choices=('resize', 'pad', 'crop'))
+  channels: int = setting(0, 'folder/tfds: 1 (grayscale) or 3 (RGB); 0: the first training '
+                          'image\'s.')
+  augment: str = setting('', 'folder/tfds: training augmentations, comma-separated: crop '
+                         '(pad 4, random crop), flip, cifar10 (crop to 3/4, flip, brightness, '
+                         'contrast, standardize); off by default.')
+  download: bool = setting(False, 'tfds: download and prepare the dataset into --data_dir if it '
+                           'is not there (off: never touch the network).')
   debug: bool = setting(False, 'Show full tracebacks instead of one-line errors.')
   # Resolved from --preset and --hparams_override; not a flag.
   hparams: HParams = HParams()
@@ -136,6 +149,7 @@ class RunConfig:
     for name in ('num_gpus', 'eval_size', 'batch_size', 'cpu_replicas', 'keep_checkpoints'):
       need(getattr(self, name) >= 0, f'--{name}={getattr(self, name)} must not be negative')
     need(self.num_targets in (1, 2), f'--num_targets={self.num_targets} must be 1 or 2')
+    need(self.channels in (0, 1, 3), f'--channels={self.channels} must be 0, 1 or 3')
     need(not (self.deterministic and self.seed is None), '--deterministic needs --seed=N')
     need(not (self.num_trials > 1 and not self.ensemble),
          f'--num_trials={self.num_trials} needs a --checkpoint pattern with {{}} for the trial '

@@ -15,6 +15,12 @@ _PREPARE = {
 }
 
 
+# Settings that only image datasets (folder, tfds:NAME) take: passed only when set, so that
+# any other dataset refuses them by name (input_data.build_dataset).
+_IMAGE_OPTIONS = ('image_size', 'resize_mode', 'channels', 'augment', 'download')
+_DEFAULTS = {f.name: f.default for f in RunConfig.flag_fields()}
+
+
 def make_dataset(config: RunConfig, split: str, batch_size: int, repeat=None):
   """(tf.data.Dataset of batch dicts, DatasetSpec) for `split` ('train' or 'test')."""
   data_dir, generate = config.data_dir, config.generate
@@ -30,7 +36,9 @@ def make_dataset(config: RunConfig, split: str, batch_size: int, repeat=None):
         config.dataset == 'mnist')
     raise input_data.DataError(f'--data_dir is required for --dataset={config.dataset}: '
                                f'{how}{builtin}')
+  image_options = {name: getattr(config, name) for name in _IMAGE_OPTIONS
+                   if getattr(config, name) != _DEFAULTS[name]}
   return input_data.build_dataset(
       config.dataset, data_dir=data_dir, split=split, batch_size=batch_size,
       num_targets=config.num_targets, validate=config.validate, distort=config.distort,
-      seed=config.seed, repeat=repeat, generate=generate)
+      seed=config.seed, repeat=repeat, generate=generate, **image_options)

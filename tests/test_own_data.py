@@ -1,0 +1,92 @@
+"""A user's own image folder through experiment.py: train, resume, evaluate, predict, perturb."""
+
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
+
+from tests import cli
+
+TINY = '--hparams_override=conv1_filters=8,num_prime_capsules=2'
+
+
+def write_folder(root, split, per_class, size=24, seed=0):
+  """RGB PNGs root/split/<class>/<i>.png; class k's images are brightest in channel k."""
+  rng = np.random.default_rng(seed)
+  for k, name in enumerate(('cat', 'dog', 'owl')):
+    (root / split / name).mkdir(parents=True)
+    for i in range(per_class):
+      image = rng.integers(0, 80, (size, size, 3)).astype(np.uint8)
+      image[..., k] += 150
+      tf.io.write_file(str(root / split / name / f'{i}.png'), tf.io.encode_png(image))
+
+
+def images(directory, tag):
+  """The last image summary `tag` in `directory`'s events, decoded: [height, width, channels]."""
+  events = event_accumulator.EventAccumulator(str(directory), size_guidance={'tensors': 0})
+  events.Reload()
+  last = tensor_util.make_ndarray(events.Tensors(tag)[-1].tensor_proto)  # [w, h, png, png...]
+  return tf.io.decode_png(last[2]).numpy()
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+  """A 3-class RGB folder, a run trained 2 steps with augmentation, then resumed to 3."""
+  root = tmp_path_factory.mktemp('own')
+  data = root / 'data'
+  write_folder(data, 'train', per_class=4)
+  write_folder(data, 'test', per_class=3, seed=1)
+  common = ['--dataset=folder', f'--data_dir={data}', f'--summary_dir={root / "run"}', TINY,
+            '--batch_size=4', '--save_step=2', '--log_every=1', '--seed=2']
+  first = cli.run(*common, '--max_steps=2', '--augment=crop,flip')
+  second = cli.run(*common, '--max_steps=3', '--augment=crop,flip')
+  return root, common, first, second
+
+
+def test_folder_run_trains_resumes_and_shows_color_reconstructions(run):
+  root, _, first, second = run
+  assert 'resumed from' in second.stderr and 'at step 2' in second.stderr
+  assert [s for s, _ in cli.scalars(root / 'run' / 'train')['loss/total']] == [1, 2, 3]
+  strip = images(root / 'run' / 'train', 'reconstruction')
+  assert strip.shape == (24, 24 * 3, 3)  # input | target | reconstruction, in color
+  assert strip[..., 0].std() > 0 and not np.array_equal(strip[..., 0], strip[..., 1])
+  assert 'total_params:' in first.stderr
+
+
+def test_folder_evaluation_predicts_every_test_image_and_draws_figure_4(run, tmp_path):
+  root, common, *_ = run
+  out = tmp_path / 'p.npz'
+  checkpoint = f'--checkpoint={root}/run/train/model.ckpt-3'
+  done = cli.run(*common, '--train=false', checkpoint, f'--predictions_out={out}', '--perturb')
+  predictions = np.load(out)
+  assert predictions['logits'].shape == (9, 3)
+  np.testing.assert_array_equal(predictions['labels'].argmax(1), [0, 0, 0, 1, 1, 1, 2, 2, 2])
+  assert predictions['reconstructions'].shape == (9, 1, 24 * 24 * 3)
+  assert 'Total wrong predictions: ' in done.stdout
+  figure = tf.io.decode_png(tf.io.read_file(str(root / 'run' / 'perturbation_0.png')))
+  assert figure.shape == (16 * 24, 11 * 24, 3)
+
+
+def test_folder_ensemble_sums_its_members_logits(run, tmp_path):
+  root, common, *_ = run
+  members = []
+  for i, step in enumerate((2, 3)):
+    for suffix in ('.index', '.data-00000-of-00001'):
+      shutil.copy(root / 'run' / 'train' / f'model.ckpt-{step}{suffix}', tmp_path / f'm{i}{suffix}')
+    out = tmp_path / f'member{i}.npz'
+    cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{i}', f'--predictions_out={out}')
+    members.append(np.load(out)['logits'])
+  out = tmp_path / 'ensemble.npz'
+  cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{{}}', '--num_trials=2',
+          f'--predictions_out={out}')
+  np.testing.assert_allclose(np.load(out)['logits'], members[0] + members[1], rtol=1e-5)
+
+
+def test_folder_options_are_refused_for_other_datasets(tmp_path):
+  done = cli.run('--data_dir=builtin', '--image_size=32', f'--summary_dir={tmp_path}',
+                 check=False)
+  assert done.returncode == 2
+  assert 'image_size' in done.stderr and 'not mnist' in done.stderr
