@@ -90,3 +90,24 @@ def test_folder_options_are_refused_for_other_datasets(tmp_path):
                  check=False)
   assert done.returncode == 2
   assert 'image_size' in done.stderr and 'not mnist' in done.stderr
+
+
+def test_tfds_dataset_prepared_offline_trains_and_evaluates_through_the_cli(tmp_path):
+  from tests.test_tfds import tiny_shapes  # pylint: disable=g-import-not-at-top
+  tfds = pytest.importorskip('tensorflow_datasets')
+  data = tmp_path / 'tfds'
+  tiny_shapes(tfds)(data_dir=str(data)).download_and_prepare()
+  common = ['--dataset=tfds:tiny_shapes', f'--data_dir={data}', f'--summary_dir={tmp_path}/run',
+            TINY, '--batch_size=5', '--image_size=24']
+  cli.run(*common, '--max_steps=2')
+  out = tmp_path / 'p.npz'
+  done = cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/run/train/model.ckpt-2',
+                 f'--predictions_out={out}')
+  predictions = np.load(out)
+  assert predictions['logits'].shape == (4, 3)  # 4 test images of 3 classes
+  assert sorted(predictions['labels'].argmax(1)) == sorted(i % 3 for i in range(100, 104))
+  assert predictions['reconstructions'].shape == (4, 1, 24 * 24)
+  assert 'Total wrong predictions: ' in done.stdout
+  missing = cli.run('--dataset=tfds:mnist', f'--data_dir={tmp_path}/empty',
+                    f'--summary_dir={tmp_path}/run2', check=False)
+  assert missing.returncode == 2 and 'tfds build mnist' in missing.stderr
