@@ -36,8 +36,9 @@ def curves(runs: Sequence[Run], metric: str = 'accuracy', train: bool = False) -
   for run in runs:
     if run.test_errors():
       result.append(Curve(run.name, 'test', _percent(run.test_errors(), metric)))
-    if train and run.train.get('accuracy'):
-      errors = [(step, 100.0 * (1.0 - accuracy)) for step, accuracy in run.train['accuracy']]
+    if train and run.train.get('batch_accuracy'):
+      errors = [(step, 100.0 * (1.0 - accuracy))
+                for step, accuracy in run.train['batch_accuracy']]
       result.append(Curve(run.name, 'train', _percent(errors, metric)))
   return result
 

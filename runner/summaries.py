@@ -11,17 +11,24 @@ def write_scalars(writer, step: int, scalars: dict, prefix: str = ''):
       tf.summary.scalar(prefix + name, float(value))
 
 
-def write_run_hparams(writer, config):
-  """Logs hparams and the main flags once, for TensorBoard's HParams tab."""
+def write_run_hparams(config):
+  """Logs hparams and the main flags once, for TensorBoard's HParams tab: at the run's root
+  (one HParams session per run directory), with the test accuracy and the training loss as
+  its metrics."""
   values = config.hparams.to_dict()
   values.update(model=config.model, dataset=config.dataset, num_targets=config.num_targets,
                 batch_size=config.train_batch_size, mixed_precision=config.mixed_precision,
                 jit_compile=str(config.jit_compile), seed=-1 if config.seed is None else config.seed)
+  writer = tf.summary.create_file_writer(config.summary_dir)
   with writer.as_default():
     hparams_api.hparams_config(
         hparams=[hparams_api.HParam(name) for name in values],
-        metrics=[hparams_api.Metric(tag) for tag in ('accuracy', 'loss/total')])
+        metrics=[hparams_api.Metric('accuracy', group='test', display_name='test accuracy'),
+                 hparams_api.Metric('batch_accuracy', group='train',
+                                    display_name='training batch accuracy'),
+                 hparams_api.Metric('loss/total', group='train', display_name='training loss')])
     hparams_api.hparams(values)
+  writer.close()
 
 
 def reconstruction_strip(batch, reconstructions, max_images: int = 4) -> np.ndarray:

@@ -131,8 +131,8 @@ def train(config: RunConfig) -> dict:
   else:  # other workers of a multi-machine run take part in saving, to a scratch directory
     manager = checkpoints.make_manager(checkpoint, config, step, tempfile.mkdtemp())
     writer = tf.summary.create_noop_writer()
-  if start != 'resumed':
-    summaries.write_run_hparams(writer, config)
+  if start != 'resumed' and is_chief(strategy):
+    summaries.write_run_hparams(config)
 
   # Loop.
   train_steps = make_train_step(model, optimizer, strategy, step, config)
@@ -173,10 +173,10 @@ def _log(writer, step, metrics, progress, config):
   accuracy = float(metrics['correct']) / max(float(metrics['count']), 1)
   scalars = {f'loss/{k}': v for k, v in metrics.items()
              if k not in ('correct', 'count', 'learning_rate')}
-  scalars.update(accuracy=accuracy, learning_rate=metrics['learning_rate'],
+  scalars.update(batch_accuracy=accuracy, learning_rate=metrics['learning_rate'],
                  images_per_second=images_per_second, resident_memory_mb=resident_mb())
   summaries.write_scalars(writer, step, scalars)
-  logging.info('step %d/%d  loss %.4f  accuracy %.1f%%  %.0f images/s  ETA %s', step,
+  logging.info('step %d/%d  loss %.4f  batch accuracy %.1f%%  %.0f images/s  ETA %s', step,
                config.max_steps, float(metrics['total']), 100 * accuracy, images_per_second,
                progress.eta(step))
 

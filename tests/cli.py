@@ -50,3 +50,12 @@ def tags(directory) -> set:
   events = event_accumulator.EventAccumulator(str(directory), size_guidance={'tensors': 0})
   events.Reload()
   return set(events.Tags()['tensors'])
+
+
+def hparams_experiment(directory):
+  """The HParams plugin's experiment (hparams and metrics) written in `directory`."""
+  from tensorboard.plugins.hparams import plugin_data_pb2  # pylint: disable=g-import-not-at-top
+  events = event_accumulator.EventAccumulator(str(directory), size_guidance={'tensors': 0})
+  events.Reload()
+  content = events.SummaryMetadata('_hparams_/experiment').plugin_data.content
+  return plugin_data_pb2.HParamsPluginData.FromString(content).experiment

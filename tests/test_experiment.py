@@ -37,7 +37,7 @@ def test_training_writes_checkpoints_events_and_config(trained):
     assert (train_dir / f'model.ckpt-{step}.index').exists()
   assert (train_dir / 'run_config.json').exists()
   assert re.search(r'total_params: \d+', first.stderr)
-  assert re.search(r'step 4/4 +loss [\d.]+ +accuracy [\d.]+% +\d+ images/s +ETA', first.stderr)
+  assert re.search(r'step 4/4 +loss [\d.]+ +batch accuracy [\d.]+% +\d+ images/s +ETA', first.stderr)
 
 
 def test_rerun_resumes_at_the_saved_step(trained):
@@ -50,10 +50,14 @@ def test_rerun_resumes_at_the_saved_step(trained):
 def test_training_events_hold_scalars_images_and_hparams(trained):
   run_dir, *_ = trained
   tags = cli.tags(run_dir / 'train')
-  for tag in ('loss/total', 'loss/classification', 'loss/reconstruction', 'accuracy',
-              'learning_rate', 'images_per_second', 'reconstruction', '_hparams_/experiment',
-              '_hparams_/session_start_info'):
+  for tag in ('loss/total', 'loss/classification', 'loss/reconstruction', 'batch_accuracy',
+              'learning_rate', 'images_per_second', 'reconstruction'):
     assert tag in tags, tag
+  assert 'accuracy' not in tags  # that name is the test accuracy, in test/
+  # One HParams session per run directory, its metric the test accuracy (in test/).
+  assert {'_hparams_/experiment', '_hparams_/session_start_info'} <= cli.tags(run_dir)
+  experiment = cli.hparams_experiment(run_dir)
+  assert [(m.name.group, m.name.tag) for m in experiment.metric_infos][0] == ('test', 'accuracy')
   learning_rates = dict(cli.scalars(run_dir / 'train')['learning_rate'])
   np.testing.assert_allclose(learning_rates[2000 // 1000], 0.001 * 0.96 ** (2 / 2000), rtol=1e-6)
 

@@ -65,10 +65,10 @@ def root(tmp_path_factory):
   root = tmp_path_factory.mktemp('runs')
   write_config(root / 'routing1', routing=1)
   write_events(root / 'routing1' / 'train', {
-      'accuracy': [(100, 0.5), (200, 0.75), (300, 0.875)], 'loss/total': [(300, 0.1)]})
+      'batch_accuracy': [(100, 0.5), (200, 0.75), (300, 0.875)], 'loss/total': [(300, 0.1)]})
   write_evaluations(root / 'routing1' / 'test', [(100, 150), (200, 90), (300, 120)])
   write_config(root / 'routing3', routing=3)
-  write_events(root / 'routing3' / 'train', {'accuracy': [(100, 0.25), (400, 1.0)]})
+  write_events(root / 'routing3' / 'train', {'batch_accuracy': [(100, 0.25), (400, 1.0)]})
   write_evaluations(root / 'routing3' / 'test', [(100, 80), (200, 70), (300, 60)])
   # Step 200 evaluated again later: its new value counts, and step 300 is kept.
   later(root / 'routing3' / 'test', lambda: write_evaluations(root / 'routing3' / 'test',
