@@ -18,8 +18,11 @@ class Decoder(keras.layers.Layer):
     self.num_pixels, self.hidden_sizes = num_pixels, tuple(hidden_sizes)
     dense = dict(kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.1),
                  bias_initializer=keras.initializers.Constant(0.1))
-    self.hidden = [keras.layers.Dense(size, activation='relu', name=f'recons_{i + 1}', **dense)
-                   for i, size in enumerate(self.hidden_sizes)]
+    self.hidden = []
+    for i, size in enumerate(self.hidden_sizes):
+      layer = keras.layers.Dense(size, activation='relu', name=f'recons_{i + 1}', **dense)
+      setattr(self, f'hidden_{i + 1}', layer)  # an attribute: TF checkpoints skip list items
+      self.hidden.append(layer)
     self.pixels = keras.layers.Dense(num_pixels, activation='sigmoid',
                                      name=f'recons_{len(self.hidden_sizes) + 1}', **dense)
 

@@ -79,8 +79,11 @@ class PaperBaselineModel(_Sequential):
   def __init__(self, hparams: HParams, spec: DatasetSpec,
                options: ComputeOptions = ComputeOptions(), **kwargs):
     super().__init__(hparams, spec, options, **kwargs)
-    self.body = [_conv(256, hparams.padding, 'conv1'), _conv(256, hparams.padding, 'conv2'),
-                 _conv(128, hparams.padding, 'conv3'), keras.layers.Flatten(),
-                 _dense(328, 'fc1', 'relu'), _dense(192, 'fc2', 'relu'),
-                 keras.layers.Dropout(self.DROPOUT),
-                 _dense(spec.num_classes, 'softmax_layer', dtype='float32')]
+    # Layers with weights are attributes: TF checkpoints skip the items of a list.
+    self.conv1 = _conv(256, hparams.padding, 'conv1')
+    self.conv2 = _conv(256, hparams.padding, 'conv2')
+    self.conv3 = _conv(128, hparams.padding, 'conv3')
+    self.fc1, self.fc2 = _dense(328, 'fc1', 'relu'), _dense(192, 'fc2', 'relu')
+    self.logits_layer = _dense(spec.num_classes, 'softmax_layer', dtype='float32')
+    self.body = [self.conv1, self.conv2, self.conv3, keras.layers.Flatten(), self.fc1, self.fc2,
+                 keras.layers.Dropout(self.DROPOUT), self.logits_layer]
