@@ -95,7 +95,7 @@ def evaluate(config: RunConfig) -> dict:
   if config.checkpoint:
     result = evaluate_checkpoint(evaluator, config.checkpoint, writer)
     if config.perturb:
-      perturb.write_perturbations(evaluator, config, writer)
+      perturb.write_perturbations(evaluator, config, writer, result['step'])
     _point_to_tensorboard(config)
     return result
   result, evaluated = {}, set()

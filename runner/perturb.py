@@ -27,8 +27,9 @@ def perturbation_grid(model, batch, index: int) -> np.ndarray:
   return grid.transpose(0, 2, 1, 3, 4).reshape(atoms * spec.height, -1, spec.depth)
 
 
-def write_perturbations(evaluator, config, writer, num_images: int = 3):
-  """Writes the grid of the first evaluation images as TensorBoard images and PNG files."""
+def write_perturbations(evaluator, config, writer, step: int, num_images: int = 3):
+  """Writes the grid of the first evaluation images as TensorBoard images (at the checkpoint's
+  step) and PNG files."""
   batch = next(iter(evaluator.dataset))
   for i in range(min(num_images, int(tf.shape(batch['images'])[0]))):
     grid = perturbation_grid(evaluator.model, batch, i)
@@ -37,5 +38,5 @@ def write_perturbations(evaluator, config, writer, num_images: int = 3):
                     tf.uint8)
     tf.io.write_file(png_path, tf.io.encode_png(image))
     if writer is not None:
-      summaries.write_images(writer, 0, f'perturbation/{i}', image[None].numpy() / 255.0)
+      summaries.write_images(writer, step, f'perturbation/{i}', image[None].numpy() / 255.0)
     logging.info('wrote capsule dimension perturbations to %s', png_path)
