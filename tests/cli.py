@@ -1,10 +1,19 @@
-"""Runs experiment.py as a user would, in a subprocess, and reads its TensorBoard events."""
+"""Runs experiment.py (and the project's other commands) as a user would, and reads the events.
 
+Every launcher here is bounded: a hung child fails its test instead of hanging CI.
+"""
+
+import contextlib
+import io
+import json
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import threading
+import time
+import traceback
 
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
@@ -13,17 +22,72 @@ from tests.conftest import ORACLE_DIR
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = '--hparams_override=conv1_filters=8,num_prime_capsules=2'
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+
+
+def run_command(command, timeout=300, check=True, env=None):
+  """Runs `command` (a list) in the checkout; the CompletedProcess, stdout and stderr as text."""
+  done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                        env=env or ENV, cwd=ROOT, check=False)
+  if check and done.returncode:
+    raise AssertionError(f'{" ".join(command[1:3])} exit {done.returncode}:\n'
+                         f'{done.stderr[-3000:]}')
+  return done
 
 
 def run(*args, timeout=300, check=True):
   """`python experiment.py ARGS`; returns the CompletedProcess (stdout and stderr as text)."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  done = subprocess.run([sys.executable, str(ROOT / 'experiment.py'), *map(str, args)],
-                        capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
-                        check=False)
-  if check and done.returncode:
-    raise AssertionError(f'exit {done.returncode}:\n{done.stderr[-3000:]}')
-  return done
+  return run_command([sys.executable, str(ROOT / 'experiment.py'), *map(str, args)],
+                     timeout=timeout, check=check)
+
+
+def run_module(module, *args, timeout=300, check=False):
+  """`python -m MODULE ARGS` (benchmarks.throughput, input_data.norb, ...)."""
+  return run_command([sys.executable, '-m', module, *map(str, args)], timeout=timeout,
+                     check=check)
+
+
+class Background:
+  """`python experiment.py ARGS` running beside the test; a thread collects its output."""
+
+  def __init__(self, *args):
+    self.process = subprocess.Popen(
+        [sys.executable, str(ROOT / 'experiment.py'), *map(str, args)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
+    self._out, self._err = [], []
+    self._readers = [threading.Thread(target=lambda s=s, d=d: d.extend(s), daemon=True)
+                     for s, d in ((self.process.stdout, self._out),
+                                  (self.process.stderr, self._err))]
+    for reader in self._readers:
+      reader.start()
+
+  @property
+  def stderr(self) -> str:
+    return ''.join(self._err)
+
+  def wait_for(self, text: str, timeout=120):
+    """Returns once `text` appeared on stderr; fails if the process ends or time runs out."""
+    deadline = time.monotonic() + timeout
+    while text not in self.stderr:
+      assert self.process.poll() is None, f'ended before {text!r}:\n{self.stderr[-2000:]}'
+      assert time.monotonic() < deadline, f'no {text!r} in {timeout}s:\n{self.stderr[-2000:]}'
+      time.sleep(0.05)
+
+  def finish(self, timeout=120):
+    """(exit status, stdout, stderr) once it ended; kills it after `timeout` seconds."""
+    try:
+      self.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      self.kill()
+      raise AssertionError(f'still running after {timeout}s:\n{self.stderr[-2000:]}') from None
+    for reader in self._readers:
+      reader.join(timeout=10)
+    return self.process.returncode, ''.join(self._out), self.stderr
+
+  def kill(self):
+    if self.process.poll() is None:
+      self.process.kill()
+      self.process.wait(timeout=30)
 
 
 def tiny_mnist_dir(path: pathlib.Path) -> pathlib.Path:
@@ -34,10 +98,21 @@ def tiny_mnist_dir(path: pathlib.Path) -> pathlib.Path:
   return path
 
 
-def scalars(directory) -> dict:
-  """tag -> [(step, value)] from the event files in `directory`, read by TensorBoard itself."""
+def copy_run(source: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
+  """A copy of a run directory, for a test that writes into a shared run."""
+  shutil.copytree(source, target)
+  return target
+
+
+def _events(directory):
   events = event_accumulator.EventAccumulator(str(directory), size_guidance={'tensors': 0})
   events.Reload()
+  return events
+
+
+def scalars(directory) -> dict:
+  """tag -> [(step, value)] from the event files in `directory`, read by TensorBoard itself."""
+  events = _events(directory)
   result = {}
   for tag in events.Tags()['tensors']:
     values = [(e.step, tensor_util.make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)]
@@ -47,15 +122,42 @@ def scalars(directory) -> dict:
 
 
 def tags(directory) -> set:
-  events = event_accumulator.EventAccumulator(str(directory), size_guidance={'tensors': 0})
-  events.Reload()
-  return set(events.Tags()['tensors'])
+  return set(_events(directory).Tags()['tensors'])
 
 
-def hparams_experiment(directory):
-  """The HParams plugin's experiment (hparams and metrics) written in `directory`."""
-  from tensorboard.plugins.hparams import plugin_data_pb2  # pylint: disable=g-import-not-at-top
-  events = event_accumulator.EventAccumulator(str(directory), size_guidance={'tensors': 0})
-  events.Reload()
-  content = events.SummaryMetadata('_hparams_/experiment').plugin_data.content
-  return plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+def run_in_one_process(cases, timeout=300):
+  """Runs experiment.py's main() on each argument list in `cases`, one after another in ONE
+  fresh process (TensorFlow starts once, not once per case), exactly as `python experiment.py
+  ARGS` runs it but for the process exit. Returns one dict per case: returncode, stdout, stderr.
+  """
+  done = run_command([sys.executable, '-m', 'tests.cli'], timeout=timeout, check=False,
+                     env=dict(ENV, CLI_CASES=json.dumps([list(map(str, c)) for c in cases])))
+  if done.returncode:
+    raise AssertionError(f'the cases\' process failed:\n{done.stderr[-3000:]}')
+  return json.loads(done.stdout.splitlines()[-1])
+
+
+def _run_cases():
+  """The other end of run_in_one_process: main() per case, with fresh flags and captured output."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  import experiment  # pylint: disable=g-import-not-at-top
+  experiment.define_flags()
+  results = []
+  for args in json.loads(os.environ['CLI_CASES']):
+    flags.FLAGS.unparse_flags()
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+      try:
+        experiment.main(experiment.parse_flags(['experiment.py', *args]))
+        code = 0
+      except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+      except Exception:  # pylint: disable=broad-except
+        traceback.print_exc()  # what the interpreter prints for an uncaught exception
+        code = 1
+    results.append({'returncode': code, 'stdout': out.getvalue(), 'stderr': err.getvalue()})
+  print(json.dumps(results))
+
+
+if __name__ == '__main__':
+  _run_cases()

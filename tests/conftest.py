@@ -5,6 +5,7 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import pathlib  # noqa: E402
+import typing  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -36,3 +37,71 @@ def baseline_oracle():
       pytest.fail(f'{BASELINE_ORACLE_DIR} is missing; CI needs shared/ beside the clone')
     pytest.skip(f'{BASELINE_ORACLE_DIR} not present (it lives in the shared/ folder)')
   return dict(np.load(BASELINE_ORACLE_DIR / 'io.npz'))
+
+
+def write_raw_mnist(directory, images, labels, source='train', gz=True) -> str:
+  """Raw MNIST IDX files of `source` ('train' or 'test') under MNIST's names, gzipped or plain,
+  as `python -m input_data.download` leaves them; returns the directory."""
+  from input_data import idx  # pylint: disable=g-import-not-at-top
+  os.makedirs(directory, exist_ok=True)
+  suffix = '.gz' if gz else ''
+  images_name, labels_name = idx.RAW_FILES[source]
+  idx.write_images(os.path.join(directory, images_name + suffix), images)
+  idx.write_labels(os.path.join(directory, labels_name + suffix), labels)
+  return str(directory)
+
+
+@pytest.fixture
+def launch():
+  """Starts `python experiment.py ARGS` in the background (tests.cli.Background); whatever is
+  still running when the test ends is killed."""
+  from tests import cli  # pylint: disable=g-import-not-at-top
+  started = []
+
+  def start(*args):
+    started.append(cli.Background(*args))
+    return started[-1]
+
+  yield start
+  for process in started:
+    process.kill()
+
+
+class TrainedRun(typing.NamedTuple):
+  dir: pathlib.Path  # the run directory (--summary_dir)
+  args: list  # the flags that trained it
+  first: object  # the CompletedProcess of each training run
+  second: object
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory):
+  """A data dir of the oracle's 8 real-format MNIST records (tests.cli.tiny_mnist_dir)."""
+  from tests import cli  # pylint: disable=g-import-not-at-top
+  return cli.tiny_mnist_dir(tmp_path_factory.mktemp('tiny_data'))
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory, tiny_data):
+  """The tiny model trained 4 steps on tiny_data (checkpoints at 2 and 4), then rerun to 6
+  (a resume). Shared by several test files, so trained once: copy it (tests.cli.copy_run)
+  before writing into it."""
+  from tests import cli  # pylint: disable=g-import-not-at-top
+  run_dir = tmp_path_factory.mktemp('tiny_run')
+  args = [f'--data_dir={tiny_data}', f'--summary_dir={run_dir}', cli.TINY, '--batch_size=4',
+          '--save_step=2', '--log_every=1', '--seed=3']
+  first = cli.run(*args, '--max_steps=4')
+  second = cli.run(*args, '--max_steps=6')
+  return TrainedRun(run_dir, args, first, second)
+
+
+@pytest.fixture(scope='session')
+def deterministic_run(tmp_path_factory, tiny_data):
+  """(flags, losses per step) of 6 steps with --seed=7 --deterministic, one step per call: the
+  reference that other loop sizes and device counts must reproduce."""
+  from tests import cli  # pylint: disable=g-import-not-at-top
+  run_dir = tmp_path_factory.mktemp('deterministic_run')
+  args = [f'--data_dir={tiny_data}', cli.TINY, '--batch_size=4', '--seed=7', '--deterministic',
+          '--distort=false', '--log_every=1', '--save_step=6']
+  cli.run(*args, f'--summary_dir={run_dir}', '--max_steps=6')
+  return args, cli.scalars(run_dir / 'train')['loss/total']

@@ -1,15 +1,13 @@
 """On-the-fly shifted MNIST / MultiMNIST against the file-based builder and reader."""
 
-import os
-
 import numpy as np
 import pytest
 
 from configs.errors import UserError
 from input_data import DataError
-from input_data import idx
 from input_data import mnist
 from input_data import mnist_shift
+from tests.conftest import write_raw_mnist
 
 
 def _raw(tmp_path, n=20, seed=0):
@@ -18,9 +16,7 @@ def _raw(tmp_path, n=20, seed=0):
   images = rng.integers(1, 256, (n, 28, 28), dtype=np.uint8)
   labels = (np.arange(n) % 10).astype(np.uint8)
   for source in ('train', 'test'):
-    images_name, labels_name = idx.RAW_FILES[source]
-    idx.write_images(os.path.join(tmp_path, images_name), images)
-    idx.write_labels(os.path.join(tmp_path, labels_name + '.gz'), labels)
+    write_raw_mnist(tmp_path, images, labels, source)
   return str(tmp_path), images, labels
 
 

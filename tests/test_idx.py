@@ -7,6 +7,7 @@ import pytest
 
 from input_data import DataError
 from input_data import idx
+from tests.conftest import write_raw_mnist
 
 
 def _digits(n=5, height=3, width=4):
@@ -72,13 +73,11 @@ def test_truncated_gzip_names_the_file(tmp_path):
     idx.read_images(str(path))
 
 
-def _raw_dir(tmp_path, num_train=24, num_test=6, gz=''):
+def _raw_dir(tmp_path, num_train=24, num_test=6, gz=False):
   rng = np.random.default_rng(1)
   for source, n in (('train', num_train), ('test', num_test)):
-    images_name, labels_name = idx.RAW_FILES[source]
-    idx.write_images(str(tmp_path / (images_name + gz)),
-                     rng.integers(0, 256, (n, 5, 5), dtype=np.uint8))
-    idx.write_labels(str(tmp_path / (labels_name + gz)), np.arange(n, dtype=np.uint8) % 10)
+    write_raw_mnist(tmp_path, rng.integers(0, 256, (n, 5, 5), dtype=np.uint8),
+                    np.arange(n, dtype=np.uint8) % 10, source, gz=gz)
   return str(tmp_path)
 
 
@@ -107,7 +106,7 @@ def test_validation_of_fewer_than_six_images_is_refused(tmp_path):
 
 
 def test_test_split_reads_t10k_files_gzipped(tmp_path):
-  raw = _raw_dir(tmp_path, num_test=6, gz='.gz')
+  raw = _raw_dir(tmp_path, num_test=6, gz=True)
   images, labels = idx.load_split(raw, 'test')
   assert images.shape == (6, 5, 5)
   np.testing.assert_array_equal(labels, [0, 1, 2, 3, 4, 5])

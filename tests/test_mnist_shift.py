@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,8 +9,9 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError
-from input_data import idx
 from input_data import mnist_shift
+from tests import cli
+from tests.conftest import write_raw_mnist
 
 
 def _read(path):
@@ -24,14 +23,6 @@ def _read(path):
                     else np.frombuffer(v.bytes_list.value[0], np.uint8))
                 for k, v in feature.items()})
   return out
-
-
-def _write_raw(raw_dir, images, labels, source='train'):
-  os.makedirs(raw_dir, exist_ok=True)
-  images_name, labels_name = idx.RAW_FILES[source]
-  idx.write_images(os.path.join(raw_dir, images_name + '.gz'), images)
-  idx.write_labels(os.path.join(raw_dir, labels_name + '.gz'), labels)
-  return raw_dir
 
 
 def _random_digits(n, size=6, seed=0):
@@ -200,13 +191,12 @@ def test_too_many_pairs_for_a_class_is_a_data_error(tmp_path):
 
 
 def _cli(*args):
-  return subprocess.run([sys.executable, '-m', 'input_data.mnist_shift', *args],
-                        capture_output=True, text=True, timeout=120, check=False)
+  return cli.run_module('input_data.mnist_shift', *args, timeout=120)
 
 
 def test_cli_builds_the_same_file_in_parallel_as_in_process(tmp_path):
   images, labels = _random_digits(12, size=28)
-  raw = _write_raw(str(tmp_path / 'raw'), images, labels)
+  raw = write_raw_mnist(tmp_path / 'raw', images, labels)
   result = _cli(f'--data_dir={raw}', f'--output_dir={tmp_path}/out', '--split=valid_train',
                 '--shift=1', '--num_workers=2')
   assert result.returncode == 0, result.stderr[-2000:]

@@ -4,8 +4,6 @@ import gzip
 import os
 import re
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ import tensorflow as tf
 
 import input_data
 from input_data import DataError, norb
+from tests import cli
 from tests.conftest import standardize
 
 TRAIN = 'smallnorb-5x46789x9x18x6x2x96x96-training-{}.mat'
@@ -210,8 +209,6 @@ def test_cli_converts_with_its_flags(tmp_path):
 def test_converter_runs_as_a_script(tmp_path):
   _write_raw(str(tmp_path), TRAIN, 1)
   _write_raw(str(tmp_path), TEST, 1, gz=True)
-  command = [sys.executable, '-m', 'input_data.norb', f'--raw_dir={tmp_path}',
-             f'--output_dir={tmp_path}']
-  subprocess.run(command, check=True, capture_output=True, timeout=120,
-                 env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
+  cli.run_module('input_data.norb', f'--raw_dir={tmp_path}', f'--output_dir={tmp_path}',
+                 timeout=120, check=True)
   assert (tmp_path / 'testduo.tfrecords').exists()
