@@ -16,6 +16,7 @@ import time
 import traceback
 
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
 from tests.conftest import ORACLE_DIR
@@ -123,6 +124,12 @@ def scalars(directory) -> dict:
 
 def tags(directory) -> set:
   return set(_events(directory).Tags()['tensors'])
+
+
+def hparams_experiment(directory):
+  """The HParams plugin's experiment (hparams and metrics) written in `directory`."""
+  content = _events(directory).SummaryMetadata('_hparams_/experiment').plugin_data.content
+  return plugin_data_pb2.HParamsPluginData.FromString(content).experiment
 
 
 def run_in_one_process(cases, timeout=300):
