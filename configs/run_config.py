@@ -74,6 +74,10 @@ class RunConfig:
                                  'of every example to this .npz file.')
   perturb: bool = setting(False, 'With --checkpoint: write the paper\'s figure 4, the '
                           'reconstruction as each capsule dimension moves, to summary_dir.')
+  eval_every: int = setting(
+      0, 'Also evaluate the test split inside the training process every N steps and at the '
+      'end (0: off), writing test/ events and result lines as --train=false does: for one '
+      'device, where a second process would compete for it.')
   eval_timeout_secs: int = setting(6 * 3600, 'Continuous evaluation stops after waiting this '
                                    'long for a new checkpoint.')
   keep_checkpoints: int = setting(1000, 'Keep at most this many checkpoints.')
@@ -146,7 +150,8 @@ class RunConfig:
          '--summary_dir is required (checkpoints and events are written there)')
     for name in ('max_steps', 'save_step', 'log_every', 'steps_per_loop', 'num_trials'):
       need(getattr(self, name) >= 1, f'--{name}={getattr(self, name)} must be at least 1')
-    for name in ('num_gpus', 'eval_size', 'batch_size', 'cpu_replicas', 'keep_checkpoints'):
+    for name in ('num_gpus', 'eval_size', 'batch_size', 'cpu_replicas', 'keep_checkpoints',
+                 'eval_every'):
       need(getattr(self, name) >= 0, f'--{name}={getattr(self, name)} must not be negative')
     need(self.num_targets in (1, 2), f'--num_targets={self.num_targets} must be 1 or 2')
     need(self.channels in (0, 1, 3), f'--channels={self.channels} must be 0, 1 or 3')

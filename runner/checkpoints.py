@@ -89,10 +89,37 @@ def check_run_config(config: RunConfig, directory: str, keys=_MODEL_KEYS, free=_
                     f'use the same flags{hint}, or a new --summary_dir')
 
 
+# What a cut-short or damaged checkpoint raises when read (a truncated .data file is an
+# IndexError in TF's reader).
+_READ_ERRORS = (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InternalError,
+                tf.errors.InvalidArgumentError, IndexError)
+
+
+def resolve(path: str) -> str:
+  """`path`, or the latest checkpoint when it is a directory (a run's train/ or the run itself),
+  as TensorFlow's own tools read a directory."""
+  if not path or not tf.io.gfile.isdir(path):
+    return path
+  latest = tf.train.latest_checkpoint(path) or tf.train.latest_checkpoint(
+      os.path.join(path, 'train'))
+  if not latest:
+    raise UserError(f'no checkpoint in {path}: expected a checkpoint state file there or in '
+                    f'{os.path.join(path, "train")}; pass a checkpoint path like '
+                    f'{os.path.join(path, "train", "model.ckpt-STEP")}')
+  return latest
+
+
+def _unreadable(path: str, error: Exception) -> UserError:
+  reason = (getattr(error, 'message', None) or str(error)).strip().splitlines()[0][:160]
+  return UserError(f'checkpoint {path} is unreadable (cut short or corrupt: {reason}); use '
+                   'another checkpoint of the run, or copy it again')
+
+
 def restore_model(model, path: str, config: RunConfig) -> int:
   """Loads the checkpoint at `path` (this project's or the original code's) into `model`.
 
-  Returns the checkpoint's global step. Raises UserError for a missing or mismatched checkpoint.
+  Returns the checkpoint's global step. Raises UserError for a missing, corrupt or mismatched
+  checkpoint.
   """
   if not tf.io.gfile.exists(path + '.index'):
     raise UserError(f'checkpoint {path} not found (expected the file {path}.index)')
@@ -104,24 +131,54 @@ def restore_model(model, path: str, config: RunConfig) -> int:
   try:
     tf.train.Checkpoint(model=model, step=step).restore(path).expect_partial() \
         .assert_existing_objects_matched()
+  except _READ_ERRORS as e:
+    raise _unreadable(path, e) from None
   except (AssertionError, ValueError) as e:
     raise UserError(f'checkpoint {path} does not fit --model={model.name} with these hparams: '
                     f'{str(e).splitlines()[0][:200]}') from None
   return int(step.numpy())
 
 
-def restore_or_start(manager, checkpoint, model, step, config: RunConfig) -> str:
-  """Resumes from the run's own latest checkpoint, else imports --checkpoint, else starts fresh.
+def _resume(checkpoint, path: str):
+  """Restores model, optimizer, step and, when the checkpoint has it, the data position."""
+  names = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+  if any(name.startswith('data/') for name in names):
+    checkpoint.restore(path).assert_existing_objects_matched()
+    return
+  logging.warning('%s holds no data position (written by an older version): the data stream '
+                  'restarts from the seed', path)
+  tf.train.Checkpoint(model=checkpoint.model, optimizer=checkpoint.optimizer,
+                      step=checkpoint.step).restore(path).assert_existing_objects_matched()
 
-  Returns which of the three happened ('resumed', 'imported' or 'fresh').
+
+def restore_or_start(manager, checkpoint, model, step, config: RunConfig) -> str:
+  """Resumes from the run's own newest readable checkpoint, else imports --checkpoint, else
+  starts fresh. Returns which of the three happened ('resumed', 'imported' or 'fresh').
+
+  A cut-short latest checkpoint (a full disk, an interrupted copy) is skipped with a warning
+  naming it; when none can be read the run stops rather than start again from scratch.
   """
   if manager.latest_checkpoint:
     check_run_config(config, config.train_dir)
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info('resumed from %s at step %d', manager.latest_checkpoint, int(step.numpy()))
-    return 'resumed'
+    skipped = []
+    for path in reversed(manager.checkpoints):
+      try:
+        _resume(checkpoint, path)
+      except _READ_ERRORS as e:
+        skipped.append(path)
+        logging.warning('%s', _unreadable(path, e))
+        continue
+      if skipped:
+        logging.warning('the latest checkpoint %s is unreadable; resumed from %s, the newest '
+                        'complete one', skipped[0], path)
+      logging.info('resumed from %s at step %d', path, int(step.numpy()))
+      return 'resumed'
+    raise UserError(f'no checkpoint in {config.train_dir} can be read (the latest: '
+                    f'{skipped[0]}); move the broken ones away to start again, or use a new '
+                    '--summary_dir')
   if config.checkpoint:
-    step.assign(restore_model(model, config.checkpoint, config))
-    logging.info('started from %s at step %d', config.checkpoint, int(step.numpy()))
+    path = resolve(config.checkpoint)
+    step.assign(restore_model(model, path, config))
+    logging.info('started from %s at step %d', path, int(step.numpy()))
     return 'imported'
   return 'fresh'

@@ -11,6 +11,16 @@ from configs.run_config import PRECISIONS, RunConfig
 from models import ComputeOptions
 
 
+def share_gpus():
+  """Lets training and an evaluation beside it share one GPU: each process takes the memory it
+  uses, growing as needed, instead of TensorFlow's default of nearly all of it at start."""
+  for gpu in tf.config.list_physical_devices('GPU'):
+    try:
+      tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:  # this process already started the GPU: too late, and already set
+      pass
+
+
 def make_strategy(num_gpus: int = 1, cpu_replicas: int = 0) -> tf.distribute.Strategy:
   """MultiWorkerMirrored with TF_CONFIG, Mirrored over several GPUs (or logical CPUs), else default.
 

@@ -11,7 +11,7 @@ from configs.run_config import RunConfig
 from layers import correct_and_almost
 from models import build_model
 from runner import checkpoints, perturb, summaries
-from runner.devices import compute_options, set_precision, use_xla
+from runner.devices import compute_options, set_precision, share_gpus, use_xla
 from runner.inputs import make_dataset
 from configs.progress import Progress
 
@@ -19,15 +19,19 @@ from configs.progress import Progress
 class Evaluator:
   """A model, the evaluation data and one compiled predict function, reused for every checkpoint."""
 
-  def __init__(self, config: RunConfig):
+  def __init__(self, config: RunConfig, model=None):
+    """With `model` (training's own, for --eval_every) that model is evaluated as it is."""
     if config.summary_dir:
       checkpoints.check_writable(config.test_dir)
     if config.predictions_out:
       checkpoints.check_writable(os.path.dirname(os.path.abspath(config.predictions_out)))
-    set_precision(config.mixed_precision, config.deterministic, config.seed)
+    if model is None:
+      share_gpus()
+      set_precision(config.mixed_precision, config.deterministic, config.seed)
     self.config = config
     self.dataset, self.spec = make_dataset(config, 'test', config.eval_batch_size, repeat=False)
-    self.model = build_model(config.model, config.hparams, self.spec, compute_options(config))
+    self.model = model or build_model(config.model, config.hparams, self.spec,
+                                      compute_options(config))
     self._predict = tf.function(self.model, jit_compile=use_xla(config.jit_compile))
 
   def restore(self, path: str) -> int:
@@ -73,11 +77,16 @@ def _report(counts: dict, what: str):
 
 def evaluate_checkpoint(evaluator: Evaluator, path: str, writer=None) -> dict:
   """Evaluates one checkpoint; writes its counts at its step and, if asked, its predictions."""
-  config = evaluator.config
   step = evaluator.restore(path)
+  return evaluate_model(evaluator, step, writer, f'{path} (step {step})')
+
+
+def evaluate_model(evaluator: Evaluator, step: int, writer=None, what: str = '') -> dict:
+  """Evaluates the evaluator's model as it is now, reporting and writing its counts at `step`."""
+  config = evaluator.config
   predictions = evaluator.predict()
   counts = count(predictions['logits'], predictions['labels'], config.num_targets)
-  _report(counts, f'{path} (step {step})')
+  _report(counts, what or f'step {step}')
   if writer is not None:
     summaries.write_scalars(writer, step, counts)
     writer.flush()
@@ -93,7 +102,7 @@ def evaluate(config: RunConfig) -> dict:
   evaluator = Evaluator(config)
   writer = tf.summary.create_file_writer(config.test_dir) if config.summary_dir else None
   if config.checkpoint:
-    result = evaluate_checkpoint(evaluator, config.checkpoint, writer)
+    result = evaluate_checkpoint(evaluator, checkpoints.resolve(config.checkpoint), writer)
     if config.perturb:
       perturb.write_perturbations(evaluator, config, writer, result['step'])
     _point_to_tensorboard(config)
@@ -130,6 +139,7 @@ def _point_to_tensorboard(config):
 def evaluate_ensemble(config: RunConfig) -> dict:
   """Sums the logits of checkpoints `config.checkpoint.format(i)` for i < num_trials."""
   paths = [config.checkpoint.format(i) for i in range(config.num_trials)]
+  paths = [checkpoints.resolve(p) if tf.io.gfile.isdir(p) else p for p in paths]
   missing = [p for p in paths if not tf.io.gfile.exists(p + '.index')]
   if missing:
     raise UserError(f'ensemble member checkpoint(s) not found: {", ".join(missing)}')

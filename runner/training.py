@@ -11,12 +11,18 @@ from configs.errors import UserError
 from configs.run_config import RunConfig
 from layers import correct_and_almost, model_losses
 from models import build_model
-from runner import checkpoints, summaries
-from runner.devices import compute_options, is_chief, make_strategy, set_precision, use_xla
+from runner import checkpoints, evaluation, summaries
+from runner.devices import (compute_options, is_chief, make_strategy, set_precision, share_gpus,
+                            use_xla)
 from runner.inputs import make_dataset
 from configs.progress import Progress, resident_mb
 
 MIN_LEARNING_RATE = 1e-6
+# A run whose outputs are the same for every example of a batch (logits' spread over the batch
+# below COLLAPSE_SPREAD) at COLLAPSE_LOGS log points in a row has collapsed: all-zero capsules
+# or dead ReLUs give no gradient to climb out with. A learning run's outputs always differ.
+COLLAPSE_SPREAD = 1e-6
+COLLAPSE_LOGS = 3
 
 
 class Preempted(Exception):
@@ -43,6 +49,11 @@ def make_optimizer(hparams, step, mixed_precision):
   return optimizer
 
 
+# Metrics summed over replicas; the others are averaged (logit_spread too: its mean is below
+# COLLAPSE_SPREAD only when every replica's is).
+_REDUCE = {'correct': tf.distribute.ReduceOp.SUM, 'count': tf.distribute.ReduceOp.SUM}
+
+
 def make_train_step(model, optimizer, strategy, step, config: RunConfig):
   """A tf.function running one global batch on every replica; returns reduced metrics."""
   scale_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -56,8 +67,10 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig):
         loss = optimizer.scale_loss(loss)
     grads = tape.gradient(loss, model.trainable_variables)
     correct, _ = correct_and_almost(batch['labels'], outputs['logits'], config.num_targets)
+    logits = tf.cast(outputs['logits'], tf.float32)
     return grads, {**losses, 'correct': tf.reduce_sum(tf.cast(correct, tf.float32)),
-                   'count': tf.cast(tf.shape(correct)[0], tf.float32)}
+                   'count': tf.cast(tf.shape(correct)[0], tf.float32),
+                   'logit_spread': tf.reduce_max(tf.math.reduce_std(logits, axis=0))}
 
   if use_xla(config.jit_compile):
     forward_backward = tf.function(forward_backward, jit_compile=True)
@@ -70,8 +83,7 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig):
   def one_step(iterator):
     metrics = strategy.run(replica_step, args=(next(iterator),))
     step.assign_add(1)
-    return {k: strategy.reduce(tf.distribute.ReduceOp.SUM if k in ('correct', 'count')
-                               else tf.distribute.ReduceOp.MEAN, v, axis=None)
+    return {k: strategy.reduce(_REDUCE.get(k, tf.distribute.ReduceOp.MEAN), v, axis=None)
             for k, v in metrics.items()}
 
   @tf.function
@@ -104,6 +116,7 @@ def _watch_signals():
 def train(config: RunConfig) -> dict:
   """Trains to config.max_steps, resuming the run in summary_dir/train; returns last metrics."""
   checkpoints.check_writable(config.train_dir)
+  share_gpus()
   strategy = make_strategy(config.num_gpus, config.cpu_replicas)
   set_precision(config.mixed_precision, config.deterministic, config.seed)
 
@@ -121,7 +134,8 @@ def train(config: RunConfig) -> dict:
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
     optimizer = make_optimizer(config.hparams, step, config.mixed_precision)
     optimizer.build(model.trainable_variables)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    # The data iterator too: a resumed run continues the data stream where it stopped.
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, data=iterator)
   logging.info('total_params: %d', sum(int(tf.size(v)) for v in model.trainable_variables))
   manager = checkpoints.make_manager(checkpoint, config, step)
   start = checkpoints.restore_or_start(manager, checkpoint, model, step, config)
@@ -134,12 +148,18 @@ def train(config: RunConfig) -> dict:
   if start != 'resumed' and is_chief(strategy):
     summaries.write_run_hparams(config)
 
+  # Evaluation inside training (--eval_every), of the model as it trains.
+  evaluator = test_writer = None
+  if config.eval_every and is_chief(strategy):
+    evaluator = evaluation.Evaluator(config, model=model)
+    test_writer = tf.summary.create_file_writer(config.test_dir)
+
   # Loop.
   train_steps = make_train_step(model, optimizer, strategy, step, config)
   current = int(step.numpy())
   progress = Progress(config.max_steps, done=current)
   signals = _watch_signals()
-  metrics = {}
+  metrics, spreads = {}, []
   while current < config.max_steps:
     metrics = train_steps(iterator, tf.constant(_steps_to_boundary(current, config)))
     current = int(step.numpy())
@@ -151,9 +171,13 @@ def train(config: RunConfig) -> dict:
     done = current == config.max_steps
     if current % config.log_every == 0 or done:
       _log(writer, current, metrics, progress, config)
+      spreads.append(float(metrics['logit_spread']))
+      _warn_if_collapsed(spreads, current, metrics, config)
     if current % config.save_step == 0 or done or signals:
       manager.save(checkpoint_number=current)
       _write_images(writer, current, model, preview, config)
+    if evaluator and (current % config.eval_every == 0 or done):
+      evaluation.evaluate_model(evaluator, current, test_writer)
     if signals:
       writer.flush()
       raise Preempted(signals[0], current)
@@ -161,10 +185,32 @@ def train(config: RunConfig) -> dict:
   return {k: float(v) for k, v in metrics.items()}
 
 
+def _warn_if_collapsed(spreads, step, metrics, config):
+  """Warns once when the last COLLAPSE_LOGS logged batches each gave every example the same
+  outputs: the loss is then frozen and the accuracy at chance for good."""
+  collapsed = 0  # logged steps in a row, up to now, whose outputs did not depend on the input
+  for spread in reversed(spreads):
+    if spread >= COLLAPSE_SPREAD:
+      break
+    collapsed += 1
+  if collapsed != COLLAPSE_LOGS:  # not yet, or already said
+    return
+  hparams = config.hparams
+  logging.warning(
+      'step %d: the run has collapsed: for the last %d logged steps every example gave the '
+      'same outputs, so the classification loss is stuck at %.4f and the accuracy at chance, '
+      'and it will not learn again; the likely cause is a learning rate too high '
+      '(learning_rate=%g from %s): stop it and start again lower', step, COLLAPSE_LOGS,
+      float(metrics['classification']),
+      hparams.learning_rate, config.hparam_source('learning_rate'))
+
+
 def _steps_to_boundary(current, config):
-  """Steps until the next log, save or the end, at most --steps_per_loop."""
+  """Steps until the next log, save, evaluation or the end, at most --steps_per_loop."""
   boundaries = [config.max_steps, (current // config.log_every + 1) * config.log_every,
                 (current // config.save_step + 1) * config.save_step]
+  if config.eval_every:
+    boundaries.append((current // config.eval_every + 1) * config.eval_every)
   return min(config.steps_per_loop, min(boundaries) - current)
 
 
@@ -172,8 +218,9 @@ def _log(writer, step, metrics, progress, config):
   images_per_second = progress.rate(step) * config.train_batch_size
   accuracy = float(metrics['correct']) / max(float(metrics['count']), 1)
   scalars = {f'loss/{k}': v for k, v in metrics.items()
-             if k not in ('correct', 'count', 'learning_rate')}
+             if k not in ('correct', 'count', 'learning_rate', 'logit_spread')}
   scalars.update(batch_accuracy=accuracy, learning_rate=metrics['learning_rate'],
+                 logit_spread=metrics['logit_spread'],
                  images_per_second=images_per_second, resident_memory_mb=resident_mb())
   summaries.write_scalars(writer, step, scalars)
   logging.info('step %d/%d  loss %.4f  batch accuracy %.1f%%  %.0f images/s  ETA %s', step,

@@ -46,3 +46,14 @@ def test_asking_for_more_gpus_than_present_is_refused():
   count = len(tf.config.list_physical_devices('GPU'))  # 0 here, 1 or more on a GPU machine
   with pytest.raises(UserError, match=f'--num_gpus={count + 2} but this machine shows {count}'):
     make_strategy(num_gpus=count + 2)
+
+
+def test_every_gpu_grows_its_memory_so_training_and_evaluation_share_it(monkeypatch):
+  gpus = ['GPU:0', 'GPU:1']
+  grown = []
+  monkeypatch.setattr(tf.config, 'list_physical_devices',
+                      lambda kind=None: gpus if kind == 'GPU' else [])
+  monkeypatch.setattr(tf.config.experimental, 'set_memory_growth',
+                      lambda gpu, on: grown.append((gpu, on)))
+  devices.share_gpus()
+  assert grown == [('GPU:0', True), ('GPU:1', True)]
