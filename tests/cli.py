@@ -99,12 +99,6 @@ def tiny_mnist_dir(path: pathlib.Path) -> pathlib.Path:
   return path
 
 
-def copy_run(source: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
-  """A copy of a run directory, for a test that writes into a shared run."""
-  shutil.copytree(source, target)
-  return target
-
-
 def _events(directory):
   events = event_accumulator.EventAccumulator(str(directory), size_guidance={'tensors': 0})
   events.Reload()

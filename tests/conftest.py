@@ -5,6 +5,7 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import pathlib  # noqa: E402
+import shutil  # noqa: E402
 import typing  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -73,6 +74,12 @@ class TrainedRun(typing.NamedTuple):
   first: object  # the CompletedProcess of each training run
   second: object
 
+  def copy_to(self, target: pathlib.Path) -> 'TrainedRun':
+    """This run copied to `target`, its flags pointing there: for tests that write into it."""
+    shutil.copytree(self.dir, target)
+    args = [f'--summary_dir={target}' if a.startswith('--summary_dir=') else a for a in self.args]
+    return self._replace(dir=target, args=args)
+
 
 @pytest.fixture(scope='session')
 def tiny_data(tmp_path_factory):
@@ -84,11 +91,11 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope='session')
 def tiny_run(tmp_path_factory, tiny_data):
   """The tiny model trained 4 steps on tiny_data (checkpoints at 2 and 4), then rerun to 6
-  (a resume). Shared by several test files, so trained once: copy it (tests.cli.copy_run)
-  before writing into it."""
+  (a resume); each batch is all 8 digits. Shared by several test files, so trained once: copy
+  it (`.copy_to(dir)`) before writing into it."""
   from tests import cli  # pylint: disable=g-import-not-at-top
   run_dir = tmp_path_factory.mktemp('tiny_run')
-  args = [f'--data_dir={tiny_data}', f'--summary_dir={run_dir}', cli.TINY, '--batch_size=4',
+  args = [f'--data_dir={tiny_data}', f'--summary_dir={run_dir}', cli.TINY, '--batch_size=8',
           '--save_step=2', '--log_every=1', '--seed=3']
   first = cli.run(*args, '--max_steps=4')
   second = cli.run(*args, '--max_steps=6')

@@ -8,26 +8,26 @@ import pytest
 import tensorflow as tf
 
 from configs import RunConfig, make_hparams
-from runner import evaluation
+from input_data import idx, mnist
+from layers import model_losses
+from models import build_model
+from runner import checkpoints, evaluation, inputs
 from runner.evaluation import Evaluator, evaluate_checkpoint
 from tests import cli
 from tests.conftest import ORACLE_DIR
 
 
 @pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  return cli.tiny_mnist_dir(tmp_path_factory.mktemp('data'))
+def data_dir(tiny_data):
+  return tiny_data
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, data_dir):
-  """A run trained 4 steps (checkpoints at 2 and 4), then resumed to 6."""
-  run_dir = tmp_path_factory.mktemp('run')
-  common = [f'--data_dir={data_dir}', f'--summary_dir={run_dir}', cli.TINY, '--batch_size=4',
-            '--save_step=2', '--log_every=1', '--seed=3']
-  first = cli.run(*common, '--max_steps=4')
-  second = cli.run(*common, '--max_steps=6')
-  return run_dir, common, first, second
+def trained(tmp_path_factory, tiny_run):
+  """conftest's tiny run (4 steps, checkpoints at 2 and 4, then resumed to 6), copied: the
+  evaluations here write into its test/."""
+  run = tiny_run.copy_to(tmp_path_factory.mktemp('trained') / 'run')
+  return run.dir, run.args, run.first, run.second
 
 
 def test_training_writes_checkpoints_events_and_config(trained):
@@ -45,6 +45,31 @@ def test_rerun_resumes_at_the_saved_step(trained):
   assert 'resumed from' in second.stderr and 'model.ckpt-4 at step 4' in second.stderr
   steps = [s for s, _ in cli.scalars(run_dir / 'train')['loss/total']]
   assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_training_from_a_checkpoint_into_a_new_run_starts_at_its_step_with_its_weights(
+    trained, data_dir, tmp_path):
+  """--checkpoint=<a run's checkpoint 4> into an empty --summary_dir: the new run starts at step
+  4 with those weights. At --batch_size=8 every batch is the data's 8 records, so its first
+  step's losses are checkpoint 4's on them, computed here by hand."""
+  run_dir, common, *_ = trained
+  new_dir = tmp_path / 'new'
+  args = [a for a in common if not a.startswith(('--summary_dir=', '--batch_size='))]
+  done = cli.run(*args, f'--summary_dir={new_dir}', '--batch_size=8',
+                 f'--checkpoint={run_dir}/train/model.ckpt-4', '--max_steps=5')
+  assert f'started from {run_dir}/train/model.ckpt-4 at step 4' in done.stderr
+  config = RunConfig(hparams=make_hparams('mnist', cli.TINY.split('=', 1)[1]),
+                     data_dir=str(data_dir))
+  dataset, spec = inputs.make_dataset(config, 'test', 8)  # the same 8 records
+  model = build_model('capsule', config.hparams, spec)
+  checkpoints.restore_model(model, f'{run_dir}/train/model.ckpt-4', config)
+  batch = next(iter(dataset))
+  expected = model_losses(batch, model(batch, training=True), 'margin')
+  new = cli.scalars(new_dir / 'train')
+  for tag in ('total', 'classification', 'reconstruction'):  # the decoder's weights too
+    assert [s for s, _ in new[f'loss/{tag}']] == [5], tag
+    np.testing.assert_allclose(new[f'loss/{tag}'][0][1], expected[tag], rtol=1e-5, err_msg=tag)
+  assert sorted(p.name for p in (new_dir / 'train').glob('*.index')) == ['model.ckpt-5.index']
 
 
 def test_training_events_hold_scalars_images_and_hparams(trained):
@@ -133,15 +158,13 @@ def test_continuous_evaluation_compiles_once_for_every_checkpoint(trained, data_
   assert evaluators[0][1].experimental_get_tracing_count() == 1
 
 
-def test_two_logical_cpu_devices_match_one_device(data_dir, tmp_path):
-  losses = []
-  for replicas in (0, 2):
-    run_dir = tmp_path / f'replicas{replicas}'
-    cli.run(f'--data_dir={data_dir}', f'--summary_dir={run_dir}', cli.TINY, '--batch_size=8',
-            '--max_steps=3', '--log_every=1', '--seed=5', '--deterministic',
-            f'--cpu_replicas={replicas}', '--distort=false')
-    losses.append([v for _, v in cli.scalars(run_dir / 'train')['loss/total']])
-  np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+def test_two_logical_cpu_devices_match_one_device(deterministic_run, tmp_path):
+  args, one_device = deterministic_run  # batch 4: 2 examples per device here
+  cli.run(*args, f'--summary_dir={tmp_path}', '--max_steps=3', '--cpu_replicas=2')
+  two_devices = cli.scalars(tmp_path / 'train')['loss/total']
+  assert [s for s, _ in two_devices] == [1, 2, 3]
+  np.testing.assert_allclose([v for _, v in two_devices], [v for _, v in one_device[:3]],
+                             rtol=1e-4)
 
 
 def test_multimnist_trains_and_evaluates_with_two_targets(tmp_path):
@@ -157,6 +180,33 @@ def test_multimnist_trains_and_evaluates_with_two_targets(tmp_path):
   assert 'Total wrong predictions' in done.stdout
   assert 'reconstruction' in cli.tags(tmp_path / 'train')
   assert 'loss/reconstruction_spare' in cli.tags(tmp_path / 'train')
+
+
+@pytest.fixture(scope='module')
+def validated_and_distorted(tmp_path_factory):
+  """The packaged digits trained 2 steps and evaluated with --validate --distort: the
+  evaluation's predictions (one run serves both flags' tests)."""
+  run_dir = tmp_path_factory.mktemp('validate_distort')
+  common = ['--data_dir=builtin', '--validate', '--distort', f'--summary_dir={run_dir}', cli.TINY,
+            '--batch_size=8', '--max_steps=2']
+  cli.run(*common)
+  done = cli.run(*common, '--train=false', f'--predictions_out={run_dir}/p.npz')
+  return done, np.load(run_dir / 'p.npz')
+
+
+def test_validate_evaluates_the_first_sixth_of_the_training_digits(validated_and_distorted):
+  done, predictions = validated_and_distorted
+  _, train_labels = idx.load_split(mnist.default_raw_dir(), 'train')
+  assert len(train_labels) == 4000
+  held_out = train_labels[:4000 // 6]  # 666, in order: evaluation does not shuffle
+  np.testing.assert_array_equal(predictions['labels'].argmax(1), held_out)
+  wrong = int(np.sum(predictions['logits'].argmax(1) != held_out))
+  assert f'Total wrong predictions: {wrong}, wrong percent: {100 * wrong / 666}%\n' in done.stdout
+
+
+def test_distort_evaluates_central_24x24_crops(validated_and_distorted):
+  _, predictions = validated_and_distorted
+  assert predictions['reconstructions'].shape == (666, 1, 24 * 24)
 
 
 def test_help_and_readme_explain_every_setting():
