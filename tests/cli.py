@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 
+import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
@@ -114,6 +115,12 @@ def scalars(directory) -> dict:
     if values and values[0][1].ndim == 0:
       result[tag] = [(step, float(value)) for step, value in values]
   return result
+
+
+def images(directory, tag):
+  """The last image summary `tag` in `directory`'s events, decoded: [height, width, channels]."""
+  last = tensor_util.make_ndarray(_events(directory).Tensors(tag)[-1].tensor_proto)
+  return tf.io.decode_png(last[2]).numpy()  # [width, height, png, png, ...]
 
 
 def tags(directory) -> set:

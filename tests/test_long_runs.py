@@ -10,8 +10,7 @@ import tensorflow as tf
 
 from tests import cli
 
-TINY = '--hparams_override=conv1_filters=8,num_prime_capsules=2'
-COMMON = ['--data_dir=builtin', '--generate', TINY, '--batch_size=8', '--log_every=1',
+COMMON = ['--data_dir=builtin', '--generate', cli.TINY, '--batch_size=8', '--log_every=1',
           '--save_step=3', '--seed=4', '--deterministic']
 
 
@@ -106,7 +105,7 @@ def test_checkpoint_flag_with_a_directory_means_its_latest_checkpoint(runs):
 
 def test_a_collapsed_run_says_so_once_and_a_learning_run_never(runs, tmp_path):
   root, _ = runs
-  collapsed = cli.run('--data_dir=builtin', f'{TINY},learning_rate=1000', '--batch_size=16',
+  collapsed = cli.run('--data_dir=builtin', f'{cli.TINY},learning_rate=1000', '--batch_size=16',
                       '--log_every=2', '--max_steps=16', f'--summary_dir={tmp_path}')
   warnings = [l for l in collapsed.stderr.splitlines() if 'the run has collapsed' in l]
   assert len(warnings) == 1

@@ -12,6 +12,7 @@ from input_data import idx
 from input_data import mnist
 from input_data import mnist_shift
 from input_data import pipeline
+from tests.conftest import write_raw_mnist
 
 FIXTURE = os.path.join(os.path.dirname(__file__), 'testdata', 'a_valid_routing3')
 
@@ -83,11 +84,8 @@ def test_shuffled_training_order_is_fixed_by_the_seed(tmp_path):
 
 def test_validate_reads_the_files_the_builder_writes_for_valid_splits(tmp_path):
   images, labels = _digits(24, size=28)
-  raw = tmp_path / 'raw'
-  raw.mkdir()
-  idx.write_images(str(raw / 'train-images-idx3-ubyte'), images)
-  idx.write_labels(str(raw / 'train-labels-idx1-ubyte'), labels.astype(np.uint8))
-  mnist_shift.build(str(raw), str(tmp_path), 'valid_test', shift=0)
+  raw = write_raw_mnist(tmp_path / 'raw', images, labels.astype(np.uint8), gz=False)
+  mnist_shift.build(raw, str(tmp_path), 'valid_test', shift=0)
   batches, spec = _batches(data_dir=str(tmp_path), split='test', batch_size=5, validate=True)
   assert spec.num_examples == 4  # from the builder's sidecar: the first 24 / 6 images
   np.testing.assert_array_equal(batches[0]['recons_label'], labels[:4])

@@ -5,12 +5,8 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorboard.backend.event_processing import event_accumulator
-from tensorboard.util import tensor_util
 
 from tests import cli
-
-TINY = '--hparams_override=conv1_filters=8,num_prime_capsules=2'
 
 
 def write_folder(root, split, per_class, size=24, seed=0):
@@ -24,14 +20,6 @@ def write_folder(root, split, per_class, size=24, seed=0):
       tf.io.write_file(str(root / split / name / f'{i}.png'), tf.io.encode_png(image))
 
 
-def images(directory, tag):
-  """The last image summary `tag` in `directory`'s events, decoded: [height, width, channels]."""
-  events = event_accumulator.EventAccumulator(str(directory), size_guidance={'tensors': 0})
-  events.Reload()
-  last = tensor_util.make_ndarray(events.Tensors(tag)[-1].tensor_proto)  # [w, h, png, png...]
-  return tf.io.decode_png(last[2]).numpy()
-
-
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
   """A 3-class RGB folder, a run trained 2 steps with augmentation, then resumed to 3."""
@@ -39,7 +27,7 @@ def run(tmp_path_factory):
   data = root / 'data'
   write_folder(data, 'train', per_class=4)
   write_folder(data, 'test', per_class=3, seed=1)
-  common = ['--dataset=folder', f'--data_dir={data}', f'--summary_dir={root / "run"}', TINY,
+  common = ['--dataset=folder', f'--data_dir={data}', f'--summary_dir={root / "run"}', cli.TINY,
             '--batch_size=4', '--save_step=2', '--log_every=1', '--seed=2']
   first = cli.run(*common, '--max_steps=2', '--augment=crop,flip')
   second = cli.run(*common, '--max_steps=3', '--augment=crop,flip')
@@ -50,7 +38,7 @@ def test_folder_run_trains_resumes_and_shows_color_reconstructions(run):
   root, _, first, second = run
   assert 'resumed from' in second.stderr and 'at step 2' in second.stderr
   assert [s for s, _ in cli.scalars(root / 'run' / 'train')['loss/total']] == [1, 2, 3]
-  strip = images(root / 'run' / 'train', 'reconstruction')
+  strip = cli.images(root / 'run' / 'train', 'reconstruction')
   assert strip.shape == (24, 24 * 3, 3)  # input | target | reconstruction, in color
   assert strip[..., 0].std() > 0 and not np.array_equal(strip[..., 0], strip[..., 1])
   assert 'total_params:' in first.stderr
@@ -98,7 +86,7 @@ def test_tfds_dataset_prepared_offline_trains_and_evaluates_through_the_cli(tmp_
   data = tmp_path / 'tfds'
   tiny_shapes(tfds)(data_dir=str(data)).download_and_prepare()
   common = ['--dataset=tfds:tiny_shapes', f'--data_dir={data}', f'--summary_dir={tmp_path}/run',
-            TINY, '--batch_size=5', '--image_size=24']
+            cli.TINY, '--batch_size=5', '--image_size=24']
   cli.run(*common, '--max_steps=2')
   out = tmp_path / 'p.npz'
   done = cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/run/train/model.ckpt-2',
