@@ -86,6 +86,9 @@ class Background:
       reader.join(timeout=10)
     return self.process.returncode, ''.join(self._out), self.stderr
 
+  def send_signal(self, signum):
+    self.process.send_signal(signum)
+
   def kill(self):
     if self.process.poll() is None:
       self.process.kill()

@@ -1,10 +1,8 @@
-"""Runs survive SIGKILL and SIGTERM, stop cleanly on a non-finite loss, and repeat exactly."""
+"""Runs survive SIGKILL, SIGTERM and SIGINT, stop cleanly on a non-finite loss, repeat exactly,
+and are evaluated beside training checkpoint by checkpoint."""
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,24 +12,13 @@ import tensorflow as tf
 from tests import cli
 
 
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  return cli.tiny_mnist_dir(tmp_path_factory.mktemp('data'))
-
-
-def start(*args):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  return subprocess.Popen([sys.executable, str(cli.ROOT / 'experiment.py'), *map(str, args)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
 def wait_for_checkpoint(train_dir, at_least, process, timeout=120):
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
     latest = tf.train.latest_checkpoint(str(train_dir))
     if latest and int(latest.rsplit('-', 1)[1]) >= at_least:
       return
-    assert process.poll() is None, process.communicate()[1][-2000:]
+    assert process.process.poll() is None, process.stderr[-2000:]
     time.sleep(0.05)
   raise AssertionError(f'no checkpoint >= {at_least} in {train_dir}')
 
@@ -45,71 +32,81 @@ def train_args(data_dir, run_dir, max_steps, *extra):
           '--save_step=1', '--log_every=1', f'--max_steps={max_steps}', *extra]
 
 
-def test_sigkill_at_any_moment_resumes_from_the_last_complete_checkpoint(data_dir, tmp_path):
+def test_sigkill_at_any_moment_resumes_from_the_last_complete_checkpoint(tiny_data, tmp_path,
+                                                                         launch):
   rng = np.random.default_rng(0)
   step = 0
   for attempt in range(3):
-    process = start(*train_args(data_dir, tmp_path, 1000))
+    process = launch(*train_args(tiny_data, tmp_path, 1000))
     wait_for_checkpoint(tmp_path / 'train', step + 1, process)
     time.sleep(rng.uniform(0, 0.5))  # anywhere in a step or in a save
     process.kill()
-    _, stderr = process.communicate()
+    _, _, stderr = process.finish()
     if attempt:
       assert resumed_step(stderr) == step
     latest = tf.train.latest_checkpoint(str(tmp_path / 'train'))
     tf.train.load_checkpoint(latest)  # complete and readable
     step = int(latest.rsplit('-', 1)[1])
-  done = cli.run(*train_args(data_dir, tmp_path, step + 1))
+  done = cli.run(*train_args(tiny_data, tmp_path, step + 1))
   assert resumed_step(done.stderr) == step
   assert (tmp_path / 'train' / f'model.ckpt-{step + 1}.index').exists()
 
 
-def test_sigterm_saves_the_current_step_and_the_rerun_continues(data_dir, tmp_path):
-  process = start(*train_args(data_dir, tmp_path, 1000, '--save_step=1000'))
-  while 'step 2/1000' not in (line := process.stderr.readline()):
-    assert line or process.poll() is None, 'training ended early'
-  process.send_signal(signal.SIGTERM)
-  _, stderr = process.communicate(timeout=120)
-  assert process.returncode == 128 + signal.SIGTERM
-  step = int(re.search(r'stopped by signal 15 at step (\d+)', stderr).group(1))
-  assert step >= 2 and (tmp_path / 'train' / f'model.ckpt-{step}.index').exists()
-  done = cli.run(*train_args(data_dir, tmp_path, step + 1))
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
+def test_a_signal_saves_the_current_step_and_the_rerun_continues(tiny_data, tmp_path, launch,
+                                                                 signum):
+  """A scheduler's preemption (SIGTERM: exit 143) or Ctrl-C (SIGINT: exit 130)."""
+  process = launch(*train_args(tiny_data, tmp_path, 1000, '--save_step=1000'))
+  process.wait_for('step 2/1000')
+  process.send_signal(signum)
+  code, _, stderr = process.finish()
+  assert code == 128 + signum, stderr[-2000:]
+  step = int(re.search(rf'stopped by signal {int(signum)} at step (\d+)', stderr).group(1))
+  assert step >= 2 and 'Traceback' not in stderr
+  # The only checkpoint: the one the signal saved, at the step it arrived.
+  assert [p.name for p in (tmp_path / 'train').glob('*.index')] == [f'model.ckpt-{step}.index']
+  done = cli.run(*train_args(tiny_data, tmp_path, step + 1))
   assert resumed_step(done.stderr) == step
+  assert (tmp_path / 'train' / f'model.ckpt-{step + 1}.index').exists()
 
 
-def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data_dir, tmp_path):
-  args = train_args(data_dir, tmp_path, 2)
-  cli.run(*args)
-  huge = cli.TINY + ',learning_rate=1e30'
-  done = cli.run(*[a if a != cli.TINY else huge for a in args[:-1]], '--max_steps=50',
-                 check=False)
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tiny_run, tmp_path):
+  run = tiny_run.copy_to(tmp_path / 'run')  # checkpoints 2, 4 and 6
+  huge = [a if a != cli.TINY else cli.TINY + ',learning_rate=1e30' for a in run.args]
+  done = cli.run(*huge, '--save_step=1', '--max_steps=50', check=False)
   assert done.returncode == 2
   error = [l for l in done.stderr.splitlines() if l.startswith('error:')][0]
   step = int(re.search(r'loss is not finite at step (\d+)', error).group(1))
-  assert step > 2 and f'model.ckpt-{step - 1}' in error
-  reader = tf.train.load_checkpoint(str(tmp_path / 'train' / f'model.ckpt-{step - 1}'))
+  assert step > 6 and f'model.ckpt-{step - 1}' in error
+  assert not (run.dir / 'train' / f'model.ckpt-{step}.index').exists()
+  reader = tf.train.load_checkpoint(str(run.dir / 'train' / f'model.ckpt-{step - 1}'))
   weights = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
              if k.startswith('model/') and 'OPTIMIZER' not in k]
   assert weights and all(np.all(np.isfinite(w)) for w in weights)
 
 
-def test_seed_with_deterministic_gives_identical_losses_in_any_loop_size(data_dir, tmp_path):
-  losses = []
-  for name, steps_per_loop in (('a', 1), ('b', 4)):
-    cli.run(*train_args(data_dir, tmp_path / name, 6, '--seed=7', '--deterministic',
-                        '--log_every=3', '--save_step=6', f'--steps_per_loop={steps_per_loop}'))
-    losses.append(cli.scalars(tmp_path / name / 'train')['loss/total'])
-  assert [s for s, _ in losses[0]] == [3, 6]
-  assert losses[0] == losses[1]
+def test_seed_with_deterministic_gives_identical_losses_in_any_loop_size(deterministic_run,
+                                                                         tmp_path):
+  args, one_step_per_call = deterministic_run
+  # Later flags win: logs every 3 steps, so each call runs 3 steps.
+  cli.run(*args, f'--summary_dir={tmp_path}', '--max_steps=6', '--steps_per_loop=4',
+          '--log_every=3')
+  losses = cli.scalars(tmp_path / 'train')['loss/total']
+  assert [s for s, _ in losses] == [3, 6]
+  assert losses == [(s, v) for s, v in one_step_per_call if s in (3, 6)]
 
 
-def test_continuous_evaluation_beside_training_sees_each_checkpoint_once(data_dir, tmp_path):
-  trainer = start(*train_args(data_dir, tmp_path, 8))
-  evaluator = start(*train_args(data_dir, tmp_path, 8, '--train=false',
-                                '--eval_timeout_secs=120'))
-  _, train_err = trainer.communicate(timeout=300)
-  _, eval_err = evaluator.communicate(timeout=300)
-  assert trainer.returncode == 0, train_err[-2000:]
-  assert evaluator.returncode == 0, eval_err[-2000:]
-  steps = [s for s, _ in cli.scalars(tmp_path / 'test')['wrong']]
-  assert steps == sorted(set(steps)) and steps[-1] == 8
+def test_continuous_evaluation_beside_training_evaluates_every_checkpoint_once(tiny_data,
+                                                                               tmp_path, launch):
+  """The evaluator waits beside a training run rerun in stages (each resuming); a stage writes
+  its checkpoint only after the evaluator reported the previous one, so every checkpoint must
+  be evaluated, each once, and the evaluator stops after the one at --max_steps."""
+  evaluator = launch(*train_args(tiny_data, tmp_path, 4, '--train=false',
+                                 '--eval_timeout_secs=120'))
+  for step in (2, 4):
+    cli.run(*train_args(tiny_data, tmp_path, step, '--save_step=2'))
+    evaluator.wait_for(f'model.ckpt-{step} (step {step}): ')
+  code, stdout, stderr = evaluator.finish()
+  assert code == 0, stderr[-2000:]
+  assert [s for s, _ in cli.scalars(tmp_path / 'test')['wrong']] == [2, 4]
+  assert stdout.count('Total wrong predictions: ') == 2
