@@ -70,11 +70,14 @@ def main(argv):
   except UserError as e:
     _fail(e)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from runner import Preempted  # pylint: disable=g-import-not-at-top
+  from runner import Preempted, WorkerLost  # pylint: disable=g-import-not-at-top
   try:
     run(config)
   except Preempted as e:
     logging.warning('%s', e)
+    sys.exit(e.exit_code)
+  except WorkerLost as e:
+    print(f'error: {e}', file=sys.stderr)
     sys.exit(e.exit_code)
   except (UserError, tf.errors.DataLossError, tf.errors.InvalidArgumentError,
           tf.errors.NotFoundError, tf.errors.PermissionDeniedError,

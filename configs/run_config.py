@@ -100,6 +100,9 @@ class RunConfig:
                          'contrast, standardize); off by default.')
   download: bool = setting(False, 'tfds: download and prepare the dataset into --data_dir if it '
                            'is not there (off: never touch the network).')
+  worker_timeout_secs: int = setting(
+      600, 'Several machines (TF_CONFIG): a worker waiting this long for another one in a '
+      'collective stops with exit status 75, so a dead worker never hangs the others.')
   debug: bool = setting(False, 'Show full tracebacks instead of one-line errors.')
   # Resolved from --preset and --hparams_override; not a flag.
   hparams: HParams = HParams()
@@ -148,7 +151,8 @@ class RunConfig:
            f'--{field.name}={value} is not one of: {", ".join(choices or ())}')
     need(self.summary_dir or (not self.train and self.checkpoint and not self.perturb),
          '--summary_dir is required (checkpoints and events are written there)')
-    for name in ('max_steps', 'save_step', 'log_every', 'steps_per_loop', 'num_trials'):
+    for name in ('max_steps', 'save_step', 'log_every', 'steps_per_loop', 'num_trials',
+                 'worker_timeout_secs'):
       need(getattr(self, name) >= 1, f'--{name}={getattr(self, name)} must be at least 1')
     for name in ('num_gpus', 'eval_size', 'batch_size', 'cpu_replicas', 'keep_checkpoints',
                  'eval_every'):

@@ -1,4 +1,4 @@
 """The train / evaluate loops: strategy, step functions, checkpoints, summaries, progress."""
 
 from runner.evaluation import evaluate, evaluate_ensemble
-from runner.training import Preempted, train
+from runner.training import Preempted, WorkerLost, train

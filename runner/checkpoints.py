@@ -33,10 +33,10 @@ def step_of(path: str) -> int:
 
 
 def make_manager(checkpoint: tf.train.Checkpoint, config: RunConfig, step: tf.Variable,
-                 directory: str = ''):
+                 directory: str = '', max_to_keep: int = 0):
   """Saves `model.ckpt-STEP` in `directory` (default: the run's train/ directory)."""
   return tf.train.CheckpointManager(checkpoint, directory or config.train_dir,
-                                    max_to_keep=config.keep_checkpoints,
+                                    max_to_keep=max_to_keep or config.keep_checkpoints,
                                     checkpoint_name='model.ckpt', step_counter=step)
 
 
@@ -142,11 +142,12 @@ def restore_model(model, path: str, config: RunConfig) -> int:
 def _resume(checkpoint, path: str):
   """Restores model, optimizer, step and, when the checkpoint has it, the data position."""
   names = tf.train.load_checkpoint(path).get_variable_to_shape_map()
-  if any(name.startswith('data/') for name in names):
+  if (getattr(checkpoint, 'data', None) is None
+      or any(name.startswith('data/') for name in names)):
     checkpoint.restore(path).assert_existing_objects_matched()
     return
-  logging.warning('%s holds no data position (written by an older version): the data stream '
-                  'restarts from the seed', path)
+  logging.warning('%s holds no data position (written over several replicas, or by an older '
+                  'version): the data stream restarts from the seed', path)
   tf.train.Checkpoint(model=checkpoint.model, optimizer=checkpoint.optimizer,
                       step=checkpoint.step).restore(path).assert_existing_objects_matched()
 

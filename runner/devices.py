@@ -21,13 +21,17 @@ def share_gpus():
       pass
 
 
-def make_strategy(num_gpus: int = 1, cpu_replicas: int = 0) -> tf.distribute.Strategy:
+def make_strategy(num_gpus: int = 1, cpu_replicas: int = 0,
+                  worker_timeout_secs: int = 600) -> tf.distribute.Strategy:
   """MultiWorkerMirrored with TF_CONFIG, Mirrored over several GPUs (or logical CPUs), else default.
 
-  The global batch is split over the replicas, like the original's GPU towers.
+  The global batch is split over the replicas, like the original's GPU towers. Between
+  machines, a collective that waits `worker_timeout_secs` for a worker fails, so a dead worker
+  never leaves the others waiting forever.
   """
   if os.environ.get('TF_CONFIG'):
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=worker_timeout_secs)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
   if cpu_replicas > 1:
     return tf.distribute.MirroredStrategy(split_cpu(cpu_replicas))
   gpus = tf.config.list_physical_devices('GPU')
@@ -37,6 +41,10 @@ def make_strategy(num_gpus: int = 1, cpu_replicas: int = 0) -> tf.distribute.Str
   if num_gpus > 1:
     return tf.distribute.MirroredStrategy([f'/gpu:{i}' for i in range(num_gpus)])
   return tf.distribute.get_strategy()
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+  return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

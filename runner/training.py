@@ -1,7 +1,10 @@
 """The training loop: input -> model -> optimizer -> checkpoint -> loop, in that order."""
 
+import dataclasses
+import shutil
 import signal
 import tempfile
+import zlib
 
 import keras
 import tensorflow as tf
@@ -12,8 +15,8 @@ from configs.run_config import RunConfig
 from layers import correct_and_almost, model_losses
 from models import build_model
 from runner import checkpoints, evaluation, summaries
-from runner.devices import (compute_options, is_chief, make_strategy, set_precision, share_gpus,
-                            use_xla)
+from runner.devices import (compute_options, is_chief, is_multi_worker, make_strategy,
+                            set_precision, share_gpus, use_xla)
 from runner.inputs import make_dataset
 from configs.progress import Progress, resident_mb
 
@@ -105,19 +108,41 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig):
   return train_steps
 
 
-def _watch_signals():
-  """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+def _watch_signals(signums):
+  """Turns the signals into a flag the loop checks after each step."""
   received = []
-  for signum in (signal.SIGTERM, signal.SIGINT):
+  for signum in signums:
     signal.signal(signum, lambda s, _: received.append(s))
   return received
+
+
+class WorkerLost(Exception):
+  """Another worker of a multi-machine run stopped answering (died, or --worker_timeout_secs)."""
+  exit_code = 75  # EX_TEMPFAIL: rerun every worker, it resumes from the last complete checkpoint
+
+  def __init__(self, step: int, error: Exception, latest: str):
+    lines = (getattr(error, 'message', None) or str(error)).strip().splitlines()
+    detail = next((l.strip() for l in lines if l.strip() and 'Graph execution error' not in l), '')
+    super().__init__(f'lost contact with another worker after step {step} '
+                     f'({type(error).__name__}: {detail[:120]}); every worker stops: rerun all of '
+                     f'them to resume from the last complete checkpoint ({latest or "none yet"})')
+
+
+# What a collective reports when a peer died or timed out.
+_PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
+                tf.errors.CancelledError, tf.errors.AbortedError)
 
 
 def train(config: RunConfig) -> dict:
   """Trains to config.max_steps, resuming the run in summary_dir/train; returns last metrics."""
   checkpoints.check_writable(config.train_dir)
   share_gpus()
-  strategy = make_strategy(config.num_gpus, config.cpu_replicas)
+  strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs)
+  multi_worker = is_multi_worker(strategy)
+  if multi_worker and config.seed is None:
+    # Every worker must draw the same data order to take its own share of it.
+    config = dataclasses.replace(config, seed=zlib.crc32(config.summary_dir.encode()) % 2**31)
+    logging.info('several workers: --seed=%d, from --summary_dir', config.seed)
   set_precision(config.mixed_precision, config.deterministic, config.seed)
 
   # Input.
@@ -126,6 +151,10 @@ def train(config: RunConfig) -> dict:
     raise UserError(f'--batch_size={config.train_batch_size} does not split over '
                     f'{strategy.num_replicas_in_sync} replicas; use a multiple of it')
   preview = next(iter(dataset))  # a fixed batch for reconstruction images
+  if multi_worker:  # each worker reads all the data and keeps its part of every global batch
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
   # Model, optimizer, checkpoint.
@@ -134,19 +163,26 @@ def train(config: RunConfig) -> dict:
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
     optimizer = make_optimizer(config.hparams, step, config.mixed_precision)
     optimizer.build(model.trainable_variables)
-    # The data iterator too: a resumed run continues the data stream where it stopped.
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, data=iterator)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+  if isinstance(iterator, tf.__internal__.tracking.Trackable):
+    checkpoint.data = iterator  # a resumed run continues the data stream where it stopped
+  else:
+    logging.warning('the data position is not saved over %d replicas (TensorFlow cannot '
+                    'checkpoint a distributed iterator): a resumed run restarts its data stream '
+                    'from the seed', strategy.num_replicas_in_sync)
   logging.info('total_params: %d', sum(int(tf.size(v)) for v in model.trainable_variables))
   manager = checkpoints.make_manager(checkpoint, config, step)
   start = checkpoints.restore_or_start(manager, checkpoint, model, step, config)
+  scratch = None
   if is_chief(strategy):
     checkpoints.save_run_config(config)
     writer = tf.summary.create_file_writer(config.train_dir)
-  else:  # other workers of a multi-machine run take part in saving, to a scratch directory
-    manager = checkpoints.make_manager(checkpoint, config, step, tempfile.mkdtemp())
+    if start != 'resumed':
+      summaries.write_run_hparams(config)
+  else:  # other workers take part in saving, into a scratch directory removed at the end
+    scratch = tempfile.mkdtemp(prefix='capsules-worker-')
+    manager = checkpoints.make_manager(checkpoint, config, step, scratch, max_to_keep=1)
     writer = tf.summary.create_noop_writer()
-  if start != 'resumed' and is_chief(strategy):
-    summaries.write_run_hparams(config)
 
   # Evaluation inside training (--eval_every), of the model as it trains.
   evaluator = test_writer = None
@@ -154,15 +190,43 @@ def train(config: RunConfig) -> dict:
     evaluator = evaluation.Evaluator(config, model=model)
     test_writer = tf.summary.create_file_writer(config.test_dir)
 
-  # Loop.
+  try:
+    return _loop(config, strategy, model, optimizer, step, iterator, manager, writer, preview,
+                 evaluator, test_writer)
+  except _PEER_ERRORS as e:
+    if not multi_worker:
+      raise
+    raise WorkerLost(int(step.numpy()), e, manager.latest_checkpoint) from None
+  finally:
+    if scratch:
+      shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _loop(config, strategy, model, optimizer, step, iterator, manager, writer, preview,
+          evaluator, test_writer):
+  """Trains from the current step to config.max_steps: logs, saves, evaluates, stops on signals."""
   train_steps = make_train_step(model, optimizer, strategy, step, config)
   current = int(step.numpy())
   progress = Progress(config.max_steps, done=current)
-  signals = _watch_signals()
+  if is_multi_worker(strategy):
+    # TensorFlow's handler owns SIGTERM: on any worker's, every worker saves one consistent
+    # checkpoint at the same step, then stops with 143 ("requeue me").
+    def exit_preempted():
+      writer.flush()
+      raise Preempted(signal.SIGTERM, int(step.numpy()))
+    preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
+        strategy.cluster_resolver, manager,
+        termination_config=tf.distribute.experimental.TerminationConfig(exit_fn=exit_preempted))
+    signals = _watch_signals([signal.SIGINT])
+  else:
+    preemption = None
+    signals = _watch_signals([signal.SIGTERM, signal.SIGINT])
   metrics, spreads = {}, []
   while current < config.max_steps:
     metrics = train_steps(iterator, tf.constant(_steps_to_boundary(current, config)))
     current = int(step.numpy())
+    if preemption:
+      preemption.save_checkpoint_if_preempted(checkpoint_number=current)
     bad_step = int(metrics.pop('first_bad_step'))
     if bad_step:
       raise UserError(f'loss is not finite at step {bad_step}; stopped without saving, the last '

@@ -1,0 +1,137 @@
+"""Several machines for real: worker processes on 127.0.0.1, each with its own TF_CONFIG."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import cli
+
+TINY = '--hparams_override=conv1_filters=8,num_prime_capsules=2'
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def start_workers(args, scratch, count=2):
+  """`python experiment.py ARGS` once per worker of a cluster on free local ports."""
+  ports = [free_port() for _ in range(count)]
+  workers = []
+  for index in range(count):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', TMPDIR=str(scratch), TF_CONFIG=json.dumps(
+        {'cluster': {'worker': [f'127.0.0.1:{p}' for p in ports]},
+         'task': {'type': 'worker', 'index': index}}))
+    workers.append(subprocess.Popen(
+        [sys.executable, str(cli.ROOT / 'experiment.py'), *map(str, args)], env=env,
+        cwd=cli.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  return workers
+
+
+def finish(workers, timeout=240):
+  """[(exit status, stderr)] of every worker, none allowed to run past `timeout`."""
+  results = []
+  for worker in workers:
+    try:
+      _, err = worker.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      for w in workers:
+        w.kill()
+      raise
+    results.append((worker.returncode, err))
+  return results
+
+
+def wait_for(path, workers, timeout=180):
+  deadline = time.monotonic() + timeout
+  while not path.exists():
+    assert time.monotonic() < deadline and all(w.poll() is None for w in workers), path
+    time.sleep(0.2)
+
+
+@pytest.fixture
+def data(tmp_path):
+  """One train_2shifted_mnist.tfrecords file as the original's builder writes it: sharding by
+  file would leave the second worker without data."""
+  return cli.tiny_mnist_dir(tmp_path / 'data')
+
+
+def train_args(data, run, *more):
+  return [f'--data_dir={data}', f'--summary_dir={run}', TINY, '--batch_size=16', '--seed=3',
+          '--log_every=1', *more]
+
+
+def saved(path):
+  reader = tf.train.load_checkpoint(str(path))
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+          if k.startswith(('model/', 'optimizer/')) and 'iteration' not in k}
+
+
+def test_two_workers_train_as_one_process_and_only_the_chief_writes(data, tmp_path):
+  scratch = tmp_path / 'scratch'
+  scratch.mkdir()
+  flags = ['--max_steps=4', '--save_step=2', '--deterministic']
+  results = finish(start_workers(train_args(data, tmp_path / 'two', *flags), scratch))
+  assert [code for code, _ in results] == [0, 0], results[1][1][-3000:]
+  cli.run(*train_args(data, tmp_path / 'one', *flags))
+  two, one = saved(tmp_path / 'two/train/model.ckpt-4'), saved(tmp_path / 'one/train/model.ckpt-4')
+  assert two.keys() == one.keys() and len(one) > 10
+  for name, value in one.items():  # the same global batches, split over the workers
+    np.testing.assert_allclose(two[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+  losses = cli.scalars(tmp_path / 'two' / 'train')['loss/total']
+  np.testing.assert_allclose([v for _, v in losses],
+                             [v for _, v in cli.scalars(tmp_path / 'one' / 'train')['loss/total']],
+                             rtol=1e-5)
+  written = sorted(p.name for p in (tmp_path / 'two').rglob('*') if p.is_file())
+  assert len([n for n in written if n.startswith('events.')]) == 2  # train/ and the HParams one
+  assert [n for n in written if not n.startswith('events.')] == sorted([
+      'checkpoint', 'model.ckpt-2.index', 'model.ckpt-2.data-00000-of-00001',
+      'model.ckpt-4.index', 'model.ckpt-4.data-00000-of-00001', 'run_config.json'])
+  assert not list(scratch.iterdir())  # the other worker's scratch checkpoints are gone
+
+
+def test_sigterm_to_any_worker_saves_one_checkpoint_and_all_ask_to_be_requeued(data, tmp_path):
+  run = tmp_path / 'run'
+  workers = start_workers(train_args(data, run, '--max_steps=100000', '--save_step=2'),
+                          tmp_path)
+  wait_for(run / 'train' / 'model.ckpt-4.index', workers)
+  workers[1].send_signal(signal.SIGTERM)
+  results = finish(workers)
+  assert [code for code, _ in results] == [143, 143], results[0][1][-3000:]
+  steps = {int(line.split('at step ')[1].split(';')[0]) for _, err in results
+           for line in err.splitlines() if 'stopped by signal 15 at step' in line}
+  assert len(steps) == 1  # the same step on every worker
+  step = steps.pop()
+  assert (run / 'train' / f'model.ckpt-{step}.index').exists()
+  rerun = finish(start_workers(train_args(data, run, f'--max_steps={step + 1}'), tmp_path))
+  assert [code for code, _ in rerun] == [0, 0]
+  assert f'resumed from {run}/train/model.ckpt-{step} at step {step}' in rerun[0][1]
+
+
+def test_a_dead_worker_stops_the_others_with_one_line_and_a_rerun_resumes(data, tmp_path):
+  run = tmp_path / 'run'
+  workers = start_workers(train_args(data, run, '--max_steps=100000', '--save_step=2',
+                                     '--worker_timeout_secs=20'), tmp_path)
+  wait_for(run / 'train' / 'model.ckpt-4.index', workers)
+  workers[1].kill()
+  killed = time.monotonic()
+  (chief_code, chief_err), _ = finish(workers, timeout=60)
+  assert time.monotonic() - killed < 40  # bounded by --worker_timeout_secs, not forever
+  errors = [l for l in chief_err.splitlines() if l.startswith('error:')]
+  assert chief_code == 75 and len(errors) == 1, chief_err[-3000:]
+  assert 'lost contact with another worker after step' in errors[0]
+  latest = tf.train.latest_checkpoint(str(run / 'train'))
+  assert f'last complete checkpoint ({latest})' in errors[0]
+  step = int(latest.rsplit('-', 1)[1])
+  rerun = finish(start_workers(train_args(data, run, f'--max_steps={step + 1}'), tmp_path))
+  assert [code for code, _ in rerun] == [0, 0]
+  assert f'resumed from {latest} at step {step}' in rerun[0][1]
