@@ -120,12 +120,13 @@ class WorkerLost(Exception):
   """Another worker of a multi-machine run stopped answering (died, or --worker_timeout_secs)."""
   exit_code = 75  # EX_TEMPFAIL: rerun every worker, it resumes from the last complete checkpoint
 
-  def __init__(self, step: int, error: Exception, latest: str):
-    lines = (getattr(error, 'message', None) or str(error)).strip().splitlines()
-    detail = next((l.strip() for l in lines if l.strip() and 'Graph execution error' not in l), '')
-    super().__init__(f'lost contact with another worker after step {step} '
-                     f'({type(error).__name__}: {detail[:120]}); every worker stops: rerun all of '
-                     f'them to resume from the last complete checkpoint ({latest or "none yet"})')
+  def __init__(self, step: int, error: Exception, latest: str, timeout_secs: int):
+    why = (f'no answer within --worker_timeout_secs={timeout_secs}'
+           if isinstance(error, tf.errors.DeadlineExceededError) else
+           f'{type(error).__name__}: its connection was lost')
+    super().__init__(f'lost contact with another worker after step {step} ({why}); every '
+                     'worker stops: rerun all of them to resume from the last complete '
+                     f'checkpoint ({latest or "none yet"})')
 
 
 # What a collective reports when a peer died or timed out.
@@ -196,7 +197,8 @@ def train(config: RunConfig) -> dict:
   except _PEER_ERRORS as e:
     if not multi_worker:
       raise
-    raise WorkerLost(int(step.numpy()), e, manager.latest_checkpoint) from None
+    raise WorkerLost(int(step.numpy()), e, manager.latest_checkpoint,
+                     config.worker_timeout_secs) from None
   finally:
     if scratch:
       shutil.rmtree(scratch, ignore_errors=True)
