@@ -100,4 +100,5 @@ def _options_for(name, builder, kwargs):
 
 def _import_builders():
   # Importing a dataset module registers it.
-  from input_data import mnist, affnist, cifar10, norb, folder, tfds_data  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  # pylint: disable=g-import-not-at-top,unused-import
+  from input_data import mnist, affnist, cifar10, norb, folder, tfds_data  # noqa: F401

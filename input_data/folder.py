@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError, cli, idx, images, register
-from input_data.pipeline import AUTOTUNE, check_split, default
+from input_data.pipeline import AUTOTUNE, default
 
 IMAGE_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png', '.webp')
 LAYOUT = 'DIR/train/<class>/<images> and DIR/test/<class>/<images>'
@@ -176,12 +176,9 @@ def build(*, data_dir, split, batch_size, validate=False, distort=None, seed=Non
   image_size (default: the first train image's), resize_mode, channels (default: the first
   train image's, 1 or 3), augment and crop_padding: see input_data/images.py.
   """
-  check_split('folder', split)
-  if batch_size < 1:
-    raise UserError(f'folder: batch_size must be positive, got {batch_size}')
-  options = images.make_options('folder', image_size=image_size, resize_mode=resize_mode,
-                                channels=channels, augment=augment, distort=distort,
-                                crop_padding=crop_padding)
+  options = images.make_options('folder', split=split, batch_size=batch_size,
+                                image_size=image_size, resize_mode=resize_mode, channels=channels,
+                                augment=augment, distort=distort, crop_padding=crop_padding)
   if not tf.io.gfile.isdir(data_dir):
     raise DataError(f'folder data_dir {data_dir} does not exist: expected {LAYOUT}')
   train = list_split(data_dir, 'train')

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DatasetSpec
-from input_data.pipeline import (AUTOTUNE, finish_pipeline, image_features,
+from input_data.pipeline import (AUTOTUNE, check_split, finish_pipeline, image_features,
                                  random_brightness, random_contrast, random_crop,
                                  random_flip_left_right)
 
@@ -88,9 +88,12 @@ def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
   return chosen or (DISTORT_DEFAULT if distort else ())
 
 
-def make_options(name: str, *, image_size, resize_mode: str, channels, augment, distort,
-                 crop_padding: int) -> ImageOptions:
-  """Checks the image options every image dataset takes; one UserError line for a bad one."""
+def make_options(name: str, *, split: str, batch_size: int, image_size, resize_mode: str,
+                 channels, augment, distort, crop_padding: int) -> ImageOptions:
+  """Checks the arguments every image dataset takes; one UserError line for a bad one."""
+  check_split(name, split)
+  if batch_size < 1:
+    raise UserError(f'{name}: batch_size must be positive, got {batch_size}')
   if resize_mode not in RESIZE_MODES:
     raise UserError(f'{name}: resize_mode must be one of {", ".join(RESIZE_MODES)}, got '
                     f'{resize_mode!r}')

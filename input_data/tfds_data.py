@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError, images, register
-from input_data.pipeline import SHUFFLE_BUFFER, check_split, default
+from input_data.pipeline import SHUFFLE_BUFFER, default
 
 INSTALL = "pip install -e '.[tfds]' (in the repository root)"
 
@@ -114,12 +114,9 @@ def build(*, data_dir, split, batch_size, tfds_name='', validate=False, distort=
   channels (default: the feature's, alpha dropped), augment and crop_padding: see
   input_data/images.py.
   """
-  check_split('tfds', split)
-  if batch_size < 1:
-    raise UserError(f'tfds: batch_size must be positive, got {batch_size}')
-  options = images.make_options('tfds', image_size=image_size, resize_mode=resize_mode,
-                                channels=channels, augment=augment, distort=distort,
-                                crop_padding=crop_padding)
+  options = images.make_options('tfds', split=split, batch_size=batch_size,
+                                image_size=image_size, resize_mode=resize_mode, channels=channels,
+                                augment=augment, distort=distort, crop_padding=crop_padding)
   tfds = import_tfds()
   builder = load_builder(tfds, tfds_name, data_dir, download)
   info = builder.info

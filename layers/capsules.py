@@ -17,7 +17,8 @@ _BIAS_INIT = keras.initializers.Constant(0.1)
 class ConvCapsule(keras.layers.Layer):
   """The original `conv_slim_capsule`: one kernel shared by all input capsule types.
 
-  Input [batch, height, width, in_caps, in_atoms]; output [batch, out_h, out_w, out_caps, out_atoms].
+  Input [batch, height, width, in_caps, in_atoms];
+  output [batch, out_h, out_w, out_caps, out_atoms].
   Each input type is convolved with the same kernel into votes for every output type, then
   routed over the output types at each position. `conv_impl`: 'conv' (tf.nn.conv2d) or
   'matmul' (patches x one matmul, faster on CPUs; layers/convolution.py).

@@ -16,7 +16,8 @@ def safe_norm(capsules: tf.Tensor, axis: int = -1) -> tf.Tensor:
   return tf.sqrt(tf.reduce_sum(tf.square(capsules), axis=axis) + _EPSILON)
 
 
-def route(votes: tf.Tensor, biases: tf.Tensor, num_iterations: int, leaky: bool = False) -> tf.Tensor:
+def route(votes: tf.Tensor, biases: tf.Tensor, num_iterations: int,
+          leaky: bool = False) -> tf.Tensor:
   """Routes votes to parent capsules by agreement, as the 2017 code's `_update_routing`.
 
   Args:

@@ -55,7 +55,8 @@ def check_writable(directory: str):
 
 
 def save_run_config(config: RunConfig):
-  """Writes the resolved config beside the checkpoints (atomically), for resume checks and humans."""
+  """Writes the resolved config beside the checkpoints (atomically), for resume checks and
+  humans."""
   path = os.path.join(config.train_dir, CONFIG_FILE)
   tf.io.gfile.makedirs(config.train_dir)
   with tf.io.gfile.GFile(path + '.tmp', 'w') as f:

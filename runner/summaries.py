@@ -18,7 +18,8 @@ def write_run_hparams(config):
   values = config.hparams.to_dict()
   values.update(model=config.model, dataset=config.dataset, num_targets=config.num_targets,
                 batch_size=config.train_batch_size, mixed_precision=config.mixed_precision,
-                jit_compile=str(config.jit_compile), seed=-1 if config.seed is None else config.seed)
+                jit_compile=str(config.jit_compile),
+                seed=-1 if config.seed is None else config.seed)
   writer = tf.summary.create_file_writer(config.summary_dir)
   with writer.as_default():
     hparams_api.hparams_config(
