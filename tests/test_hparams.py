@@ -57,5 +57,6 @@ def test_format_overrides_is_the_inverse_of_parse_overrides():
 
 def test_every_preset_says_what_it_reproduces_and_how():
   for name, preset in PRESETS.items():
-    assert preset.reproduces and preset.command.startswith('python experiment.py'), name
+    assert preset.reproduces and preset.time, name
+    assert preset.command.startswith('python experiment.py'), name
     assert name == 'mnist' or f'--preset={name}' in preset.command, name
