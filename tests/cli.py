@@ -139,13 +139,15 @@ def hparams_experiment(directory):
 def run_in_one_process(cases, timeout=300):
   """Runs experiment.py's main() on each argument list in `cases`, one after another in ONE
   fresh process (TensorFlow starts once, not once per case), exactly as `python experiment.py
-  ARGS` runs it but for the process exit. Returns one dict per case: returncode, stdout, stderr.
+  ARGS` runs it but for the process exit. Returns a CompletedProcess per case.
   """
+  cases = [list(map(str, c)) for c in cases]
   done = run_command([sys.executable, '-m', 'tests.cli'], timeout=timeout, check=False,
-                     env=dict(ENV, CLI_CASES=json.dumps([list(map(str, c)) for c in cases])))
+                     env=dict(ENV, CLI_CASES=json.dumps(cases)))
   if done.returncode:
     raise AssertionError(f'the cases\' process failed:\n{done.stderr[-3000:]}')
-  return json.loads(done.stdout.splitlines()[-1])
+  return [subprocess.CompletedProcess(args, **result)
+          for args, result in zip(cases, json.loads(done.stdout.splitlines()[-1]))]
 
 
 def _run_cases():

@@ -1,6 +1,6 @@
 """Every bad input a user can give exits non-zero with one line naming the problem and the fix."""
 
-import shutil
+import subprocess
 
 import pytest
 
@@ -11,24 +11,26 @@ ORACLE = f'{ORACLE_DIR}/model.ckpt-0'
 
 
 @pytest.fixture(scope='module')
-def env(tmp_path_factory):
-  """A tiny data dir, a short training run, a corrupt data dir and a file blocking a path."""
+def env(tmp_path_factory, tiny_data, tiny_run):
+  """The tiny data, a copy of the tiny run (checkpoints 2, 4, 6), a corrupt data dir and a file
+  blocking a path; `train_files`: the run's train/ directory before any case ran."""
   root = tmp_path_factory.mktemp('errors')
-  data = cli.tiny_mnist_dir(root / 'data')
-  cli.run(f'--data_dir={data}', f'--summary_dir={root}/run', cli.TINY, '--max_steps=2',
-          '--save_step=1', '--batch_size=4')
+  tiny_run.copy_to(root / 'run')
   corrupt = root / 'corrupt'
   corrupt.mkdir()
-  good = (data / 'test_0shifted_mnist.tfrecords').read_bytes()
+  good = (tiny_data / 'test_0shifted_mnist.tfrecords').read_bytes()
   for name in ('train_2shifted_mnist.tfrecords', 'test_0shifted_mnist.tfrecords'):
     (corrupt / name).write_bytes(good[:len(good) // 2] + b'\x00garbage' * 7)
   blocker = root / 'a_file'
   blocker.write_text('not a directory')
-  return {'root': root, 'data': data, 'corrupt': corrupt, 'blocker': blocker}
+  return {'root': root, 'data': tiny_data, 'corrupt': corrupt, 'blocker': blocker,
+          'train_files': sorted(p.name for p in (root / 'run' / 'train').iterdir())}
 
 
 # (flags, what the one error line must contain). {root}, {data}, ... are filled from `env`.
-CASES = [
+# These fail before TensorFlow starts (flags, hparams, their combinations), or need a process of
+# their own (devices are set once per process): each is its own `python experiment.py`.
+OWN_PROCESS_CASES = [
     (['--hparams_override=routings=2'], "unknown hparam 'routings'; valid keys and types"),
     (['--hparams_override=routing=two'], "routing='two' is not a valid int"),
     (['--hparams_override=padding=same'], "padding='same' is not one of VALID, SAME"),
@@ -37,39 +39,47 @@ CASES = [
     (['--max_steps=0'], '--max_steps=0 must be at least 1'),
     (['--num_targets=3'], '--num_targets=3 must be 1 or 2'),
     (['--num_targets=2', '--dataset=cifar10', '--data_dir={data}'], 'it needs --dataset=mnist'),
-    (['--num_trials=3', '--train=false', '--checkpoint=x'], 'needs a --checkpoint pattern with {{}}'),
+    (['--num_trials=3', '--train=false', '--checkpoint=x'],
+     'needs a --checkpoint pattern with {{}}'),
     (['--train=false', '--checkpoint={root}/m{{}}'], 'set --num_trials to the number of members'),
     (['--num_trials=2', '--checkpoint={root}/m{{}}'], 'add --train=false'),
     (['--predictions_out={root}/p.npz'], '--predictions_out is written by evaluation'),
     (['--perturb', '--train=false'], '--perturb needs --train=false and a single --checkpoint'),
     (['--deterministic'], '--deterministic needs --seed'),
-    (['--model=capsnet'], "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline"),
+    (['--dataset=norb', '--data_dir=builtin'], '--data_dir=builtin is MNIST digits'),
+    (['--mixed_precision=fp8'], '--mixed_precision=fp8 is not one of: none, bfloat16, float16'),
+    (['--max_steps=ten'], "flag --max_steps=ten: invalid literal for int() with base 10: 'ten'"),
+    (['--preset=quickstart', '--perturb', '--train=false',
+      '--checkpoint={root}/run/train/model.ckpt-2', '--hparams_override=remake=false'],
+     '--perturb needs the decoder, but remake=false comes from --hparams_override'),
+    (['--data_dir={corrupt}', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
+     'corrupt/test_0shifted_mnist.tfrecords'),  # a TensorFlow error (DataLossError), one line
+    (['--cpu_replicas=3', '--batch_size=4'], '--batch_size=4 does not split over 3 replicas'),
+]
+# These fail after TensorFlow started (data, models, checkpoints, devices). A TensorFlow start
+# costs 2-4 s, so they run one after another through experiment.main in one process
+# (cli.run_in_one_process): the same code as `python experiment.py`, but for the process exit.
+SHARED_PROCESS_CASES = [
+    (['--model=capsnet'],
+     "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline"),
     (['--data_dir={root}/nowhere'], 'missing data file(s) in {root}/nowhere: '
      'train_2shifted_mnist.tfrecords; build them with: python -m input_data.mnist_shift'),
     (['--dataset=cifar10', '--data_dir='], '--data_dir is required for --dataset=cifar10: '
      'python -m input_data.download --dataset=cifar10'),
     (['--data_dir='], '--data_dir is required for --dataset=mnist: python -m input_data.download '
      '--dataset=mnist'),
-    (['--dataset=norb', '--data_dir=builtin'], '--data_dir=builtin is MNIST digits'),
     (['--dataset=foo'], "unknown dataset 'foo'; expected one of: affnist, cifar10"),
-    (['--mixed_precision=fp8'], '--mixed_precision=fp8 is not one of: none, bfloat16, float16'),
-    (['--max_steps=ten'], "flag --max_steps=ten: invalid literal for int() with base 10: 'ten'"),
-    (['--preset=quickstart', '--perturb', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2',
-      '--hparams_override=remake=false'],
-     '--perturb needs the decoder, but remake=false comes from --hparams_override'),
     (['--dataset=cifar10', '--generate', '--data_dir={root}', '--summary_dir={root}/cifar'],
      'only, not cifar10; drop --generate'),
     (['--dataset=norb', '--validate', '--data_dir={root}', '--summary_dir={root}/norb'],
      'only, not norb; drop --validate'),
     (['--dataset=affnist', '--distort', '--data_dir={root}', '--summary_dir={root}/affnist'],
      'only, not affnist; drop --distort'),
-    (['--data_dir={corrupt}', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
-     'corrupt/test_0shifted_mnist.tfrecords'),
     (['--train=false', '--checkpoint={root}/run/train/model.ckpt-9'],
      'checkpoint {root}/run/train/model.ckpt-9 not found'),
     (['--train=false', '--checkpoint={root}/run/train/model.ckpt-{{}}', '--num_trials=4'],
      'ensemble member checkpoint(s) not found: {root}/run/train/model.ckpt-0, '
-     '{root}/run/train/model.ckpt-3'),
+     '{root}/run/train/model.ckpt-1, {root}/run/train/model.ckpt-3'),
     (['--hparams_override=conv1_filters=8,num_prime_capsules=4', '--max_steps=3'],
      'were made with num_prime_capsules=2 (now 4)'),
     (['--model=baseline', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
@@ -79,25 +89,58 @@ CASES = [
      'try --hparams_override=num_prime_capsules=2'),
     (['--summary_dir={blocker}/run'], 'cannot write to {blocker}/run/train'),
     (['--num_gpus=64'], '--num_gpus=64 but this machine shows'),
-    (['--cpu_replicas=3', '--batch_size=4'], '--batch_size=4 does not split over 3 replicas'),
+    # Continuous evaluation (no --checkpoint) of a run that never wrote one.
+    (['--train=false', '--summary_dir={root}/never_trained', '--eval_timeout_secs=2'],
+     'no checkpoint appeared in {root}/never_trained/train within 2s; start training there or '
+     'pass --checkpoint'),
 ]
 
 
-@pytest.mark.parametrize('flags, expected', CASES, ids=[c[1][:40] for c in CASES])
-def test_bad_input_exits_with_one_clear_line(env, flags, expected):
+def _args(env, flags):
+  """The flags of a case on top of defaults that would work (a flag given replaces its default)."""
   defaults = [f'--data_dir={env["data"]}', f'--summary_dir={env["root"]}/run', cli.TINY,
               '--batch_size=4', '--max_steps=2']
   given = {f.split('=')[0] for f in flags}
-  args = [d for d in defaults if d.split('=')[0] not in given] + [f.format(**env) for f in flags]
-  done = cli.run(*args, check=False)
+  return [d for d in defaults if d.split('=')[0] not in given] + [f.format(**env) for f in flags]
+
+
+def _assert_one_error_line(done: subprocess.CompletedProcess, expected: str):
   lines = [l for l in done.stderr.splitlines() if l.startswith('error:')]
   assert done.returncode == 2, done.stderr[-2000:]
   assert len(lines) == 1 and 'Traceback' not in done.stderr, done.stderr[-2000:]
-  assert expected.format(**env) in lines[0]
+  assert expected in lines[0]
+
+
+@pytest.mark.parametrize('flags, expected', OWN_PROCESS_CASES,
+                         ids=[c[1][:40] for c in OWN_PROCESS_CASES])
+def test_bad_input_exits_with_one_clear_line(env, flags, expected):
+  _assert_one_error_line(cli.run(*_args(env, flags), check=False), expected.format(**env))
+
+
+@pytest.fixture(scope='module')
+def shared_process_results(env):
+  return cli.run_in_one_process([_args(env, flags) for flags, _ in SHARED_PROCESS_CASES])
+
+
+@pytest.mark.parametrize('index', range(len(SHARED_PROCESS_CASES)),
+                         ids=[c[1][:40] for c in SHARED_PROCESS_CASES])
+def test_bad_input_after_tensorflow_started_exits_with_one_clear_line(env, shared_process_results,
+                                                                      index):
+  _assert_one_error_line(shared_process_results[index],
+                         SHARED_PROCESS_CASES[index][1].format(**env))
+
+
+def test_debug_shows_the_whole_traceback_instead_of_the_line(env):
+  done = cli.run(*_args(env, ['--data_dir={root}/nowhere', '--debug']), check=False)
+  assert done.returncode not in (0, 2)
+  assert 'Traceback (most recent call last)' in done.stderr
+  assert done.stderr.rstrip().splitlines()[-1].startswith('input_data.DataError: missing data file')
+  assert not [l for l in done.stderr.splitlines() if l.startswith('error:')]
 
 
 def test_failed_runs_leave_the_run_directory_as_it_was(env):
   train_dir = env['root'] / 'run' / 'train'
+  assert sorted(p.name for p in train_dir.iterdir()) == env['train_files']
   assert sorted(p.name for p in train_dir.glob('model.ckpt-*.index')) == [
-      'model.ckpt-1.index', 'model.ckpt-2.index']
+      'model.ckpt-2.index', 'model.ckpt-4.index', 'model.ckpt-6.index']
   assert not list(env['root'].glob('**/*.tmp'))
