@@ -182,4 +182,6 @@ class RunConfig:
     return self
 
   def to_json(self) -> str:
-    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+    """The fields, and the training batch size they resolve to (batch_size 0 means 128)."""
+    values = dict(dataclasses.asdict(self), train_batch_size=self.train_batch_size)
+    return json.dumps(values, indent=2, sort_keys=True)

@@ -17,8 +17,8 @@ HEADER = ['run', 'batch_size', 'routing', 'last step', 'best error (%)', 'best s
           'final error (%)', 'final step', 'evaluations', 'ensemble error (%)', 'notes']
 # By hand from the events below: error = 100 * wrong / TOTAL; best is the first lowest.
 ROWS = {
-    'routing1': ['routing1', '0', '1', '300', '0.90', '200', '1.20', '300', '3', '', ''],
-    'routing3': ['routing3', '0', '3', '400', '0.60', '200', '0.60', '300', '3', '', ''],
+    'routing1': ['routing1', '128', '1', '300', '0.90', '200', '1.20', '300', '3', '', ''],
+    'routing3': ['routing3', '128', '3', '400', '0.60', '200', '0.60', '300', '3', '', ''],
     'no_test': ['no_test', '64', '3', '50', '', '', '', '', '', '', 'no test events'],
     'no_config': ['no_config', '', '', '', '2.50', '100', '2.50', '100', '1', '0.45',
                   'no train/run_config.json; no train events'],
