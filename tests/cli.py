@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 
+import numpy as np
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -47,6 +48,18 @@ def run_module(module, *args, timeout=300, check=False):
   """`python -m MODULE ARGS` (benchmarks.throughput, input_data.norb, ...)."""
   return run_command([sys.executable, '-m', module, *map(str, args)], timeout=timeout,
                      check=check)
+
+
+def train_and_evaluate(*args, predictions_out) -> dict:
+  """Trains with ARGS, then evaluates the last checkpoint (--train=false) into predictions_out;
+  checks the original's stdout line against the predictions and returns them."""
+  run(*args)
+  done = run(*args, '--train=false', f'--predictions_out={predictions_out}')
+  predictions = dict(np.load(predictions_out))
+  total = len(predictions['labels'])
+  wrong = int(np.sum(predictions['logits'].argmax(1) != predictions['labels'].argmax(1)))
+  assert f'Total wrong predictions: {wrong}, wrong percent: {100 * wrong / total}%\n' in done.stdout
+  return predictions
 
 
 class Background:

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import input_data
 from input_data import DataError, affnist, pipeline
+from tests import cli
 
 scipy_io = pytest.importorskip('scipy.io')
 
@@ -109,6 +110,16 @@ def test_training_reads_expanded_mnist_repeats_and_shuffles_per_seed(tmp_path):
   assert len(labels) == 25  # repeats past the 12 examples
   assert labels == first_labels(1)
   assert labels != first_labels(2)
+
+
+def test_trains_and_evaluates_through_experiment(converted, tmp_path):
+  images, labels, data_dir = converted
+  _write_train_file(data_dir, 12)
+  predictions = cli.train_and_evaluate(
+      '--dataset=affnist', f'--data_dir={data_dir}', f'--summary_dir={tmp_path}/run', cli.TINY,
+      '--batch_size=4', '--max_steps=2', predictions_out=tmp_path / 'p.npz')
+  np.testing.assert_array_equal(predictions['labels'].argmax(1), labels)  # all 5, in order
+  assert predictions['reconstructions'].shape == (5, 1, 40 * 40)
 
 
 def test_missing_files_are_named_with_the_command_that_builds_them(tmp_path):

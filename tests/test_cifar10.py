@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import input_data
 from input_data import DataError, cifar10, pipeline
+from tests import cli
 from tests.conftest import standardize
 
 
@@ -119,6 +120,15 @@ def test_validate_holds_out_data_batch_5(data_dir):
   ds, _ = cifar10.build(data_dir=data_dir, split='train', batch_size=16, validate=True,
                         repeat=False, shuffle=False, distort=False)
   assert sorted(set(next(iter(ds))['recons_label'].numpy().tolist())) == [1, 2, 3, 4]
+
+
+def test_trains_and_evaluates_through_experiment(data_dir, tmp_path):
+  predictions = cli.train_and_evaluate(
+      '--dataset=cifar10', '--preset=cifar10', f'--data_dir={data_dir}',
+      f'--summary_dir={tmp_path}/run', cli.TINY, '--batch_size=4', '--max_steps=2',
+      predictions_out=tmp_path / 'p.npz')  # the preset's SAME padding, leaky routing
+  np.testing.assert_array_equal(predictions['labels'].argmax(1), [0, 1, 2, 3, 9])
+  assert predictions['logits'].shape == (5, 10) and 'reconstructions' not in predictions
 
 
 def test_file_of_partial_records_is_an_error_naming_it(data_dir):

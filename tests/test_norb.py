@@ -118,6 +118,16 @@ def test_training_distortions_keep_shape_and_follow_the_seed(converted):
   assert small.shape == (4, 22, 22, 2) and spec.width == 22
 
 
+def test_trains_and_evaluates_through_experiment(converted, tmp_path):
+  _, labels, _, data_dir = converted
+  predictions = cli.train_and_evaluate(
+      '--dataset=norb', '--preset=norb', f'--data_dir={data_dir}',
+      f'--summary_dir={tmp_path}/run', cli.TINY, '--batch_size=2', '--max_steps=2',
+      predictions_out=tmp_path / 'p.npz')
+  np.testing.assert_array_equal(predictions['labels'].argmax(1), labels)  # all 5, in order
+  assert predictions['logits'].shape == (5, 5)  # five object categories
+
+
 def test_truncated_or_trailing_raw_files_are_errors_naming_them(tmp_path):
   _write_raw(str(tmp_path), TRAIN, 2)
   dat = tmp_path / TRAIN.format('dat')
