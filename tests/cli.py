@@ -65,10 +65,10 @@ def train_and_evaluate(*args, predictions_out) -> dict:
 class Background:
   """`python experiment.py ARGS` running beside the test; a thread collects its output."""
 
-  def __init__(self, *args):
+  def __init__(self, *args, env=None):
     self.process = subprocess.Popen(
         [sys.executable, str(ROOT / 'experiment.py'), *map(str, args)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
+        stderr=subprocess.PIPE, text=True, env=dict(ENV, **(env or {})), cwd=ROOT)
     self._out, self._err = [], []
     self._readers = [threading.Thread(target=lambda s=s, d=d: d.extend(s), daemon=True)
                      for s, d in ((self.process.stdout, self._out),

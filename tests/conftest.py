@@ -54,13 +54,13 @@ def write_raw_mnist(directory, images, labels, source='train', gz=True) -> str:
 
 @pytest.fixture
 def launch():
-  """Starts `python experiment.py ARGS` in the background (tests.cli.Background); whatever is
-  still running when the test ends is killed."""
+  """Starts `python experiment.py ARGS` in the background (tests.cli.Background, `env`: extra
+  environment variables); whatever is still running when the test ends is killed."""
   from tests import cli  # pylint: disable=g-import-not-at-top
   started = []
 
-  def start(*args):
-    started.append(cli.Background(*args))
+  def start(*args, env=None):
+    started.append(cli.Background(*args, env=env))
     return started[-1]
 
   yield start

@@ -1,11 +1,8 @@
 """Several machines for real: worker processes on 127.0.0.1, each with its own TF_CONFIG."""
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,8 +11,6 @@ import tensorflow as tf
 
 from tests import cli
 
-TINY = '--hparams_override=conv1_filters=8,num_prime_capsules=2'
-
 
 def free_port():
   with socket.socket() as s:
@@ -23,38 +18,24 @@ def free_port():
     return s.getsockname()[1]
 
 
-def start_workers(args, scratch, count=2):
+def start_workers(launch, args, scratch, count=2):
   """`python experiment.py ARGS` once per worker of a cluster on free local ports."""
   ports = [free_port() for _ in range(count)]
-  workers = []
-  for index in range(count):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', TMPDIR=str(scratch), TF_CONFIG=json.dumps(
-        {'cluster': {'worker': [f'127.0.0.1:{p}' for p in ports]},
-         'task': {'type': 'worker', 'index': index}}))
-    workers.append(subprocess.Popen(
-        [sys.executable, str(cli.ROOT / 'experiment.py'), *map(str, args)], env=env,
-        cwd=cli.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-  return workers
+  return [launch(*args, env={'TMPDIR': str(scratch), 'TF_CONFIG': json.dumps(
+      {'cluster': {'worker': [f'127.0.0.1:{p}' for p in ports]},
+       'task': {'type': 'worker', 'index': index}})}) for index in range(count)]
 
 
 def finish(workers, timeout=240):
-  """[(exit status, stderr)] of every worker, none allowed to run past `timeout`."""
-  results = []
-  for worker in workers:
-    try:
-      _, err = worker.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-      for w in workers:
-        w.kill()
-      raise
-    results.append((worker.returncode, err))
-  return results
+  """[(exit status, stderr)] of every worker, none allowed to run past `timeout` (the launch
+  fixture kills the others)."""
+  return [(code, err) for code, _, err in (worker.finish(timeout) for worker in workers)]
 
 
 def wait_for(path, workers, timeout=180):
   deadline = time.monotonic() + timeout
   while not path.exists():
-    assert time.monotonic() < deadline and all(w.poll() is None for w in workers), path
+    assert time.monotonic() < deadline and all(w.process.poll() is None for w in workers), path
     time.sleep(0.2)
 
 
@@ -66,7 +47,7 @@ def data(tmp_path):
 
 
 def train_args(data, run, *more):
-  return [f'--data_dir={data}', f'--summary_dir={run}', TINY, '--batch_size=16', '--seed=3',
+  return [f'--data_dir={data}', f'--summary_dir={run}', cli.TINY, '--batch_size=16', '--seed=3',
           '--log_every=1', *more]
 
 
@@ -76,11 +57,11 @@ def saved(path):
           if k.startswith(('model/', 'optimizer/')) and 'iteration' not in k}
 
 
-def test_two_workers_train_as_one_process_and_only_the_chief_writes(data, tmp_path):
+def test_two_workers_train_as_one_process_and_only_the_chief_writes(data, tmp_path, launch):
   scratch = tmp_path / 'scratch'
   scratch.mkdir()
   flags = ['--max_steps=4', '--save_step=2', '--deterministic']
-  results = finish(start_workers(train_args(data, tmp_path / 'two', *flags), scratch))
+  results = finish(start_workers(launch, train_args(data, tmp_path / 'two', *flags), scratch))
   assert [code for code, _ in results] == [0, 0], results[1][1][-3000:]
   cli.run(*train_args(data, tmp_path / 'one', *flags))
   two, one = saved(tmp_path / 'two/train/model.ckpt-4'), saved(tmp_path / 'one/train/model.ckpt-4')
@@ -99,9 +80,10 @@ def test_two_workers_train_as_one_process_and_only_the_chief_writes(data, tmp_pa
   assert not list(scratch.iterdir())  # the other worker's scratch checkpoints are gone
 
 
-def test_sigterm_to_any_worker_saves_one_checkpoint_and_all_ask_to_be_requeued(data, tmp_path):
+def test_sigterm_to_any_worker_saves_one_checkpoint_and_all_ask_to_be_requeued(data, tmp_path,
+                                                                              launch):
   run = tmp_path / 'run'
-  workers = start_workers(train_args(data, run, '--max_steps=100000', '--save_step=2'),
+  workers = start_workers(launch, train_args(data, run, '--max_steps=100000', '--save_step=2'),
                           tmp_path)
   wait_for(run / 'train' / 'model.ckpt-4.index', workers)
   workers[1].send_signal(signal.SIGTERM)
@@ -112,14 +94,15 @@ def test_sigterm_to_any_worker_saves_one_checkpoint_and_all_ask_to_be_requeued(d
   assert len(steps) == 1  # the same step on every worker
   step = steps.pop()
   assert (run / 'train' / f'model.ckpt-{step}.index').exists()
-  rerun = finish(start_workers(train_args(data, run, f'--max_steps={step + 1}'), tmp_path))
+  rerun = finish(start_workers(launch, train_args(data, run, f'--max_steps={step + 1}'),
+                               tmp_path))
   assert [code for code, _ in rerun] == [0, 0]
   assert f'resumed from {run}/train/model.ckpt-{step} at step {step}' in rerun[0][1]
 
 
-def test_a_dead_worker_stops_the_others_with_one_line_and_a_rerun_resumes(data, tmp_path):
+def test_a_dead_worker_stops_the_others_with_one_line_and_a_rerun_resumes(data, tmp_path, launch):
   run = tmp_path / 'run'
-  workers = start_workers(train_args(data, run, '--max_steps=100000', '--save_step=2',
+  workers = start_workers(launch, train_args(data, run, '--max_steps=100000', '--save_step=2',
                                      '--worker_timeout_secs=20'), tmp_path)
   wait_for(run / 'train' / 'model.ckpt-4.index', workers)
   workers[1].kill()
@@ -132,6 +115,7 @@ def test_a_dead_worker_stops_the_others_with_one_line_and_a_rerun_resumes(data, 
   latest = tf.train.latest_checkpoint(str(run / 'train'))
   assert f'last complete checkpoint ({latest})' in errors[0]
   step = int(latest.rsplit('-', 1)[1])
-  rerun = finish(start_workers(train_args(data, run, f'--max_steps={step + 1}'), tmp_path))
+  rerun = finish(start_workers(launch, train_args(data, run, f'--max_steps={step + 1}'),
+                               tmp_path))
   assert [code for code, _ in rerun] == [0, 0]
   assert f'resumed from {latest} at step {step}' in rerun[0][1]
