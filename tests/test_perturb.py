@@ -25,12 +25,9 @@ def test_grid_middle_column_is_the_plain_reconstruction():
   assert not np.allclose(grid[:28, :28], plain, atol=1e-4)  # moving a dimension changes it
 
 
-def test_perturb_flag_writes_png_and_tensorboard_image(tmp_path):
-  data_dir = cli.tiny_mnist_dir(tmp_path / 'data')
-  common = [f'--data_dir={data_dir}', f'--summary_dir={tmp_path}/run', cli.TINY, '--max_steps=1',
-            '--batch_size=4']
-  cli.run(*common)
-  cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/run/train/model.ckpt-1', '--perturb')
-  png = tf.io.decode_png(tf.io.read_file(str(tmp_path / 'run' / 'perturbation_0.png')))
+def test_perturb_flag_writes_png_and_tensorboard_image(tiny_run, tmp_path):
+  run = tiny_run.copy_to(tmp_path / 'run')
+  cli.run(*run.args, '--train=false', f'--checkpoint={run.dir}/train/model.ckpt-2', '--perturb')
+  png = tf.io.decode_png(tf.io.read_file(str(run.dir / 'perturbation_0.png')))
   assert png.shape == (16 * 28, 11 * 28, 1)
-  assert 'perturbation/0' in cli.tags(tmp_path / 'run' / 'test')
+  assert 'perturbation/0' in cli.tags(run.dir / 'test')
