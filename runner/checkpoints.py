@@ -7,6 +7,7 @@ atomically updates the `checkpoint` state file: a reader never sees a half-writt
 import json
 import os
 import re
+import uuid
 
 import tensorflow as tf
 from absl import logging
@@ -42,7 +43,8 @@ def make_manager(checkpoint: tf.train.Checkpoint, config: RunConfig, step: tf.Va
 
 def check_writable(directory: str):
   """Creates `directory` and proves a file can be written there, or raises UserError."""
-  probe = os.path.join(directory, '.write_test')
+  # A name of its own: the workers of a multi-machine run probe the same directory at once.
+  probe = os.path.join(directory, f'.write_test-{uuid.uuid4().hex}')
   try:
     tf.io.gfile.makedirs(directory)
     with tf.io.gfile.GFile(probe, 'w') as f:

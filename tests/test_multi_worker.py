@@ -28,8 +28,12 @@ def start_workers(launch, args, scratch, count=2):
 
 def finish(workers, timeout=240):
   """[(exit status, stderr)] of every worker, none allowed to run past `timeout` (the launch
-  fixture kills the others)."""
-  return [(code, err) for code, _, err in (worker.finish(timeout) for worker in workers)]
+  fixture kills the others); a timeout shows what every worker wrote."""
+  try:
+    return [(code, err) for code, _, err in (worker.finish(timeout) for worker in workers)]
+  except AssertionError as e:
+    raise AssertionError('\n'.join([str(e).splitlines()[0]] + [
+        f'worker {i}:\n{w.stderr[-1500:]}' for i, w in enumerate(workers)])) from None
 
 
 def wait_for(path, workers, timeout=180):
