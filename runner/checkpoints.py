@@ -81,9 +81,10 @@ def check_run_config(config: RunConfig, directory: str, keys=_MODEL_KEYS, free=_
       changed = {k: saved[key].get(k) for k, v in current[key].items() if saved[key].get(k) != v}
       fix = {k: v for k, v in changed.items() if k not in free}
       for k in changed.keys() - fix.keys():
-        logging.warning('hparam %s changed from %s to %s since %s', k, changed[k],
-                        current[key][k], path)
-      diffs += [f'{k}={v} (now {current[key][k]})' for k, v in fix.items()]
+        logging.warning('hparam %s changed from %s to %s (from %s) since %s', k, changed[k],
+                        current[key][k], config.hparam_source(k), path)
+      diffs += [f'{k}={v} (now {current[key][k]}, from {config.hparam_source(k)})'
+                for k, v in fix.items()]
     elif saved.get(key) != current[key]:
       diffs.append(f'--{key}={saved.get(key)} (now {current[key]})')
   if diffs:

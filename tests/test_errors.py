@@ -81,7 +81,7 @@ SHARED_PROCESS_CASES = [
      'ensemble member checkpoint(s) not found: {root}/run/train/model.ckpt-0, '
      '{root}/run/train/model.ckpt-1, {root}/run/train/model.ckpt-3'),
     (['--hparams_override=conv1_filters=8,num_prime_capsules=4', '--max_steps=3'],
-     'were made with num_prime_capsules=2 (now 4)'),
+     'were made with num_prime_capsules=2 (now 4, from --hparams_override)'),
     (['--model=baseline', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
      'were made with --model=capsule (now baseline)'),
     (['--train=false', f'--checkpoint={ORACLE}', '--hparams_override=remake=false'],
