@@ -15,6 +15,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app, flags, logging  # noqa: E402
 
 from configs import RunConfig, UserError, make_hparams  # noqa: E402
+from configs.errors import first_line  # noqa: E402
 
 FLAGS = flags.FLAGS
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, bool: flags.DEFINE_boolean}
@@ -89,8 +90,7 @@ def _fail(error):
   """Prints one line naming the problem and exits 2 (with --debug: the whole traceback)."""
   if FLAGS.debug:
     raise error
-  message = getattr(error, 'message', None) or str(error)
-  print(f'error: {message.strip().splitlines()[0]}', file=sys.stderr)
+  print(f'error: {first_line(error)}', file=sys.stderr)
   sys.exit(2)
 
 

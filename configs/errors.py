@@ -1,4 +1,5 @@
-"""The one exception type for mistakes a user can fix (paths, flags, overrides, data)."""
+"""The one exception type for mistakes a user can fix (paths, flags, overrides, data), and the
+one way to quote another error in a one-line message."""
 
 
 class UserError(Exception):
@@ -6,3 +7,10 @@ class UserError(Exception):
 
   The message says what is wrong, what was expected, and how to fix it.
   """
+
+
+def first_line(error: Exception) -> str:
+  """The first line of an error's message (TensorFlow's `message`, else str()): what a one-line
+  `error:` quotes of it."""
+  text = (getattr(error, 'message', None) or str(error)).strip()
+  return text.splitlines()[0] if text else type(error).__name__

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from configs.errors import UserError
+from configs.errors import UserError, first_line
 from reports.runs import Run, find_runs, run_command
 
 STATS = ('last step', 'best error (%)', 'best step', 'final error (%)', 'final step',
@@ -118,8 +118,7 @@ def compare(paths: Sequence[str], output_format: str = 'markdown',
       with tf.io.gfile.GFile(csv_path, 'w') as f:
         f.write(csv_text(header, rows))
     except (tf.errors.OpError, OSError) as e:
-      reason = getattr(e, 'message', str(e)).strip().splitlines()[0]
-      raise UserError(f'cannot write {csv_path} ({reason})') from None
+      raise UserError(f'cannot write {csv_path} ({first_line(e)})') from None
   return (csv_text if output_format == 'csv' else markdown)(header, rows)
 
 

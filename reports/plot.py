@@ -12,7 +12,7 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 
-from configs.errors import UserError
+from configs.errors import UserError, first_line
 from reports.compare import markdown
 from reports.runs import Run, Series, find_runs, run_command
 
@@ -70,8 +70,7 @@ def draw(lines: Sequence[Curve], output: str, metric: str):
     tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(output)))
     figure.savefig(output, format='png', dpi=DPI)
   except (tf.errors.OpError, OSError) as e:
-    reason = getattr(e, 'message', str(e)).strip().splitlines()[0]
-    raise UserError(f'cannot write {output} ({reason})') from None
+    raise UserError(f'cannot write {output} ({first_line(e)})') from None
 
 
 def plot(paths: Sequence[str], output: str, metric: str = 'accuracy', train: bool = False) -> str:

@@ -12,7 +12,7 @@ import uuid
 import tensorflow as tf
 from absl import logging
 
-from configs.errors import UserError
+from configs.errors import UserError, first_line
 from configs.hparams import format_overrides
 from configs.run_config import RunConfig
 from models import import_tf1_checkpoint, is_tf1_checkpoint
@@ -51,9 +51,8 @@ def check_writable(directory: str):
       f.write('ok')
     tf.io.gfile.remove(probe)
   except (tf.errors.OpError, OSError) as e:
-    reason = getattr(e, 'message', str(e)).strip().splitlines()[0]
-    raise UserError(f'cannot write to {directory} ({reason}); pick a writable --summary_dir '
-                    'with free space') from None
+    raise UserError(f'cannot write to {directory} ({first_line(e)}); pick a writable '
+                    '--summary_dir with free space') from None
 
 
 def save_run_config(config: RunConfig):
@@ -114,9 +113,9 @@ def resolve(path: str) -> str:
 
 
 def _unreadable(path: str, error: Exception) -> UserError:
-  reason = (getattr(error, 'message', None) or str(error)).strip().splitlines()[0][:160]
-  return UserError(f'checkpoint {path} is unreadable (cut short or corrupt: {reason}); use '
-                   'another checkpoint of the run, or copy it again')
+  return UserError(f'checkpoint {path} is unreadable (cut short or corrupt: '
+                   f'{first_line(error)[:160]}); use another checkpoint of the run, or copy it '
+                   'again')
 
 
 def restore_model(model, path: str, config: RunConfig) -> int:
