@@ -5,7 +5,6 @@ of each setting, with its default and help); it checks them into one RunConfig a
 runner.train, runner.evaluate or runner.evaluate_ensemble. README.md has the recipes.
 """
 
-import dataclasses
 import os
 import sys
 import typing
@@ -33,10 +32,8 @@ def define_flags():
 def make_config() -> RunConfig:
   """The RunConfig the flags describe; raises UserError for bad values or combinations."""
   values = {field.name: FLAGS[field.name].value for field in RunConfig.flag_fields()}
-  config = RunConfig(**values)
-  config = dataclasses.replace(config, hparams=make_hparams(config.preset,
-                                                            config.hparams_override))
-  config.validate_flags()
+  hparams = make_hparams(values['preset'], values['hparams_override'])
+  config = RunConfig(**values, hparams=hparams).validate_flags()
   import input_data  # pylint: disable=g-import-not-at-top
   import models  # pylint: disable=g-import-not-at-top
   input_data.check_dataset_name(config.dataset)

@@ -139,7 +139,7 @@ def _point_to_tensorboard(config):
 def evaluate_ensemble(config: RunConfig) -> dict:
   """Sums the logits of checkpoints `config.checkpoint.format(i)` for i < num_trials."""
   paths = [config.checkpoint.format(i) for i in range(config.num_trials)]
-  paths = [checkpoints.resolve(p) if tf.io.gfile.isdir(p) else p for p in paths]
+  paths = [checkpoints.resolve(p) for p in paths]  # a member may be a run directory
   missing = [p for p in paths if not tf.io.gfile.exists(p + '.index')]
   if missing:
     raise UserError(f'ensemble member checkpoint(s) not found: {", ".join(missing)}')

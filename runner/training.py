@@ -273,10 +273,8 @@ def _warn_if_collapsed(spreads, step, metrics, config):
 
 def _steps_to_boundary(current, config):
   """Steps until the next log, save, evaluation or the end, at most --steps_per_loop."""
-  boundaries = [config.max_steps, (current // config.log_every + 1) * config.log_every,
-                (current // config.save_step + 1) * config.save_step]
-  if config.eval_every:
-    boundaries.append((current // config.eval_every + 1) * config.eval_every)
+  periods = [p for p in (config.log_every, config.save_step, config.eval_every) if p]
+  boundaries = [config.max_steps] + [(current // p + 1) * p for p in periods]
   return min(config.steps_per_loop, min(boundaries) - current)
 
 
