@@ -129,19 +129,29 @@ def _parse_value(key: str, text: str, kind):
                     f'{_describe_keys()}') from None
 
 
+def _items(overrides: str):
+  """(item, key, '=' or '', value text) of each non-empty item of a `key=value,...` string."""
+  for item in filter(None, (part.strip() for part in (overrides or '').split(','))):
+    key, sep, text = item.partition('=')
+    yield item, key.strip(), sep, text.strip()
+
+
+def override_keys(overrides: str) -> set:
+  """The keys a `key=value,key=value` string sets."""
+  return {key for _, key, _, _ in _items(overrides)}
+
+
 def parse_overrides(overrides: str, base: HParams = HParams()) -> HParams:
   """Applies the original `key=value,key=value` string (booleans as true/false) to `base`."""
   types = {f.name: f.type for f in dataclasses.fields(HParams)}
   changes = {}
-  for item in filter(None, (part.strip() for part in (overrides or '').split(','))):
-    key, sep, text = item.partition('=')
-    key = key.strip()
+  for item, key, sep, text in _items(overrides):
     if not sep:
       raise UserError(f'hparams override {item!r} is not key=value; valid keys and types: '
                       f'{_describe_keys()}')
     if key not in types:
       raise UserError(f'unknown hparam {key!r}; valid keys and types: {_describe_keys()}')
-    changes[key] = _parse_value(key, text.strip(), types[key])
+    changes[key] = _parse_value(key, text, types[key])
   return dataclasses.replace(base, **changes)
 
 

@@ -11,7 +11,7 @@ import os
 from typing import Optional
 
 from configs.errors import UserError
-from configs.hparams import PRESETS, HParams
+from configs.hparams import PRESETS, HParams, override_keys
 
 # --mixed_precision value -> Keras dtype policy.
 PRECISIONS = {'none': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
@@ -133,12 +133,13 @@ class RunConfig:
     return '{}' in self.checkpoint
 
   def hparam_source(self, key: str) -> str:
-    """Where hparam `key` got its value: '--hparams_override', '--preset=NAME' or 'default'."""
-    keys = {item.partition('=')[0].strip() for item in self.hparams_override.split(',')}
-    if key in keys:
+    """Where hparam `key` got its value: '--hparams_override', '--preset=NAME' or 'the
+    default'."""
+    if key in override_keys(self.hparams_override):
       return '--hparams_override'
-    preset_keys = {item.partition('=')[0] for item in PRESETS[self.preset].overrides.split(',')}
-    return f'--preset={self.preset}' if key in preset_keys else 'the default'
+    if key in override_keys(PRESETS[self.preset].overrides):
+      return f'--preset={self.preset}'
+    return 'the default'
 
   def validate_flags(self) -> 'RunConfig':
     """Raises UserError for values or combinations that cannot work; returns self."""
