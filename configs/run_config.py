@@ -91,8 +91,7 @@ class RunConfig:
   image_size: str = setting('', 'folder/tfds: N or HxW to bring every image to (default: the '
                             'first training image\'s size).')
   resize_mode: str = setting('resize', 'folder/tfds: how images reach --image_size: resize '
-                             '(stretch), pad or crop (centered).',
-                             choices=('resize', 'pad', 'crop'))
+                             '(stretch), pad or crop (centered); input_data/images.py checks it.')
   channels: int = setting(0, 'folder/tfds: 1 (grayscale) or 3 (RGB); 0: the first training '
                           'image\'s.')
   augment: str = setting('', 'folder/tfds: training augmentations, comma-separated: crop '
