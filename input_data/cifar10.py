@@ -73,10 +73,11 @@ def _chunks(path, size):
   return tf.data.FixedLengthRecordDataset(path, RECORD_BYTES).batch(PARSE_CHUNK)
 
 
-def distort_images(images, seed):
-  """The tutorial's training distortions of float32 0..255 images [B, 32, 32, 3]."""
+def distort_images(images, seed, size: int = CROP_SIZE):
+  """The tutorial's training distortions of float32 0..255 images [B, H, H, C]: a random
+  size x size crop (24 of CIFAR-10's 32), flip, brightness, contrast."""
   seeds = tf.random.experimental.stateless_split(seed, 4)
-  images = random_crop(images, CROP_SIZE, seeds[0])
+  images = random_crop(images, size, seeds[0])
   images = random_flip_left_right(images, seeds[1])
   images = random_brightness(images, 63, seeds[2])
   return random_contrast(images, 0.2, 1.8, seeds[3])

@@ -18,10 +18,9 @@ from typing import Optional, Sequence, Tuple, Union
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import DatasetSpec
+from input_data import DatasetSpec, cifar10
 from input_data.pipeline import (AUTOTUNE, check_split, finish_pipeline, image_features,
-                                 random_brightness, random_contrast, random_crop,
-                                 random_flip_left_right)
+                                 random_crop, random_flip_left_right)
 
 RESIZE_MODES = ('resize', 'pad', 'crop')
 AUGMENTATIONS = ('crop', 'flip', 'cifar10')
@@ -159,10 +158,8 @@ def augment_images(images, options: ImageOptions, seed):
   seeds = tf.random.experimental.stateless_split(seed, 4)
   height = options.size[0]
   if 'cifar10' in options.augment:
-    images = random_crop(images * 255.0, options.output_size()[0], seeds[0])
-    images = random_flip_left_right(images, seeds[1])
-    images = random_brightness(images, 63, seeds[2])
-    return tf.image.per_image_standardization(random_contrast(images, 0.2, 1.8, seeds[3]))
+    images = cifar10.distort_images(images * 255.0, seed, options.output_size()[0])
+    return tf.image.per_image_standardization(images)
   if 'crop' in options.augment:
     pad = options.crop_padding
     images = random_crop(tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]]), height,
