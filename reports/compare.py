@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from configs.errors import UserError, first_line
-from reports.runs import Run, find_runs, run_command
+from reports.runs import Run, command_parser, find_runs, run_command
 
 STATS = ('last step', 'best error (%)', 'best step', 'final error (%)', 'final step',
          'evaluations')
@@ -123,10 +123,7 @@ def compare(paths: Sequence[str], output_format: str = 'markdown',
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='python -m reports.compare',
-                                   description=__doc__.splitlines()[0].split(': ', 1)[1])
-  parser.add_argument('runs', nargs='+', metavar='RUN_DIR',
-                      help='a --summary_dir of experiment.py, or a folder of them')
+  parser = command_parser('compare', __doc__)
   parser.add_argument('--format', choices=('markdown', 'csv'), default='markdown',
                       help='how the table is printed (default: markdown)')
   parser.add_argument('--csv', metavar='FILE', help='also write the table as CSV to FILE')

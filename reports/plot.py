@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from configs.errors import UserError, first_line
 from reports.compare import markdown
-from reports.runs import Run, Series, find_runs, run_command
+from reports.runs import Run, Series, command_parser, find_runs, run_command
 
 WIDTH, HEIGHT, DPI = 8, 5, 100  # inches, inches, pixels per inch: an 800x500 PNG
 
@@ -90,10 +90,7 @@ def plot(paths: Sequence[str], output: str, metric: str = 'accuracy', train: boo
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='python -m reports.plot',
-                                   description=__doc__.splitlines()[0].split(': ', 1)[1])
-  parser.add_argument('runs', nargs='+', metavar='RUN_DIR',
-                      help='a --summary_dir of experiment.py, or a folder of them')
+  parser = command_parser('plot', __doc__)
   parser.add_argument('--output', required=True, metavar='FILE.png', help='the PNG to write')
   parser.add_argument('--metric', choices=('accuracy', 'error'), default='accuracy',
                       help='what the y axis shows, in %% (default: accuracy)')

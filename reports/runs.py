@@ -132,6 +132,15 @@ def find_runs(paths: Sequence[str]) -> List[Run]:
           for path, name in zip(found, names)]
 
 
+def command_parser(module: str, doc: str) -> argparse.ArgumentParser:
+  """`python -m reports.MODULE RUN_DIR...`, described by the first line of its docstring."""
+  parser = argparse.ArgumentParser(prog=f'python -m reports.{module}',
+                                   description=doc.splitlines()[0].split(': ', 1)[1])
+  parser.add_argument('runs', nargs='+', metavar='RUN_DIR',
+                      help='a --summary_dir of experiment.py, or a folder of them')
+  return parser
+
+
 def run_command(parser: argparse.ArgumentParser, action: Callable[[argparse.Namespace], None],
                 argv: Optional[Sequence[str]] = None):
   """Parses `argv` with `parser` and calls `action(args)`; a UserError is one `error:` line."""
