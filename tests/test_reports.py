@@ -1,8 +1,6 @@
 """reports.compare and reports.plot on tiny run directories written here (no model trained)."""
 
 import csv
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +9,7 @@ import tensorflow as tf
 
 from configs import HParams, RunConfig
 from reports import compare, plot, runs
+from tests import cli
 
 TOTAL = 10000
 HEADER = ['run', 'batch_size', 'routing', 'last step', 'best error (%)', 'best step',
@@ -148,15 +147,9 @@ def test_tf1_style_scalars_are_read_too(tmp_path):
   assert runs.read_scalars(str(tmp_path)) == {'accuracy': [(7, 0.25)]}
 
 
-def run_module(*args, env=None):
-  return subprocess.run([sys.executable, '-m', *args], capture_output=True, text=True,
-                        timeout=120, env=env, check=False,
-                        cwd=os.path.dirname(os.path.dirname(__file__)))
-
-
 def test_a_path_that_is_no_run_is_one_error_line(tmp_path):
   (tmp_path / 'empty').mkdir()
-  done = run_module('reports.compare', str(tmp_path / 'empty'))
+  done = cli.run_module('reports.compare', str(tmp_path / 'empty'))
   lines = [line for line in done.stderr.splitlines() if line.startswith('error:')]
   assert done.returncode == 2 and 'Traceback' not in done.stderr, done.stderr[-2000:]
   assert lines == [f'error: {tmp_path}/empty is not a run directory: it holds no train/ or test/ '
