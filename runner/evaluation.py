@@ -10,7 +10,7 @@ from configs.errors import UserError
 from configs.run_config import RunConfig
 from layers import correct_and_almost
 from models import build_model
-from runner import checkpoints, perturb, summaries
+from runner import best, checkpoints, perturb, summaries
 from runner.devices import compute_options, set_precision, share_gpus, use_xla
 from runner.inputs import make_dataset
 from configs.progress import Progress
@@ -122,6 +122,7 @@ def evaluate(config: RunConfig) -> dict:
       logging.warning('skipped %s, deleted before it could be read: %s', path, e)
       continue
     evaluated.add(result['step'])
+    best.keep_if_best(config, result, best.copier(path))
     if result['step'] >= config.max_steps:
       break
   if not evaluated:

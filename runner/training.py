@@ -14,7 +14,7 @@ from configs.errors import UserError
 from configs.run_config import RunConfig
 from layers import correct_and_almost, model_losses
 from models import build_model
-from runner import checkpoints, evaluation, summaries
+from runner import best, checkpoints, evaluation, summaries
 from runner.devices import (compute_options, is_chief, is_multi_worker, make_strategy,
                             set_precision, share_gpus, use_xla)
 from runner.inputs import make_dataset
@@ -243,7 +243,8 @@ def _loop(config, strategy, model, optimizer, step, iterator, manager, writer, p
       manager.save(checkpoint_number=current)
       _write_images(writer, current, model, preview, config)
     if evaluator and (current % config.eval_every == 0 or done):
-      evaluation.evaluate_model(evaluator, current, test_writer)
+      result = evaluation.evaluate_model(evaluator, current, test_writer)
+      best.keep_if_best(config, result, best.writer(model, current))
     if signals:
       writer.flush()
       raise Preempted(signals[0], current)
