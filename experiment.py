@@ -2,7 +2,7 @@
 
 Kept short on purpose: its flags are RunConfig's fields (configs/run_config.py: one definition
 of each setting, with its default and help); it checks them into one RunConfig and calls
-runner.train, runner.evaluate or runner.evaluate_ensemble. README.md has the recipes.
+runner.train, runner.evaluate, runner.evaluate_ensemble or runner.export. README.md has the recipes.
 """
 
 import os
@@ -54,6 +54,8 @@ def run(config):
   import runner  # pylint: disable=g-import-not-at-top
   if config.train:
     return runner.train(config)
+  if config.export_dir:
+    return runner.export(config)
   if config.ensemble:
     return runner.evaluate_ensemble(config)
   return runner.evaluate(config)

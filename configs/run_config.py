@@ -72,6 +72,10 @@ class RunConfig:
       'signals still happen at exact steps.')
   predictions_out: str = setting('', 'Evaluation writes logits, labels (and reconstructions) '
                                  'of every example to this .npz file.')
+  export_dir: str = setting(
+      '', 'With --train=false --checkpoint: write it to this folder as a SavedModel that needs '
+      'only TensorFlow (serving_default: uint8 images -> scores, classes, ...).')
+  overwrite: bool = setting(False, 'Let --export_dir replace a folder that is not empty.')
   perturb: bool = setting(False, 'With --checkpoint: write the paper\'s figure 4, the '
                           'reconstruction as each capsule dimension moves, to summary_dir.')
   eval_every: int = setting(
@@ -168,6 +172,8 @@ class RunConfig:
     need(not (self.train and self.ensemble), '--train evaluates no ensemble: add --train=false')
     need(not (self.train and self.predictions_out),
          '--predictions_out is written by evaluation: add --train=false')
+    need(not (self.export_dir and (self.train or not self.checkpoint or self.ensemble)),
+         '--export_dir needs --train=false and a single --checkpoint')
     need(not (self.perturb and (self.train or not self.checkpoint or self.ensemble)),
          '--perturb needs --train=false and a single --checkpoint')
     need(not (self.num_targets == 2 and self.dataset != 'mnist'),

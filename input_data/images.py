@@ -169,14 +169,22 @@ def augment_images(images, options: ImageOptions, seed):
   return images
 
 
+def test_images(images, options: ImageOptions):
+  """The test split's processing of float32 [0, 1] images [B, H, W, C] (also training's with
+  distort=False): with 'cifar10' the central crop, standardized; else none."""
+  if 'cifar10' not in options.augment:
+    return images
+  height, width = options.output_size()
+  return tf.image.per_image_standardization(
+      tf.image.resize_with_crop_or_pad(images * 255.0, height, width))
+
+
 def _features(batch, seed=None, *, options: ImageOptions, num_classes: int):
   images = batch['image']
   if seed is not None:
     images = augment_images(images, options, seed)
-  elif 'cifar10' in options.augment:  # the test split, or distort=False: the central crop
-    height, width = options.output_size()
-    images = tf.image.per_image_standardization(
-        tf.image.resize_with_crop_or_pad(images * 255.0, height, width))
+  else:
+    images = test_images(images, options)
   return image_features(images, batch['label'], num_classes)
 
 

@@ -1,16 +1,14 @@
 """The best checkpoint of a run's evaluation: SUMMARY_DIR/best/, the checkpoint with the lowest
 error so far (a tie keeps the earlier step), beside best.json (step, split, error, time).
 
-best/ is built in a temporary folder and swapped in by two renames: a reader sees the old best/,
-the new one or, for an instant, none; never a partial one. CheckpointManager (--keep_checkpoints) only deletes files in
+best/ is built beside the old one and swapped in by renames (checkpoints.replace_dir): a reader
+never sees a partial one. CheckpointManager (--keep_checkpoints) only deletes files in
 train/, so best/ stays.
 """
 
 import datetime
 import json
 import os
-import shutil
-import uuid
 from typing import Callable, Optional
 
 import tensorflow as tf
@@ -74,12 +72,8 @@ def keep_if_best(config: RunConfig, result: dict, write: Callable[[str], None]) 
 
 
 def _replace(config: RunConfig, info: dict, write: Callable[[str], None]):
-  """Builds the new best/ beside the old one, then swaps them by renames."""
-  target = best_dir(config.summary_dir)
-  staging = os.path.join(config.summary_dir, f'{BEST_DIR}.tmp-{uuid.uuid4().hex[:8]}')
-  os.makedirs(staging)
-  retired = staging + '.old'
-  try:
+  def fill(staging):
+    os.makedirs(staging)
     name = f'model.ckpt-{info["step"]}'
     write(os.path.join(staging, name))
     with open(os.path.join(staging, 'checkpoint'), 'w') as f:  # the state file, as TF writes it
@@ -89,9 +83,4 @@ def _replace(config: RunConfig, info: dict, write: Callable[[str], None]):
       tf.io.gfile.copy(run_config, os.path.join(staging, checkpoints.CONFIG_FILE))
     with open(os.path.join(staging, INFO_FILE), 'w') as f:
       json.dump(info, f, indent=2)
-    if os.path.exists(target):
-      os.rename(target, retired)
-    os.rename(staging, target)
-  finally:
-    for leftover in (staging, retired):
-      shutil.rmtree(leftover, ignore_errors=True)
+  checkpoints.replace_dir(best_dir(config.summary_dir), fill)

@@ -7,7 +7,9 @@ atomically updates the `checkpoint` state file: a reader never sees a half-writt
 import json
 import os
 import re
+import shutil
 import uuid
+from typing import Callable
 
 import tensorflow as tf
 from absl import logging
@@ -53,6 +55,23 @@ def check_writable(directory: str):
   except (tf.errors.OpError, OSError) as e:
     raise UserError(f'cannot write to {directory} ({first_line(e)}); pick a writable '
                     '--summary_dir with free space') from None
+
+
+def replace_dir(target: str, fill: Callable[[str], None]):
+  """Makes `target` a directory that `fill(path)` writes: built beside it under a temporary
+  name, then swapped in by renames, so that a reader sees the old `target`, the new one or,
+  for an instant, none, never a partial one. Local file systems."""
+  staging = os.path.join(os.path.dirname(os.path.abspath(target)),
+                         f'{os.path.basename(target.rstrip("/"))}.tmp-{uuid.uuid4().hex[:8]}')
+  retired = staging + '.old'
+  try:
+    fill(staging)
+    if os.path.exists(target):
+      os.rename(target, retired)
+    os.rename(staging, target)
+  finally:
+    for leftover in (staging, retired):
+      shutil.rmtree(leftover, ignore_errors=True)
 
 
 def save_run_config(config: RunConfig):
