@@ -153,6 +153,8 @@ class RunConfig:
       choices, value = field.metadata['choices'], getattr(self, field.name)
       need(not choices or value in choices,
            f'--{field.name}={value} is not one of: {", ".join(choices or ())}')
+    need(not (self.export_dir and (self.train or not self.checkpoint or self.ensemble)),
+         '--export_dir needs --train=false and a single --checkpoint')
     need(self.summary_dir or (not self.train and self.checkpoint and not self.perturb),
          '--summary_dir is required (checkpoints and events are written there)')
     for name in ('max_steps', 'save_step', 'log_every', 'steps_per_loop', 'num_trials',
@@ -172,8 +174,6 @@ class RunConfig:
     need(not (self.train and self.ensemble), '--train evaluates no ensemble: add --train=false')
     need(not (self.train and self.predictions_out),
          '--predictions_out is written by evaluation: add --train=false')
-    need(not (self.export_dir and (self.train or not self.checkpoint or self.ensemble)),
-         '--export_dir needs --train=false and a single --checkpoint')
     need(not (self.perturb and (self.train or not self.checkpoint or self.ensemble)),
          '--perturb needs --train=false and a single --checkpoint')
     need(not (self.num_targets == 2 and self.dataset != 'mnist'),
