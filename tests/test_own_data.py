@@ -1,5 +1,6 @@
 """A user's own image folder through experiment.py: train, resume, evaluate, predict, perturb."""
 
+import csv
 import shutil
 
 import numpy as np
@@ -99,3 +100,64 @@ def test_tfds_dataset_prepared_offline_trains_and_evaluates_through_the_cli(tmp_
   missing = cli.run('--dataset=tfds:mnist', f'--data_dir={tmp_path}/empty',
                     f'--summary_dir={tmp_path}/run2', check=False)
   assert missing.returncode == 2 and 'tfds build mnist' in missing.stderr
+
+
+@pytest.fixture(scope='module')
+def exported(run, tmp_path_factory):
+  """The folder run's last checkpoint evaluated into an .npz and exported, in one process."""
+  root, common, *_ = run
+  out = tmp_path_factory.mktemp('exported')
+  checkpoint = f'--checkpoint={root}/run/train/model.ckpt-3'
+  for case in cli.run_in_one_process([
+      [*common, '--train=false', checkpoint, f'--predictions_out={out}/p.npz'],
+      [*common, '--train=false', checkpoint, f'--export_dir={out}/model']]):
+    assert case.returncode == 0, case.stderr[-2000:]
+  test_files = sorted((root / 'data' / 'test').glob('*/*.png'))  # the evaluation's order
+  return out, test_files, np.load(out / 'p.npz')['logits']
+
+
+def test_exported_folder_model_names_its_classes_and_gives_the_evaluation_scores(exported,
+                                                                                 tmp_path):
+  out, test_files, logits = exported
+  images = np.stack([tf.io.decode_png(tf.io.read_file(str(f))).numpy() for f in test_files])
+  served = cli.serve_elsewhere(out / 'model', images, tmp_path)
+  np.testing.assert_allclose(served['scores'], logits, atol=1e-5)
+  assert list(served['class_names']) == [b'cat', b'dog', b'owl']
+  assert served['reconstructions'].shape == (9, 24, 24, 3)
+  assert served['metadata']['input_shape'] == [24, 24, 3]
+
+
+def test_predict_names_each_files_class_and_goes_on_past_a_broken_file(exported, tmp_path):
+  out, test_files, logits = exported
+  gray = tf.image.rgb_to_grayscale(tf.io.decode_png(tf.io.read_file(str(test_files[0]))))
+  (tmp_path / 'big_gray.jpg').write_bytes(
+      tf.io.encode_jpeg(tf.image.resize(gray, [48, 36], 'nearest')).numpy())
+  (tmp_path / 'broken.png').write_text('not an image')
+  csv_path = tmp_path / 'predictions.csv'
+  done = cli.run_module('predict', f'--model={out}/model', str(test_files[0].parents[1]) + '/*/*',
+                        str(tmp_path / '*.*g'), f'--output={csv_path}', '--batch_size=4')
+  assert done.returncode == 1
+  assert f'error: {tmp_path}/broken.png is not an image' in done.stderr
+  rows = list(csv.reader(csv_path.open()))
+  assert rows[0] == ['file', 'class', 'score', 'class_2', 'score_2', 'class_3', 'score_3']
+  assert [r[0] for r in rows[1:]] == [str(f) for f in test_files] + [f'{tmp_path}/big_gray.jpg']
+  names = np.array(['cat', 'dog', 'owl'])
+  for r, scores in zip(rows[1:], logits):
+    order = np.argsort(-scores)
+    assert r[1::2] == list(names[order])
+    np.testing.assert_allclose([float(s) for s in r[2::2]], scores[order], atol=1e-5)
+  assert rows[-1][1] in names
+
+
+def test_predict_refuses_a_glob_matching_nothing_and_a_folder_without_a_model(exported,
+                                                                              tmp_path, capsys):
+  out, *_ = exported
+  import predict  # pylint: disable=g-import-not-at-top
+  for args, message in (([f'--model={out}/model', f'{tmp_path}/*.png'],
+                         f'error: {tmp_path}/*.png matches no file\n'),
+                        ([f'--model={tmp_path}', f'{out}/p.npz'],
+                         f'error: --model={tmp_path} holds no SavedModel; ')):
+    with pytest.raises(SystemExit) as exit_status:
+      predict.main(args)
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err.startswith(message)
