@@ -100,22 +100,15 @@ def run(args) -> int:
   files = find_files(args.files)
   serve, metadata = load_model(args.model)
   names = metadata['class_names']
-  out = open(args.output, 'w', newline='') if args.output else None  # pylint: disable=consider-using-with
-  writer = csv.writer(out) if out else None
-  if writer:
-    writer.writerow(header(len(names)))
-  predicted = set()
-  for index, scores in predict(serve, files, metadata, args.batch_size):
-    values = row(files[index], scores, names)
-    if writer:
-      writer.writerow(values)
-    else:
-      print('  '.join(values), flush=False)
-    predicted.add(index)
-  if out:
-    out.close()
-    logging.info('wrote %d predictions to %s', len(predicted), args.output)
-  failed = [f for i, f in enumerate(files) if i not in predicted]
+  rows = {index: row(files[index], scores, names)
+          for index, scores in predict(serve, files, metadata, args.batch_size)}
+  if args.output:
+    with open(args.output, 'w', newline='') as f:
+      csv.writer(f).writerows([header(len(names)), *rows.values()])
+    logging.info('wrote %d predictions to %s', len(rows), args.output)
+  else:
+    print('\n'.join('  '.join(values) for values in rows.values()))
+  failed = [file for i, file in enumerate(files) if i not in rows]
   for file in failed:
     print(f'error: {file} is not an image TensorFlow decodes (PNG, JPEG, BMP, GIF, WebP)',
           file=sys.stderr)

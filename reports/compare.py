@@ -4,11 +4,18 @@ Columns: the run (its directory's name), the flags and hparams that differ betwe
 the last training step, the best test error with its step (the first step on a tie), the final
 test error with its step, and the number of evaluated checkpoints; then an ensemble's error
 and notes on what is missing, when any run has them.
+
+--group: one row per group of runs whose flags and hparams differ only in --seed (and their
+directory), as the paper reports results over trials: the number of evaluated runs, and the
+mean and sample standard deviation (n - 1 in the denominator) of their best and final test
+errors; a group of one has no standard deviation.
 """
 
 import argparse
 import csv
 import io
+import json
+import statistics
 import sys
 from typing import List, Optional, Sequence, Tuple
 
@@ -19,6 +26,9 @@ from reports.runs import Run, command_parser, find_runs, run_command
 
 STATS = ('last step', 'best error (%)', 'best step', 'final error (%)', 'final step',
          'evaluations')
+GROUP_STATS = ('n', 'best error (%)', 'best error std', 'final error (%)', 'final error std')
+# What may differ between the runs of one group (--group).
+_TRIAL_KEYS = ('seed',)
 # The run's own location: it differs between any two runs and the name column shows it.
 _IDENTITY_KEYS = ('summary_dir',)
 _FIRST_KEYS = ('model', 'dataset')
@@ -79,6 +89,45 @@ def table(runs: Sequence[Run]) -> Tuple[List[str], List[List[str]]]:
   return header, rows
 
 
+def group_runs(runs: Sequence[Run]) -> List[List[Run]]:
+  """Runs whose flags and hparams differ only in --seed (and directory), in first-seen order;
+  a run without a config is a group of its own."""
+  groups = {}
+  for run in runs:
+    key = run.path
+    if run.config is not None:
+      same = {k: v for k, v in flat_config(run.config).items() if k not in _TRIAL_KEYS}
+      key = json.dumps(same, sort_keys=True, default=str)
+    groups.setdefault(key, []).append(run)
+  return list(groups.values())
+
+
+def mean_and_std(values: Sequence[float]) -> List[str]:
+  """Mean and sample standard deviation, two decimals; no deviation of fewer than two."""
+  if not values:
+    return ['', '']
+  std = f'{statistics.stdev(values):.2f}' if len(values) > 1 else ''
+  return [f'{statistics.mean(values):.2f}', std]
+
+
+def group_table(runs: Sequence[Run]) -> Tuple[List[str], List[List[str]]]:
+  """The header and one row per group of runs (group_runs): the flags that differ between the
+  groups, then GROUP_STATS over the group's evaluated runs."""
+  groups = group_runs(runs)
+  configs = [flat_config(g[0].config) if g[0].config is not None else None for g in groups]
+  keys = [k for k in differing_keys([c for c in configs if c is not None])
+          if k not in _TRIAL_KEYS]
+  rows = []
+  for group, config in zip(groups, configs):
+    errors = [run.test_errors() for run in group if run.test_errors()]
+    best = [min(error for _, error in series) for series in errors]
+    final = [series[-1][1] for series in errors]
+    row = [' '.join(run.name for run in group)]
+    row += [format_value(config[k]) if config and k in config else '' for k in keys]
+    rows.append(row + [str(len(errors))] + mean_and_std(best) + mean_and_std(final))
+  return ['runs', *keys, *GROUP_STATS], rows
+
+
 def _is_numeric(column: Sequence[str]) -> bool:
   """Whether every filled cell of a column (and at least one) is a number."""
   filled = [cell for cell in column if cell]
@@ -110,9 +159,10 @@ def csv_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def compare(paths: Sequence[str], output_format: str = 'markdown',
-            csv_path: Optional[str] = None) -> str:
-  """The table of the runs in `paths` as text; also written as CSV to `csv_path` if given."""
-  header, rows = table(find_runs(paths))
+            csv_path: Optional[str] = None, group: bool = False) -> str:
+  """The table of the runs in `paths` (or of their groups) as text; also written as CSV to
+  `csv_path` if given."""
+  header, rows = (group_table if group else table)(find_runs(paths))
   if csv_path:
     try:
       with tf.io.gfile.GFile(csv_path, 'w') as f:
@@ -127,11 +177,16 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument('--format', choices=('markdown', 'csv'), default='markdown',
                       help='how the table is printed (default: markdown)')
   parser.add_argument('--csv', metavar='FILE', help='also write the table as CSV to FILE')
+  parser.add_argument('--group', action='store_true',
+                      help='one row per group of runs that differ only in --seed: mean and '
+                      'sample standard deviation of their best and final test errors')
   return parser
 
 
 def main(argv: Optional[Sequence[str]] = None):
-  run_command(_parser(), lambda a: sys.stdout.write(compare(a.runs, a.format, a.csv)), argv)
+  def action(args):
+    sys.stdout.write(compare(args.runs, args.format, args.csv, args.group))
+  run_command(_parser(), action, argv)
 
 
 if __name__ == '__main__':

@@ -2,27 +2,33 @@
 
 One line per run from its test/ events (and, with --train, its training batch accuracy dashed
 in the same colour), with a legend; prints the PNG's path and every (step, value) plotted.
+--group: one line per group of runs that differ only in --seed (reports.compare --group), the
+mean over its runs at the steps all of them evaluated, in a band of +-1 sample standard
+deviation (none for a group of one).
 Needs matplotlib: pip install 'capsules[plot]'.
 """
 
 import argparse
 import os
+import statistics
 import sys
 from typing import List, NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 
 from configs.errors import UserError, first_line
-from reports.compare import markdown
+from reports.compare import group_runs, markdown
 from reports.runs import Run, Series, command_parser, find_runs, run_command
 
+_LABELS = {'test': 'test', 'train': 'train batch', 'mean': 'mean +- std'}
 WIDTH, HEIGHT, DPI = 8, 5, 100  # inches, inches, pixels per inch: an 800x500 PNG
 
 
 class Curve(NamedTuple):
   run: str
-  kind: str  # 'test' or 'train'
+  kind: str  # 'test', 'train' or 'mean' (of a group's test curves)
   points: Series
+  spread: Series = []  # (step, standard deviation) of a group's mean
 
 
 def _percent(errors: Series, metric: str) -> Series:
@@ -43,6 +49,23 @@ def curves(runs: Sequence[Run], metric: str = 'accuracy', train: bool = False) -
   return result
 
 
+def group_curves(runs: Sequence[Run], metric: str = 'accuracy') -> List[Curve]:
+  """Per group of runs (reports.compare.group_runs): the mean test curve over its evaluated
+  runs at the steps all of them evaluated, and its sample standard deviation there."""
+  result = []
+  for group in group_runs(runs):
+    series = [dict(_percent(run.test_errors(), metric)) for run in group if run.test_errors()]
+    if not series:
+      continue
+    steps = sorted(set.intersection(*(set(s) for s in series)))
+    values = [[s[step] for s in series] for step in steps]
+    spread = ([(step, statistics.stdev(v)) for step, v in zip(steps, values)]
+              if len(series) > 1 else [])
+    result.append(Curve(f'{group[0].name} (n={len(series)})', 'mean',
+                        [(step, statistics.mean(v)) for step, v in zip(steps, values)], spread))
+  return result
+
+
 def draw(lines: Sequence[Curve], output: str, metric: str):
   """Writes the curves as a PNG of WIDTH x HEIGHT inches at DPI."""
   try:
@@ -54,12 +77,17 @@ def draw(lines: Sequence[Curve], output: str, metric: str):
   colours = {}
   for curve in lines:
     steps, values = zip(*curve.points)
-    style = {'marker': 'o'} if curve.kind == 'test' else {'linestyle': '--'}
+    style = {'linestyle': '--'} if curve.kind == 'train' else {'marker': 'o'}
     if curve.run in colours:
       style['color'] = colours[curve.run]
-    label = f'{curve.run} (test)' if curve.kind == 'test' else f'{curve.run} (train batch)'
+    label = f'{curve.run} ({_LABELS[curve.kind]})'
     line, = axes.plot(steps, values, label=label, **style)
     colours.setdefault(curve.run, line.get_color())
+    if curve.spread:
+      spread = [std for _, std in curve.spread]
+      axes.fill_between(steps, [v - d for v, d in zip(values, spread)],
+                        [v + d for v, d in zip(values, spread)], color=line.get_color(),
+                        alpha=0.2)
   axes.set_xlabel('step')
   axes.set_ylabel(f'{metric} (%)')
   axes.set_title(f'{metric} per step')
@@ -73,20 +101,27 @@ def draw(lines: Sequence[Curve], output: str, metric: str):
     raise UserError(f'cannot write {output} ({first_line(e)})') from None
 
 
-def plot(paths: Sequence[str], output: str, metric: str = 'accuracy', train: bool = False) -> str:
-  """Draws the runs in `paths` to `output`; returns the report: path, notes, points."""
+def plot(paths: Sequence[str], output: str, metric: str = 'accuracy', train: bool = False,
+         group: bool = False) -> str:
+  """Draws the runs in `paths` (or their groups' means) to `output`; returns the report: path,
+  notes, points."""
   runs = find_runs(paths)
-  lines = curves(runs, metric, train)
-  if not any(curve.kind == 'test' for curve in lines):
+  lines = group_curves(runs, metric) if group else curves(runs, metric, train)
+  if not any(curve.kind != 'train' for curve in lines):
     raise UserError(f'nothing to plot: no test events in {", ".join(run.path for run in runs)}; '
                     'evaluate the runs first (experiment.py --train=false)')
   draw(lines, output, metric)
-  plotted = {curve.run for curve in lines if curve.kind == 'test'}
+  plotted = {run.name for run in runs if run.test_errors()}
   notes = [f'note: {run.name} has no test evaluations; not plotted\n'
            for run in runs if run.name not in plotted]
-  rows = [[c.run, c.kind, str(step), f'{value:.2f}'] for c in lines for step, value in c.points]
-  return ''.join([f'wrote {output}\n', *notes,
-                  markdown(['run', 'curve', 'step', f'{metric} (%)'], rows)])
+  header = ['run', 'curve', 'step', f'{metric} (%)'] + ['std'] * group
+  rows = []
+  for curve in lines:
+    spread = dict(curve.spread)
+    for step, value in curve.points:
+      std = [f'{spread[step]:.2f}' if step in spread else ''] * group
+      rows.append([curve.run, curve.kind, str(step), f'{value:.2f}', *std])
+  return ''.join([f'wrote {output}\n', *notes, markdown(header, rows)])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,12 +131,16 @@ def _parser() -> argparse.ArgumentParser:
                       help='what the y axis shows, in %% (default: accuracy)')
   parser.add_argument('--train', action='store_true',
                       help='also draw each run\'s training batch accuracy, dashed')
+  parser.add_argument('--group', action='store_true',
+                      help='one mean curve per group of runs that differ only in --seed, with '
+                      'its standard deviation as a band')
   return parser
 
 
 def main(argv: Optional[Sequence[str]] = None):
-  run_command(_parser(), lambda a: sys.stdout.write(plot(a.runs, a.output, a.metric, a.train)),
-              argv)
+  def action(args):
+    sys.stdout.write(plot(args.runs, args.output, args.metric, args.train, args.group))
+  run_command(_parser(), action, argv)
 
 
 if __name__ == '__main__':

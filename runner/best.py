@@ -46,7 +46,8 @@ def writer(model, step: int) -> Callable[[str], None]:
   """Writes `model` and `step` as a checkpoint at a prefix (--eval_every, between saves)."""
   def write(prefix):
     checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(step, dtype=tf.int64))
-    checkpoint.save_counter  # pylint: disable=pointless-statement; saved, as by save(), so a restore matches
+    # Creates the save counter, which save() writes and restore_model's match expects.
+    checkpoint.save_counter  # pylint: disable=pointless-statement
     checkpoint.write(prefix)
   return write
 

@@ -212,3 +212,47 @@ def test_plot_without_matplotlib_says_how_to_install_it(root, tmp_path, capsys, 
   assert exit_info.value.code == 2
   assert capsys.readouterr().err == (
       "error: reports.plot needs matplotlib: pip install 'capsules[plot]'\n")
+
+
+@pytest.fixture(scope='module')
+def seeds(tmp_path_factory):
+  """Three seeds of routing=1, two of routing=3 and one of routing=2, given out of order."""
+  root = tmp_path_factory.mktemp('seeds')
+  wrong = {'a1': [(100, 100), (200, 80)], 'a2': [(100, 60), (200, 90)],
+           'a3': [(100, 70), (200, 70)], 'b1': [(100, 50), (200, 50)],
+           'b2': [(100, 30), (200, 40)], 'c1': [(100, 20), (200, 30)]}
+  routing = {'a': 1, 'b': 3, 'c': 2}
+  for name, evaluations in wrong.items():
+    write_config(root / name, routing=routing[name[0]], seed=int(name[1]))
+    write_evaluations(root / name / 'test', evaluations)
+  return [str(root / name) for name in ('a1', 'b1', 'a2', 'c1', 'b2', 'a3')]
+
+
+def test_group_shows_mean_and_sample_std_over_seeds_by_hand(seeds, tmp_path, capsys):
+  path = tmp_path / 'groups.csv'
+  compare.main(['--group', f'--csv={path}', *seeds])
+  header, _, rows = parse_markdown(capsys.readouterr().out)
+  assert header == ['runs', 'routing', *compare.GROUP_STATS]
+  # best errors 0.80 0.60 0.70: mean 0.70, std sqrt((0.1^2 + 0.1^2 + 0) / 2) = 0.10;
+  # final 0.80 0.90 0.70: 0.80, 0.10. Two seeds: best 0.50 0.30: 0.40, sqrt(0.02 / 1) = 0.14;
+  # final 0.50 0.40: 0.45, sqrt(0.005) = 0.07. One seed: its values, no std.
+  expected = [['a1 a2 a3', '1', '3', '0.70', '0.10', '0.80', '0.10'],
+              ['b1 b2', '3', '2', '0.40', '0.14', '0.45', '0.07'],
+              ['c1', '2', '1', '0.20', '', '0.30', '']]
+  assert rows == expected
+  assert list(csv.reader(path.open())) == [header, *expected]
+
+
+def test_plot_draws_each_groups_mean_with_its_spread(seeds, tmp_path, capsys):
+  output = tmp_path / 'groups.png'
+  plot.main(['--group', '--metric=error', f'--output={output}', *seeds])
+  header, _, rows = parse_markdown(capsys.readouterr().out.split('\n', 1)[1])
+  assert header == ['run', 'curve', 'step', 'error (%)', 'std']
+  # step 100 of a: 1.00 0.60 0.70, mean 0.77, std sqrt((0.233^2 + 0.167^2 + 0.067^2) / 2) = 0.21
+  assert rows == [['a1 (n=3)', 'mean', '100', '0.77', '0.21'],
+                  ['a1 (n=3)', 'mean', '200', '0.80', '0.10'],
+                  ['b1 (n=2)', 'mean', '100', '0.40', '0.14'],
+                  ['b1 (n=2)', 'mean', '200', '0.45', '0.07'],
+                  ['c1 (n=1)', 'mean', '100', '0.20', ''], ['c1 (n=1)', 'mean', '200', '0.30', '']]
+  assert tf.io.decode_png(output.read_bytes()).shape[:2] == (plot.HEIGHT * plot.DPI,
+                                                             plot.WIDTH * plot.DPI)
