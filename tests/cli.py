@@ -149,31 +149,34 @@ def hparams_experiment(directory):
   return plugin_data_pb2.HParamsPluginData.FromString(content).experiment
 
 
-# Loads a SavedModel with TensorFlow alone (the project must not be importable) and writes what
-# its serving_default returns for IMAGES.npy, and its metadata, to OUT.npz.
+# Loads SavedModels with TensorFlow alone (the project must not be importable) and writes what
+# each one's serving_default returns for its IMAGES.npy, and its metadata, to OUT.npz.
 _SERVE = """
 import importlib.util, json, sys
 import numpy as np, tensorflow as tf
 assert importlib.util.find_spec('runner') is None, 'the project is importable'
-model = tf.saved_model.load(sys.argv[1])
-outputs = model.signatures['serving_default'](images=tf.constant(np.load(sys.argv[2])))
-np.savez(sys.argv[3], metadata=model.metadata.numpy(),
-         class_names=np.array(model.class_names.numpy(), dtype=bytes),
-         **{k: v.numpy() for k, v in outputs.items()})
+for export_dir, images, out in zip(*[iter(sys.argv[1:])] * 3):
+  model = tf.saved_model.load(export_dir)
+  outputs = model.signatures['serving_default'](images=tf.constant(np.load(images)))
+  np.savez(out, metadata=model.metadata.numpy(),
+           class_names=np.array(model.class_names.numpy(), dtype=bytes),
+           **{k: v.numpy() for k, v in outputs.items()})
 """
 
 
-def serve_elsewhere(export_dir, images: np.ndarray, tmp_path) -> dict:
-  """What SavedModel `export_dir` returns for uint8 `images`, from `python -I` in `tmp_path`
-  with no project code on its path; `metadata` parsed."""
-  np.save(tmp_path / 'images.npy', images)
-  done = subprocess.run([sys.executable, '-I', '-c', _SERVE, str(export_dir),
-                         str(tmp_path / 'images.npy'), str(tmp_path / 'served.npz')],
-                        capture_output=True, text=True, timeout=300, env=ENV, cwd=tmp_path,
-                        check=False)
+def serve_elsewhere(exports, tmp_path) -> list:
+  """What each SavedModel returns for its uint8 images (`exports`: [(export_dir, images)]),
+  from one `python -I` in `tmp_path` with no project code on its path; `metadata` parsed."""
+  args = []
+  for i, (export_dir, images) in enumerate(exports):
+    np.save(tmp_path / f'images{i}.npy', images)
+    args += [str(export_dir), str(tmp_path / f'images{i}.npy'), str(tmp_path / f'served{i}.npz')]
+  done = subprocess.run([sys.executable, '-I', '-c', _SERVE, *args], capture_output=True,
+                        text=True, timeout=300, env=ENV, cwd=tmp_path, check=False)
   assert done.returncode == 0, done.stderr[-3000:]
-  served = dict(np.load(tmp_path / 'served.npz'))
-  served['metadata'] = json.loads(served['metadata'].item())
+  served = [dict(np.load(tmp_path / f'served{i}.npz')) for i in range(len(exports))]
+  for outputs in served:
+    outputs['metadata'] = json.loads(outputs['metadata'].item())
   return served
 
 

@@ -21,8 +21,8 @@ def tfrecord_images(path) -> np.ndarray:
 
 @pytest.fixture(scope='module')
 def exported(tiny_run, tiny_data, tmp_path_factory):
-  """The tiny capsule run and a one-step baseline, each evaluated into an .npz and exported; and
-  the mistakes an export refuses. All in one process."""
+  """The tiny capsule run and a one-step baseline, each evaluated into an .npz and exported, and
+  the mistakes an export refuses, all in one process; then both exports served elsewhere."""
   out = tmp_path_factory.mktemp('exported')
   (out / 'full').mkdir()
   (out / 'full' / 'keep.txt').write_text('mine')
@@ -43,13 +43,13 @@ def exported(tiny_run, tiny_data, tmp_path_factory):
       [data, f'--checkpoint={tiny_run.dir}/train', f'--export_dir={out}/training']])
   for case in cases[:5] + cases[6:7]:
     assert case.returncode == 0, case.stderr[-2000:]
-  return out, tfrecord_images(tiny_data / 'test_0shifted_mnist.tfrecords'), cases[5:6] + cases[7:]
+  images = tfrecord_images(tiny_data / 'test_0shifted_mnist.tfrecords')
+  served = cli.serve_elsewhere([(out / 'capsule', images), (out / 'baseline', images)], out)
+  return out, served, cases[5:6] + cases[7:]
 
 
-def test_exported_capsule_model_gives_the_evaluation_scores_with_tensorflow_alone(
-    exported, tmp_path):
-  out, images, _ = exported
-  served = cli.serve_elsewhere(out / 'capsule', images, tmp_path)
+def test_exported_capsule_model_gives_the_evaluation_scores_with_tensorflow_alone(exported):
+  out, (served, _), _ = exported
   predictions = np.load(out / 'capsule.npz')
   np.testing.assert_allclose(served['scores'], predictions['logits'], atol=1e-5)
   np.testing.assert_array_equal(served['classes'], predictions['logits'].argmax(1))
@@ -65,9 +65,8 @@ def test_exported_capsule_model_gives_the_evaluation_scores_with_tensorflow_alon
   assert metadata['hparams']['conv1_filters'] == 8
 
 
-def test_exported_baseline_gives_the_evaluation_logits(exported, tmp_path):
-  out, images, _ = exported
-  served = cli.serve_elsewhere(out / 'baseline', images, tmp_path)
+def test_exported_baseline_gives_the_evaluation_logits(exported):
+  out, (_, served), _ = exported
   np.testing.assert_allclose(served['scores'], np.load(out / 'baseline.npz')['logits'],
                              atol=1e-5)
   assert set(served) == {'scores', 'classes', 'metadata', 'class_names'}

@@ -120,7 +120,7 @@ def test_exported_folder_model_names_its_classes_and_gives_the_evaluation_scores
                                                                                  tmp_path):
   out, test_files, logits = exported
   images = np.stack([tf.io.decode_png(tf.io.read_file(str(f))).numpy() for f in test_files])
-  served = cli.serve_elsewhere(out / 'model', images, tmp_path)
+  served, = cli.serve_elsewhere([(out / 'model', images)], tmp_path)
   np.testing.assert_allclose(served['scores'], logits, atol=1e-5)
   assert list(served['class_names']) == [b'cat', b'dog', b'owl']
   assert served['reconstructions'].shape == (9, 24, 24, 3)
