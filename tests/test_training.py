@@ -81,8 +81,9 @@ def train(overflow):
 states = []
 for overflow in (False, True, False):
   train(tf.constant(overflow))
+  kernels = strategy.experimental_local_results(kernel)
   states.append({'scale': float(optimizer.dynamic_scale.numpy()),
-                 'kernels': [v.numpy().tolist() for v in strategy.experimental_local_results(kernel)]})
+                 'kernels': [v.numpy().tolist() for v in kernels]})
 print(json.dumps(states))
 """
 
