@@ -262,8 +262,8 @@ def main(argv):
   out_dir.mkdir(parents=True, exist_ok=True)
   path, gpus = run_sections(out_dir, FLAGS.allow_cpu)
   if path is None:
-    sys.exit(f'error: this machine has an NVIDIA driver but TensorFlow sees no GPU: {GPU_INSTALL}'
-             ' (or --allow_cpu)')
+    sys.exit(f'error: this machine has an NVIDIA driver but TensorFlow sees no GPU (see '
+             f'{out_dir}/devices.log): {GPU_INSTALL} (or --allow_cpu)')
   print(f'{path} ({gpus} GPU(s))')
 
 

@@ -32,7 +32,8 @@ flags.DEFINE_string('rows', '', 'Comma-separated rows to run (default: all for t
 flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
 flags.DEFINE_integer('steps', 6, 'Timed steps per row (after warm-up).')
 flags.DEFINE_integer('warmup', 2, 'Untimed steps per row (tracing, compilation, caches).')
-flags.DEFINE_integer('steps_per_loop', 1, 'Training steps per compiled call (our rows).')
+flags.DEFINE_integer('steps_per_loop', 0, 'Training steps per compiled call (our rows; 0: 10 on '
+                     'GPUs, where a call per step leaves the GPU waiting on the host, 1 on CPUs).')
 flags.DEFINE_integer('repeats', 1, 'Interleaved rounds over all rows; the table shows medians.')
 flags.DEFINE_integer('max_batch', 0, 'If above --batch_size: also find, per row, the largest batch '
                      '(doubling from --batch_size up to this) that fits in memory, and its rates. '
@@ -121,7 +122,7 @@ def _forward_flops(fn, *args):
   return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
 
 
-def run_row(name, batch_size, warmup, steps, steps_per_loop=1):
+def run_row(name, batch_size, warmup, steps, steps_per_loop=0):
   """Measures one row in this process; returns a dict of figures."""
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -132,6 +133,7 @@ def run_row(name, batch_size, warmup, steps, steps_per_loop=1):
   from runner.training import make_optimizer, make_train_step  # pylint: disable=g-import-not-at-top
 
   model_name, shape, overrides, settings = ROWS[name]
+  steps_per_loop = steps_per_loop or (10 if tf.config.list_physical_devices('GPU') else 1)
   precision = settings.get('mixed_precision', 'none')
   spec = DatasetSpec(*shape)
   images = tf.random.uniform([batch_size, spec.height, spec.width, spec.depth])

@@ -19,8 +19,8 @@ GPU_INSTALL = "pip install -c constraints.txt -e '.[gpu]'"
 def prepare_devices(allow_cpu: bool = False):
   """Before TensorFlow starts a device: memory growth, XLA's CUDA folder, and a stop when a
   machine with an NVIDIA driver shows TensorFlow no GPU (unless --allow_cpu)."""
-  share_gpus()
   point_xla_at_cuda()
+  share_gpus()
   if not allow_cpu and has_nvidia_driver() and not has_gpu():
     raise UserError('this machine has an NVIDIA driver but TensorFlow sees no GPU (its CUDA '
                     f'libraries are not installed): run {GPU_INSTALL}, or pass --allow_cpu to '
