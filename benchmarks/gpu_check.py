@@ -24,6 +24,8 @@ import time
 
 from absl import app, flags
 
+from configs.machine import GPU_INSTALL, has_nvidia_driver
+
 flags.DEFINE_string('out', '', 'Folder for report.md and each section\'s log.')
 flags.DEFINE_boolean('allow_cpu', False, 'Run every section on the CPU when there is no GPU '
                      '(small sizes): how the test suite runs it.')
@@ -252,7 +254,6 @@ def main(argv):
   if FLAGS.section:
     print({'devices': devices_section, 'oracle': oracle_section}[FLAGS.section]())
     return
-  from runner.devices import GPU_INSTALL, has_nvidia_driver  # pylint: disable=g-import-not-at-top
   if not FLAGS.out:
     sys.exit('error: --out=DIR is required (report.md and the logs are written there)')
   if not FLAGS.allow_cpu and not has_nvidia_driver():

@@ -10,11 +10,9 @@ import tensorflow as tf
 from absl import logging
 
 from configs.errors import UserError
+from configs.machine import GPU_INSTALL, has_nvidia_driver
 from configs.run_config import PRECISIONS, RunConfig
 from models import ComputeOptions
-
-GPU_INSTALL = "pip install -c constraints.txt -e '.[gpu]'"
-
 
 def prepare_devices(allow_cpu: bool = False):
   """Before TensorFlow starts a device: memory growth, XLA's CUDA folder, and a stop when a
@@ -25,11 +23,6 @@ def prepare_devices(allow_cpu: bool = False):
     raise UserError('this machine has an NVIDIA driver but TensorFlow sees no GPU (its CUDA '
                     f'libraries are not installed): run {GPU_INSTALL}, or pass --allow_cpu to '
                     'run on the CPU anyway')
-
-
-def has_nvidia_driver() -> bool:
-  """Whether an NVIDIA driver is installed: its nvidia-smi on PATH, or its kernel module."""
-  return bool(shutil.which('nvidia-smi')) or os.path.exists('/proc/driver/nvidia')
 
 
 def cuda_data_dir(search_path=None):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from runner.devices import has_nvidia_driver
+from configs.machine import has_nvidia_driver
 from tests import cli
 from tests.test_devices import fake_nvidia_driver
 
