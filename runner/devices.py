@@ -14,6 +14,7 @@ from configs.machine import GPU_INSTALL, has_nvidia_driver
 from configs.run_config import PRECISIONS, RunConfig
 from models import ComputeOptions
 
+
 def prepare_devices(allow_cpu: bool = False):
   """Before TensorFlow starts a device: memory growth, XLA's CUDA folder, and a stop when a
   machine with an NVIDIA driver shows TensorFlow no GPU (unless --allow_cpu)."""
