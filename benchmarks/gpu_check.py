@@ -59,7 +59,7 @@ ORACLE_CHECKS = (
     ('float32, TF32 on', 'none', True, False, 2e-3, 2e-2),
     ('float32, TF32 on, XLA', 'none', True, True, 2e-3, 2e-2),
     ('bfloat16', 'bfloat16', True, False, 3e-2, 1e-1),
-    ('float16', 'float16', True, False, 5e-3, 5e-2),
+    ('float16', 'float16', True, False, 5e-3, 1e-1),
 )
 
 
