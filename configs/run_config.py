@@ -55,7 +55,14 @@ class RunConfig:
                         + ', '.join(PRESETS) + '.', choices=tuple(PRESETS))
   batch_size: int = setting(0, 'Global batch size (0: 128 to train, 100 to evaluate).')
   seed: Optional[int] = setting(None, 'Random seed for weights and data order.')
-  deterministic: bool = setting(False, 'Deterministic ops (needs --seed): identical runs.')
+  deterministic: bool = setting(False, 'Deterministic ops (needs --seed): identical runs; '
+                                'turns TF32 off unless --tf32 is given.')
+  tf32: Optional[bool] = setting(
+      None, 'TF32 float32 matmuls and convolutions on Ampere/Hopper GPUs (10-bit mantissas, '
+      'several times faster; logits move by about 1e-4). Default: on, off with --deterministic; '
+      '--notf32 gives the original\'s float32 numbers.')
+  allow_cpu: bool = setting(False, 'Run even though this machine has an NVIDIA driver and '
+                            'TensorFlow sees no GPU (by default that stops the run).')
   jit_compile: Optional[bool] = setting(
       None, 'Compile the whole training step with XLA (default: on GPUs; on CPUs only the '
       'routing is compiled, XLA convolutions there measured 20x slower); false: no XLA at all.')
@@ -67,9 +74,10 @@ class RunConfig:
       'none', 'Mixed precision compute: ' + ', '.join(PRECISIONS) + '; routing and losses stay '
       'float32.', choices=tuple(PRECISIONS))
   log_every: int = setting(100, 'Log progress and write training scalars every N steps.')
-  steps_per_loop: int = setting(
-      1, 'Training steps per compiled call: 50-200 keeps a fast GPU busy; logs, saves and '
-      'signals still happen at exact steps.')
+  steps_per_loop: Optional[int] = setting(
+      None, 'Training steps per compiled call (default: up to --log_every on GPUs, which a '
+      'call per step leaves waiting on the host; 1 on CPUs); logs, saves and signals still '
+      'happen at exact steps.')
   predictions_out: str = setting('', 'Evaluation writes logits, labels (and reconstructions) '
                                  'of every example to this .npz file.')
   export_dir: str = setting(
@@ -132,6 +140,11 @@ class RunConfig:
     return self.batch_size or 100
 
   @property
+  def use_tf32(self) -> bool:
+    """--tf32 if given, else on unless --deterministic."""
+    return not self.deterministic if self.tf32 is None else self.tf32
+
+  @property
   def ensemble(self) -> bool:
     return '{}' in self.checkpoint
 
@@ -159,7 +172,8 @@ class RunConfig:
          '--summary_dir is required (checkpoints and events are written there)')
     for name in ('max_steps', 'save_step', 'log_every', 'steps_per_loop', 'num_trials',
                  'worker_timeout_secs'):
-      need(getattr(self, name) >= 1, f'--{name}={getattr(self, name)} must be at least 1')
+      value = getattr(self, name)
+      need(value is None or value >= 1, f'--{name}={value} must be at least 1')
     for name in ('num_gpus', 'eval_size', 'batch_size', 'cpu_replicas', 'keep_checkpoints',
                  'eval_every'):
       need(getattr(self, name) >= 0, f'--{name}={getattr(self, name)} must not be negative')

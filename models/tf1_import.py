@@ -71,6 +71,13 @@ def _baseline_map(model: BaselineModel):
           'softmax_layer/biases': (model.logits_layer.bias, keep)}
 
 
+def original_variables(model) -> dict:
+  """Original name -> our variable of a capsule or baseline model (layouts as the module
+  docstring says): to compare with the original's recorded gradients."""
+  mapping = _capsule_map(model) if isinstance(model, CapsuleModel) else _baseline_map(model)
+  return {name: variable for name, (variable, _) in mapping.items()}
+
+
 def _fitting_overrides(shapes, model):
   """The hparams overrides under which `model` would have the checkpoint's shapes."""
   hparams, fit = model.hparams, {}

@@ -1,14 +1,54 @@
-"""Devices and numerics of a run: distribution strategy, mixed precision, determinism."""
+"""Devices and numerics of a run: GPU checks, distribution strategy, mixed precision, TF32,
+determinism."""
 
 import os
+import shutil
+import sys
 
 import keras
 import tensorflow as tf
 from absl import logging
 
 from configs.errors import UserError
+from configs.machine import GPU_INSTALL, has_nvidia_driver
 from configs.run_config import PRECISIONS, RunConfig
 from models import ComputeOptions
+
+
+def prepare_devices(allow_cpu: bool = False):
+  """Before TensorFlow starts a device: memory growth, XLA's CUDA folder, and a stop when a
+  machine with an NVIDIA driver shows TensorFlow no GPU (unless --allow_cpu)."""
+  point_xla_at_cuda()
+  share_gpus()
+  if not allow_cpu and has_nvidia_driver() and not has_gpu():
+    raise UserError('this machine has an NVIDIA driver but TensorFlow sees no GPU (its CUDA '
+                    f'libraries are not installed): run {GPU_INSTALL}, or pass --allow_cpu to '
+                    'run on the CPU anyway')
+
+
+def cuda_data_dir(search_path=None):
+  """The folder of pip's CUDA compiler wheel (nvidia/cuda_nvcc: ptxas, nvvm/libdevice) on the
+  Python path, or None."""
+  for root in sys.path if search_path is None else search_path:
+    folder = os.path.join(root, 'nvidia', 'cuda_nvcc')
+    if os.path.isdir(os.path.join(folder, 'nvvm', 'libdevice')):
+      return folder
+  return None
+
+
+def point_xla_at_cuda(environ=os.environ, search_path=None):
+  """Adds --xla_gpu_cuda_data_dir=<cuda_data_dir()> to XLA_FLAGS, so that XLA finds ptxas and
+  libdevice from the pip wheels, unless the user named a folder; returns the folder or None."""
+  flags = environ.get('XLA_FLAGS', '')
+  if '--xla_gpu_cuda_data_dir' in flags:
+    return None
+  folder = cuda_data_dir(search_path)
+  if folder:
+    environ['XLA_FLAGS'] = f'{flags} --xla_gpu_cuda_data_dir={folder}'.strip()
+  elif has_gpu() and not shutil.which('ptxas'):
+    logging.warning('XLA on this GPU needs ptxas and libdevice: neither pip\'s nvidia-cuda-nvcc '
+                    'nor ptxas on PATH was found (%s, or --jit_compile=false)', GPU_INSTALL)
+  return folder
 
 
 def share_gpus():
@@ -36,8 +76,10 @@ def make_strategy(num_gpus: int = 1, cpu_replicas: int = 0,
     return tf.distribute.MirroredStrategy(split_cpu(cpu_replicas))
   gpus = tf.config.list_physical_devices('GPU')
   if num_gpus > max(len(gpus), 1):
-    raise UserError(f'--num_gpus={num_gpus} but this machine shows {len(gpus)} GPU(s); '
-                    f'use --num_gpus={len(gpus) or 1} (or --cpu_replicas=N to test on the CPU)')
+    install = f'; if it has more, install TensorFlow\'s CUDA libraries: {GPU_INSTALL}'
+    raise UserError(f'--num_gpus={num_gpus} but TensorFlow sees {len(gpus)} GPU(s) on this '
+                    f'machine; use --num_gpus={len(gpus) or 1} (or --cpu_replicas=N to test on '
+                    f'the CPU){install}')
   if num_gpus > 1:
     return tf.distribute.MirroredStrategy([f'/gpu:{i}' for i in range(num_gpus)])
   return tf.distribute.get_strategy()
@@ -95,12 +137,14 @@ def compute_options(config: RunConfig) -> ComputeOptions:
   return ComputeOptions(conv_impl=conv_impl, jit_routing=config.jit_compile is not False)
 
 
-def set_precision(mixed_precision: str, deterministic: bool = False, seed=None):
-  """Sets the Keras dtype policy; seeds and makes ops deterministic when asked."""
+def set_precision(mixed_precision: str, deterministic: bool = False, seed=None, tf32=True):
+  """Sets the Keras dtype policy and TF32 (float32 matmuls and convolutions with 10-bit
+  mantissas on Ampere and later GPUs); seeds and makes ops deterministic when asked."""
   keras.mixed_precision.set_dtype_policy(PRECISIONS[mixed_precision])
+  tf.config.experimental.enable_tensor_float_32_execution(tf32)
   if seed is not None:
     keras.utils.set_random_seed(seed)
   if deterministic:
     tf.config.experimental.enable_op_determinism()
-  logging.info('precision policy %s%s', PRECISIONS[mixed_precision],
-               ', deterministic ops' if deterministic else '')
+  logging.info('precision policy %s, TF32 %s%s', PRECISIONS[mixed_precision],
+               'on' if tf32 else 'off', ', deterministic ops' if deterministic else '')

@@ -11,7 +11,7 @@ from configs.run_config import RunConfig
 from layers import correct_and_almost
 from models import build_model
 from runner import best, checkpoints, perturb, summaries
-from runner.devices import compute_options, set_precision, share_gpus, use_xla
+from runner.devices import compute_options, prepare_devices, set_precision, use_xla
 from runner.inputs import make_dataset
 from configs.progress import Progress
 
@@ -26,8 +26,8 @@ class Evaluator:
     if config.predictions_out:
       checkpoints.check_writable(os.path.dirname(os.path.abspath(config.predictions_out)))
     if model is None:
-      share_gpus()
-      set_precision(config.mixed_precision, config.deterministic, config.seed)
+      prepare_devices(config.allow_cpu)
+      set_precision(config.mixed_precision, config.deterministic, config.seed, config.use_tf32)
     self.config = config
     self.dataset, self.spec = make_dataset(config, 'test', config.eval_batch_size, repeat=False)
     self.model = model or build_model(config.model, config.hparams, self.spec,

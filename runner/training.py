@@ -15,8 +15,8 @@ from configs.run_config import RunConfig
 from layers import correct_and_almost, model_losses
 from models import build_model
 from runner import best, checkpoints, evaluation, summaries
-from runner.devices import (compute_options, is_chief, is_multi_worker, make_strategy,
-                            set_precision, share_gpus, use_xla)
+from runner.devices import (compute_options, has_gpu, is_chief, is_multi_worker, make_strategy,
+                            prepare_devices, set_precision, use_xla)
 from runner.inputs import make_dataset
 from configs.progress import Progress, resident_mb
 
@@ -48,8 +48,26 @@ def make_optimizer(hparams, step, mixed_precision):
   optimizer = keras.optimizers.Adam(learning_rate=lambda: learning_rate(hparams, step),
                                     epsilon=1e-8)
   if mixed_precision == 'float16':
-    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer = ReplicaLossScaleOptimizer(optimizer)
   return optimizer
+
+
+class ReplicaLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+  """Keras's dynamic loss scaling, with the overflow decided on every replica's gradients.
+
+  Keras checks only the first replica's gradients before the all-reduce: an overflow on another
+  replica went into the weights as NaN. Here the count of non-finite values is summed over the
+  replicas, so all of them skip the step and halve the scale together (the same branch on every
+  worker: no hang).
+  """
+
+  def check_finite(self, grads):
+    nonfinite = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), tf.float32))
+                          for g in grads if g is not None])
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+      nonfinite = context.all_reduce(tf.distribute.ReduceOp.SUM, nonfinite)
+    return tf.equal(nonfinite, 0)
 
 
 # Metrics summed over replicas; the others are averaged (logit_spread too: its mean is below
@@ -57,8 +75,12 @@ def make_optimizer(hparams, step, mixed_precision):
 _REDUCE = {'correct': tf.distribute.ReduceOp.SUM, 'count': tf.distribute.ReduceOp.SUM}
 
 
-def make_train_step(model, optimizer, strategy, step, config: RunConfig):
-  """A tf.function running one global batch on every replica; returns reduced metrics."""
+def make_train_step(model, optimizer, strategy, step, config: RunConfig, whole_step_xla=False):
+  """A tf.function running one global batch on every replica; returns reduced metrics.
+
+  `whole_step_xla` compiles the optimizer's update into the replica's XLA computation too (one
+  replica only: a mirrored update all-reduces outside XLA); a benchmark row so far.
+  """
   scale_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
   def forward_backward(batch):
@@ -75,13 +97,18 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig):
                    'count': tf.cast(tf.shape(correct)[0], tf.float32),
                    'logit_spread': tf.reduce_max(tf.math.reduce_std(logits, axis=0))}
 
-  if use_xla(config.jit_compile):
+  if use_xla(config.jit_compile) and not whole_step_xla:
     forward_backward = tf.function(forward_backward, jit_compile=True)
 
   def replica_step(batch):
     grads, metrics = forward_backward(batch)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     return metrics
+
+  if whole_step_xla:
+    if strategy.num_replicas_in_sync > 1:
+      raise ValueError('whole-step XLA needs one replica')
+    replica_step = tf.function(replica_step, jit_compile=True)
 
   def one_step(iterator):
     metrics = strategy.run(replica_step, args=(next(iterator),))
@@ -137,14 +164,14 @@ _PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
 def train(config: RunConfig) -> dict:
   """Trains to config.max_steps, resuming the run in summary_dir/train; returns last metrics."""
   checkpoints.check_writable(config.train_dir)
-  share_gpus()
+  prepare_devices(config.allow_cpu)
   strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs)
   multi_worker = is_multi_worker(strategy)
   if multi_worker and config.seed is None:
     # Every worker must draw the same data order to take its own share of it.
     config = dataclasses.replace(config, seed=zlib.crc32(config.summary_dir.encode()) % 2**31)
     logging.info('several workers: --seed=%d, from --summary_dir', config.seed)
-  set_precision(config.mixed_precision, config.deterministic, config.seed)
+  set_precision(config.mixed_precision, config.deterministic, config.seed, config.use_tf32)
 
   # Input.
   dataset, spec = make_dataset(config, 'train', config.train_batch_size, repeat=True)
@@ -273,10 +300,12 @@ def _warn_if_collapsed(spreads, step, metrics, config):
 
 
 def _steps_to_boundary(current, config):
-  """Steps until the next log, save, evaluation or the end, at most --steps_per_loop."""
+  """Steps until the next log, save, evaluation or the end, at most --steps_per_loop (by
+  default none more on GPUs, 1 on CPUs)."""
   periods = [p for p in (config.log_every, config.save_step, config.eval_every) if p]
   boundaries = [config.max_steps] + [(current // p + 1) * p for p in periods]
-  return min(config.steps_per_loop, min(boundaries) - current)
+  per_loop = config.steps_per_loop or (config.log_every if has_gpu() else 1)
+  return min(per_loop, min(boundaries) - current)
 
 
 def _log(writer, step, metrics, progress, config):

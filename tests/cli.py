@@ -180,14 +180,15 @@ def serve_elsewhere(exports, tmp_path) -> list:
   return served
 
 
-def run_in_one_process(cases, timeout=300):
+def run_in_one_process(cases, timeout=300, env=None):
   """Runs experiment.py's main() on each argument list in `cases`, one after another in ONE
   fresh process (TensorFlow starts once, not once per case), exactly as `python experiment.py
-  ARGS` runs it but for the process exit. Returns a CompletedProcess per case.
+  ARGS` runs it but for the process exit. Returns a CompletedProcess per case. `env`: extra
+  environment variables.
   """
   cases = [list(map(str, c)) for c in cases]
   done = run_command([sys.executable, '-m', 'tests.cli'], timeout=timeout, check=False,
-                     env=dict(ENV, CLI_CASES=json.dumps(cases)))
+                     env=dict(ENV, **(env or {}), CLI_CASES=json.dumps(cases)))
   if done.returncode:
     raise AssertionError(f'the cases\' process failed:\n{done.stderr[-3000:]}')
   return [subprocess.CompletedProcess(args, **result)

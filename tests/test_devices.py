@@ -1,5 +1,8 @@
-"""Device choices: who writes in a multi-machine run, XLA and conv per device, GPU counts."""
+"""Device choices: who writes in a multi-machine run, XLA and conv per device, GPU counts, a
+GPU machine without GPU TensorFlow, XLA's CUDA folder, TF32."""
 
+import os
+import sys
 import types
 
 import pytest
@@ -8,7 +11,9 @@ import tensorflow as tf
 from configs import RunConfig, UserError
 from models import ComputeOptions
 from runner import devices
-from runner.devices import compute_options, is_chief, make_strategy, use_xla
+from runner.devices import (GPU_INSTALL, compute_options, is_chief, make_strategy,
+                            point_xla_at_cuda, set_precision, use_xla)
+from tests import cli
 
 
 def strategy_of(cluster, task_type, task_id):
@@ -44,7 +49,7 @@ def test_devices_pick_xla_and_conv_per_device_unless_the_flags_say(monkeypatch, 
 
 def test_asking_for_more_gpus_than_present_is_refused():
   count = len(tf.config.list_physical_devices('GPU'))  # 0 here, 1 or more on a GPU machine
-  with pytest.raises(UserError, match=f'--num_gpus={count + 2} but this machine shows {count}'):
+  with pytest.raises(UserError, match=f'--num_gpus={count + 2} but TensorFlow sees {count}'):
     make_strategy(num_gpus=count + 2)
 
 
@@ -57,3 +62,56 @@ def test_every_gpu_grows_its_memory_so_training_and_evaluation_share_it(monkeypa
                       lambda gpu, on: grown.append((gpu, on)))
   devices.share_gpus()
   assert grown == [('GPU:0', True), ('GPU:1', True)]
+
+
+def fake_nvidia_driver(folder) -> dict:
+  """Environment variables under which a stub nvidia-smi in `folder` fakes an NVIDIA driver."""
+  stub = folder / 'nvidia-smi'
+  stub.write_text('#!/bin/sh\necho "nvidia-smi: a stub, no GPU"\n')
+  stub.chmod(0o755)
+  return dict(cli.ENV, PATH=f'{folder}{os.pathsep}{os.environ["PATH"]}')
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices('GPU')), reason='TensorFlow sees a GPU')
+def test_a_driver_without_gpu_tensorflow_stops_with_the_install_command(tiny_data, tmp_path):
+  """With --allow_cpu the same machine trains: tests/test_gpu_check.py's quickstart section."""
+  done = cli.run_command(
+      [sys.executable, str(cli.ROOT / 'experiment.py'), f'--data_dir={tiny_data}', cli.TINY,
+       f'--summary_dir={tmp_path}/run', '--max_steps=2'],
+      env=fake_nvidia_driver(tmp_path), check=False)
+  assert done.returncode == 2 and 'Traceback' not in done.stderr
+  errors = [line for line in done.stderr.splitlines() if line.startswith('error:')]
+  assert errors == [f'error: this machine has an NVIDIA driver but TensorFlow sees no GPU (its '
+                    f'CUDA libraries are not installed): run {GPU_INSTALL}, or pass --allow_cpu '
+                    'to run on the CPU anyway']
+  assert not list((tmp_path / 'run' / 'train').glob('model.ckpt-*'))
+
+
+def test_xla_finds_ptxas_and_libdevice_in_the_pip_cuda_wheel(tmp_path):
+  site = tmp_path / 'site-packages'
+  (site / 'nvidia' / 'cuda_nvcc' / 'nvvm' / 'libdevice').mkdir(parents=True)
+  folder = str(site / 'nvidia' / 'cuda_nvcc')
+  environ = {'XLA_FLAGS': '--xla_dump_to=/tmp/x'}
+  assert point_xla_at_cuda(environ, [str(tmp_path / 'elsewhere'), str(site)]) == folder
+  assert environ['XLA_FLAGS'] == f'--xla_dump_to=/tmp/x --xla_gpu_cuda_data_dir={folder}'
+  mine = {'XLA_FLAGS': '--xla_gpu_cuda_data_dir=/opt/cuda'}  # the user's own choice stays
+  assert point_xla_at_cuda(mine, [str(site)]) is None
+  assert mine == {'XLA_FLAGS': '--xla_gpu_cuda_data_dir=/opt/cuda'}
+  nothing = {}
+  assert point_xla_at_cuda(nothing, [str(tmp_path / 'elsewhere')]) is None and nothing == {}
+
+
+@pytest.mark.parametrize('flags, tf32', [
+    ({}, True),  # TensorFlow's own default on Ampere/Hopper: speed
+    ({'deterministic': True, 'seed': 1}, False),
+    ({'tf32': False}, False),
+    ({'deterministic': True, 'seed': 1, 'tf32': True}, True),  # asked for explicitly
+])
+def test_tf32_is_on_by_default_and_off_with_deterministic_or_notf32(flags, tf32):
+  config = RunConfig(**flags)
+  assert config.use_tf32 == tf32
+  try:
+    set_precision('none', seed=config.seed, tf32=config.use_tf32)
+    assert tf.config.experimental.tensor_float_32_execution_enabled() == tf32
+  finally:
+    tf.config.experimental.enable_tensor_float_32_execution(False)  # as conftest leaves it

@@ -88,7 +88,7 @@ SHARED_PROCESS_CASES = [
      'conv_capsule1/weights has shape [9, 9, 256, 16] but the model expects [9, 9, 256, 256]; '
      'try --hparams_override=num_prime_capsules=2'),
     (['--summary_dir={blocker}/run'], 'cannot write to {blocker}/run/train'),
-    (['--num_gpus=64'], '--num_gpus=64 but this machine shows'),
+    (['--num_gpus=64'], '--num_gpus=64 but TensorFlow sees'),
     # Continuous evaluation (no --checkpoint) of a run that never wrote one.
     (['--train=false', '--summary_dir={root}/never_trained', '--eval_timeout_secs=2'],
      'no checkpoint appeared in {root}/never_trained/train within 2s; start training there or '

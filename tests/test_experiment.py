@@ -105,8 +105,9 @@ def test_evaluation_counts_match_the_logits_it_wrote(trained, data_dir, tmp_path
 
 def test_predictions_of_the_original_checkpoint_reproduce_its_logits(tmp_path, oracle):
   out = tmp_path / 'oracle.npz'
-  cli.run('--train=false', f'--checkpoint={ORACLE_DIR}/model.ckpt-0', f'--data_dir={ORACLE_DIR}',
-          '--hparams_override=num_prime_capsules=2,remake=false', f'--predictions_out={out}')
+  cli.run('--train=false', '--notf32', f'--checkpoint={ORACLE_DIR}/model.ckpt-0',
+          f'--data_dir={ORACLE_DIR}', '--hparams_override=num_prime_capsules=2,remake=false',
+          f'--predictions_out={out}')
   np.testing.assert_allclose(np.load(out)['logits'], oracle['expected_logits'], atol=1e-5, rtol=0)
 
 

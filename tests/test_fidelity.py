@@ -27,7 +27,7 @@ def test_training_from_an_original_checkpoint_takes_the_originals_first_adam_ste
   """The oracle's 8 records as the training file, batch 8: one step is TF1 Adam on grad:*."""
   data_dir = cli.tiny_mnist_dir(tmp_path / 'data')
   run_dir = tmp_path / 'run'
-  cli.run(f'--checkpoint={ORACLE_DIR}/model.ckpt-0', f'--data_dir={data_dir}',
+  cli.run('--notf32', f'--checkpoint={ORACLE_DIR}/model.ckpt-0', f'--data_dir={data_dir}',
           f'--summary_dir={run_dir}', f'--hparams_override={ORACLE_OVERRIDES}',
           '--batch_size=8', '--max_steps=1', '--seed=1')
   hparams = make_hparams('mnist', ORACLE_OVERRIDES)
@@ -79,7 +79,7 @@ def test_evaluation_with_other_routing_than_training_warns_and_runs(tmp_path):
 
 def test_original_baseline_checkpoint_evaluates_to_its_recorded_logits(tmp_path, baseline_oracle):
   out = tmp_path / 'baseline.npz'
-  done = cli.run('--model=baseline', '--preset=baseline', '--train=false',
+  done = cli.run('--model=baseline', '--preset=baseline', '--train=false', '--notf32',
                  f'--checkpoint={BASELINE_ORACLE_DIR}/model.ckpt-0',
                  f'--data_dir={BASELINE_ORACLE_DIR}', f'--predictions_out={out}')
   expected = baseline_oracle['expected_logits']

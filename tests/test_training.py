@@ -1,10 +1,15 @@
-"""The training loop: its learning-rate schedule, and that it learns (orbit's trainer test)."""
+"""The training loop: its learning-rate schedule, float16 loss scaling over replicas, steps per
+call, and that it learns (orbit's trainer test)."""
 
+import json
 import re
+import sys
 
 import numpy as np
+import pytest
 
-from configs import HParams
+from configs import HParams, RunConfig
+from runner import training
 from runner.training import MIN_LEARNING_RATE, learning_rate
 from tests import cli
 
@@ -50,3 +55,61 @@ def test_training_learns_to_classify_real_digits(tmp_path):
   assert float(percent) == 100 * int(wrong) / 1000
   assert int(wrong) < 200, f'test accuracy {100 - float(percent)}% after 200 steps'
   assert cli.scalars(tmp_path / 'test')['correct'] == [(200, 1000 - int(wrong))]
+
+
+# Two logical CPUs (set before TensorFlow starts, hence its own process); a float16 optimizer
+# gets gradients 0.5 x the loss scale on both replicas, but +inf on replica 1 alone in step 1.
+_OVERFLOW_ON_REPLICA_1 = """
+import json, numpy as np, tensorflow as tf
+from configs import HParams
+from runner.devices import split_cpu
+from runner.training import make_optimizer
+strategy = tf.distribute.MirroredStrategy(split_cpu(2))
+with strategy.scope():
+  kernel = tf.Variable(tf.ones([3]))
+  optimizer = make_optimizer(HParams(), tf.Variable(0, dtype=tf.int64), 'float16')
+  optimizer.build([kernel])
+
+@tf.function
+def train(overflow):
+  def replica_step():
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    grad = tf.fill([3], optimizer.scale_loss(0.5))
+    optimizer.apply_gradients([(tf.where(overflow & (replica == 1), np.inf, grad), kernel)])
+  strategy.run(replica_step)
+
+states = []
+for overflow in (False, True, False):
+  train(tf.constant(overflow))
+  kernels = strategy.experimental_local_results(kernel)
+  states.append({'scale': float(optimizer.dynamic_scale.numpy()),
+                 'kernels': [v.numpy().tolist() for v in kernels]})
+print(json.dumps(states))
+"""
+
+
+def test_float16_overflow_on_one_replica_skips_the_step_on_every_replica_and_halves_the_scale():
+  done = cli.run_command([sys.executable, '-c', _OVERFLOW_ON_REPLICA_1], timeout=120)
+  first, overflow, after = json.loads(done.stdout.splitlines()[-1])
+  moved = 1 - 0.001  # Adam's first step moves each weight by the learning rate
+  assert first['kernels'] == [[pytest.approx(moved)] * 3] * 2 and first['scale'] == 2.0 ** 15
+  assert overflow['kernels'] == first['kernels']  # finite and unchanged, on both replicas
+  assert overflow['scale'] == 2.0 ** 14
+  assert after['scale'] == 2.0 ** 14 and after['kernels'][0] == after['kernels'][1]
+  assert after['kernels'][0][0] == pytest.approx(moved - 0.001, abs=1e-4)  # it trains on
+
+
+@pytest.mark.parametrize('gpu, steps_per_loop, steps', [
+    (False, None, [1] * 10),  # CPUs: one step per call
+    (True, None, [4, 2, 2, 2]),  # GPUs: up to the next log (every 4) or save (every 6)
+    (True, 3, [3, 1, 2, 2, 2]),  # a given --steps_per_loop, bounded the same way
+])
+def test_steps_per_call_default_to_the_next_log_or_save_on_gpus_only(monkeypatch, gpu,
+                                                                   steps_per_loop, steps):
+  monkeypatch.setattr(training, 'has_gpu', lambda: gpu)
+  config = RunConfig(max_steps=10, log_every=4, save_step=6, steps_per_loop=steps_per_loop)
+  calls, current = [], 0
+  while current < config.max_steps:
+    calls.append(training._steps_to_boundary(current, config))  # pylint: disable=protected-access
+    current += calls[-1]
+  assert calls == steps
