@@ -18,6 +18,7 @@ from runner import checkpoints, evaluation, summaries
 from runner.devices import (compute_options, is_chief, is_multi_worker, make_strategy,
                             set_precision, share_gpus, use_xla)
 from runner.inputs import make_dataset
+from runner.run_lock import RunLock
 from configs.progress import Progress, resident_mb
 
 MIN_LEARNING_RATE = 1e-6
@@ -135,10 +136,19 @@ _PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
 
 
 def train(config: RunConfig) -> dict:
-  """Trains to config.max_steps, resuming the run in summary_dir/train; returns last metrics."""
+  """Trains to config.max_steps, resuming the run in summary_dir/train; returns last metrics.
+
+  The run directory has one writer: the chief holds its lock (runner/run_lock.py) throughout.
+  """
   checkpoints.check_writable(config.train_dir)
   share_gpus()
   strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs)
+  with RunLock(config.train_dir, enabled=is_chief(strategy)) as lock:
+    return _train(config, strategy, lock)
+
+
+def _train(config, strategy, lock):
+  """train(), once the run's lock is held."""
   multi_worker = is_multi_worker(strategy)
   if multi_worker and config.seed is None:
     # Every worker must draw the same data order to take its own share of it.
@@ -193,7 +203,7 @@ def train(config: RunConfig) -> dict:
 
   try:
     return _loop(config, strategy, model, optimizer, step, iterator, manager, writer, preview,
-                 evaluator, test_writer)
+                 evaluator, test_writer, lock)
   except _PEER_ERRORS as e:
     if not multi_worker:
       raise
@@ -205,7 +215,7 @@ def train(config: RunConfig) -> dict:
 
 
 def _loop(config, strategy, model, optimizer, step, iterator, manager, writer, preview,
-          evaluator, test_writer):
+          evaluator, test_writer, lock):
   """Trains from the current step to config.max_steps: logs, saves, evaluates, stops on signals."""
   train_steps = make_train_step(model, optimizer, strategy, step, config)
   current = int(step.numpy())
@@ -240,6 +250,7 @@ def _loop(config, strategy, model, optimizer, step, iterator, manager, writer, p
       spreads.append(float(metrics['logit_spread']))
       _warn_if_collapsed(spreads, current, metrics, config)
     if current % config.save_step == 0 or done or signals:
+      lock.check()
       manager.save(checkpoint_number=current)
       _write_images(writer, current, model, preview, config)
     if evaluator and (current % config.eval_every == 0 or done):

@@ -97,12 +97,20 @@ def tiny_run(tmp_path_factory, tiny_data):
 
 
 @pytest.fixture(scope='session')
-def deterministic_run(tmp_path_factory, tiny_data):
-  """(flags, losses per step) of 6 steps with --seed=7 --deterministic, one step per call: the
-  reference that other loop sizes and device counts must reproduce."""
+def deterministic_trained(tmp_path_factory, tiny_data):
+  """(run directory, flags) of 6 steps with --seed=7 --deterministic, one step per call, one
+  checkpoint at 6: the reference that other loop sizes, device counts and runs must reproduce."""
   from tests import cli  # pylint: disable=g-import-not-at-top
   run_dir = tmp_path_factory.mktemp('deterministic_run')
   args = [f'--data_dir={tiny_data}', cli.TINY, '--batch_size=4', '--seed=7', '--deterministic',
           '--distort=false', '--log_every=1', '--save_step=6']
   cli.run(*args, f'--summary_dir={run_dir}', '--max_steps=6')
+  return run_dir, args
+
+
+@pytest.fixture(scope='session')
+def deterministic_run(deterministic_trained):
+  """(flags, losses per step) of deterministic_trained."""
+  from tests import cli  # pylint: disable=g-import-not-at-top
+  run_dir, args = deterministic_trained
   return args, cli.scalars(run_dir / 'train')['loss/total']
