@@ -32,7 +32,7 @@ def define_flags():
 def make_config() -> RunConfig:
   """The RunConfig the flags describe; raises UserError for bad values or combinations."""
   values = {field.name: FLAGS[field.name].value for field in RunConfig.flag_fields()}
-  hparams = make_hparams(values['preset'], values['hparams_override'])
+  hparams = make_hparams(values['preset'], values['hparams_override'], values['model'])
   config = RunConfig(**values, hparams=hparams).validate_flags()
   import input_data  # pylint: disable=g-import-not-at-top
   import models  # pylint: disable=g-import-not-at-top
