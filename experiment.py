@@ -67,7 +67,6 @@ def main(argv):
     config = make_config()
   except UserError as e:
     _fail(e)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from runner import Preempted, WorkerLost  # pylint: disable=g-import-not-at-top
   try:
     run(config)
@@ -77,9 +76,7 @@ def main(argv):
   except WorkerLost as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(e.exit_code)
-  except (UserError, tf.errors.DataLossError, tf.errors.InvalidArgumentError,
-          tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
-          tf.errors.ResourceExhaustedError) as e:
+  except UserError as e:  # bad data and checkpoints are turned into one where they are read
     _fail(e)
 
 

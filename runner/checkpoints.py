@@ -7,6 +7,7 @@ atomically updates the `checkpoint` state file: a reader never sees a half-writt
 import json
 import os
 import re
+import shutil
 import uuid
 
 import tensorflow as tf
@@ -39,6 +40,46 @@ def make_manager(checkpoint: tf.train.Checkpoint, config: RunConfig, step: tf.Va
   return tf.train.CheckpointManager(checkpoint, directory or config.train_dir,
                                     max_to_keep=max_to_keep or config.keep_checkpoints,
                                     checkpoint_name='model.ckpt', step_counter=step)
+
+
+def _size(path: str) -> int:
+  """Bytes of the checkpoint at `path` (its index and data files)."""
+  return sum(tf.io.gfile.stat(f).length for f in tf.io.gfile.glob(path + '.*'))
+
+
+_WARNED_LOW_SPACE = set()  # directories already warned about, once per process
+
+
+def _warn_if_low_space(manager):
+  """Warns once when the free space left is below twice the size of the last checkpoint."""
+  latest, directory = manager.latest_checkpoint, manager.directory
+  if not latest or directory in _WARNED_LOW_SPACE:
+    return
+  try:
+    free = shutil.disk_usage(directory).free
+  except OSError:  # not a local file system (gs://...)
+    return
+  size = _size(latest)
+  if free < 2 * size:
+    _WARNED_LOW_SPACE.add(directory)
+    logging.warning('only %.1f MB free in %s, less than twice the last checkpoint (%s, %.1f '
+                    'MB): free space before the disk fills up', free / 1e6, directory, latest,
+                    size / 1e6)
+
+
+def save(manager, step: int):
+  """Saves checkpoint `step`; a full disk is one UserError naming the last complete checkpoint."""
+  _warn_if_low_space(manager)
+  try:
+    manager.save(checkpoint_number=step)
+  except (tf.errors.ResourceExhaustedError, OSError) as e:
+    if 'No space left on device' not in str(e):
+      raise
+    latest = manager.latest_checkpoint
+    raise UserError(f'no space left on device while saving checkpoint {step} to '
+                    f'{manager.directory}; the last complete checkpoint is '
+                    f'{step_of(latest) if latest else "none"}; free space and rerun the same '
+                    'command') from None
 
 
 def check_writable(directory: str):

@@ -17,7 +17,7 @@ from models import build_model
 from runner import checkpoints, evaluation, summaries
 from runner.devices import (compute_options, is_chief, is_multi_worker, make_strategy,
                             set_precision, share_gpus, use_xla)
-from runner.inputs import make_dataset
+from runner.inputs import make_dataset, reading_data
 from runner.run_lock import RunLock
 from configs.progress import Progress, resident_mb
 
@@ -161,7 +161,8 @@ def _train(config, strategy, lock):
   if config.train_batch_size % strategy.num_replicas_in_sync:
     raise UserError(f'--batch_size={config.train_batch_size} does not split over '
                     f'{strategy.num_replicas_in_sync} replicas; use a multiple of it')
-  preview = next(iter(dataset))  # a fixed batch for reconstruction images
+  with reading_data(config):
+    preview = next(iter(dataset))  # a fixed batch for reconstruction images
   if multi_worker:  # each worker reads all the data and keeps its part of every global batch
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -235,7 +236,8 @@ def _loop(config, strategy, model, optimizer, step, iterator, manager, writer, p
     signals = _watch_signals([signal.SIGTERM, signal.SIGINT])
   metrics, spreads = {}, []
   while current < config.max_steps:
-    metrics = train_steps(iterator, tf.constant(_steps_to_boundary(current, config)))
+    with reading_data(config):
+      metrics = train_steps(iterator, tf.constant(_steps_to_boundary(current, config)))
     current = int(step.numpy())
     if preemption:
       preemption.save_checkpoint_if_preempted(checkpoint_number=current)
@@ -251,7 +253,7 @@ def _loop(config, strategy, model, optimizer, step, iterator, manager, writer, p
       _warn_if_collapsed(spreads, current, metrics, config)
     if current % config.save_step == 0 or done or signals:
       lock.check()
-      manager.save(checkpoint_number=current)
+      checkpoints.save(manager, current)
       _write_images(writer, current, model, preview, config)
     if evaluator and (current % config.eval_every == 0 or done):
       evaluation.evaluate_model(evaluator, current, test_writer)

@@ -55,6 +55,12 @@ OWN_PROCESS_CASES = [
     (['--data_dir={corrupt}', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
      'corrupt/test_0shifted_mnist.tfrecords'),  # a TensorFlow error (DataLossError), one line
     (['--cpu_replicas=3', '--batch_size=4'], '--batch_size=4 does not split over 3 replicas'),
+    (['--keep_checkpoints=0'], '--keep_checkpoints=0 must be at least 1'),
+    (['--hparams_override=learning_rate=nan'],
+     'hparam learning_rate=nan must be a finite number above 0'),
+    (['--hparams_override=decay_rate=0'], 'hparam decay_rate=0.0 must be a finite number above 0'),
+    (['--hparams_override=decay_rate=-1'], 'hparam decay_rate=-1.0 must be a finite number'),
+    (['--hparams_override=decay_steps=0'], 'hparam decay_steps=0 must be at least 1'),
 ]
 # These fail after TensorFlow started (data, models, checkpoints, devices). A TensorFlow start
 # costs 2-4 s, so they run one after another through experiment.main in one process
@@ -93,7 +99,34 @@ SHARED_PROCESS_CASES = [
     (['--train=false', '--summary_dir={root}/never_trained', '--eval_timeout_secs=2'],
      'no checkpoint appeared in {root}/never_trained/train within 2s; start training there or '
      'pass --checkpoint'),
+    # A TFRecord cut short, read by training: the line is ours, not TensorFlow's wrapping.
+    (['--data_dir={corrupt}', '--summary_dir={root}/corrupt_run'],
+     'error: cannot read the data in --data_dir={corrupt}: {corrupt}/train_2shifted_mnist.tfrecords '
+     'is corrupt or truncated: its records end at byte 3564 of 3620; rebuild or download it again'),
+    # The disk fills while checkpoint 6 is saved (fill_the_disk_at_step_6); RERUN resumes it.
+    (['--summary_dir={root}/full_disk', '--max_steps=8', '--save_step=2'],
+     'error: no space left on device while saving checkpoint 6 to {root}/full_disk/train; the '
+     'last complete checkpoint is 4; free space and rerun the same command'),
 ]
+RERUN = ['--summary_dir={root}/full_disk', '--max_steps=8', '--save_step=2']
+
+
+def fill_the_disk_at_step_6():
+  """The first save of a checkpoint 6 into a `full_disk` run fails as on a full disk (ENOSPC,
+  with TensorFlow's message); later saves succeed, as after freeing space."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  save, failed = tf.train.CheckpointManager.save, []
+
+  def save_or_fail(manager, checkpoint_number=None, **kwargs):
+    if 'full_disk' in manager.directory and checkpoint_number == 6 and not failed:
+      failed.append(checkpoint_number)
+      raise tf.errors.ResourceExhaustedError(None, None, (
+          '{{function_node __wrapped__SaveV2_dtypes_41_device_/job:localhost/replica:0/task:0/'
+          f'device:CPU:0}}}} {manager.directory}/model.ckpt-6_temp/part-00000-of-00001.data-'
+          '00000-of-00001.tempstate1; No space left on device [Op:SaveV2]'))
+    return save(manager, checkpoint_number=checkpoint_number, **kwargs)
+
+  tf.train.CheckpointManager.save = save_or_fail
 
 
 def _args(env, flags):
@@ -119,7 +152,8 @@ def test_bad_input_exits_with_one_clear_line(env, flags, expected):
 
 @pytest.fixture(scope='module')
 def shared_process_results(env):
-  return cli.run_in_one_process([_args(env, flags) for flags, _ in SHARED_PROCESS_CASES])
+  return cli.run_in_one_process([_args(env, flags) for flags, _ in SHARED_PROCESS_CASES]
+                                + [_args(env, RERUN)], setup=f'{__name__}:fill_the_disk_at_step_6')
 
 
 @pytest.mark.parametrize('index', range(len(SHARED_PROCESS_CASES)),
@@ -144,3 +178,35 @@ def test_failed_runs_leave_the_run_directory_as_it_was(env):
   assert sorted(p.name for p in train_dir.glob('model.ckpt-*.index')) == [
       'model.ckpt-2.index', 'model.ckpt-4.index', 'model.ckpt-6.index']
   assert not list(env['root'].glob('**/*.tmp'))
+
+
+def test_the_rerun_after_a_full_disk_resumes_from_the_last_complete_checkpoint(
+    env, shared_process_results):
+  rerun = shared_process_results[len(SHARED_PROCESS_CASES)]
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  assert f'resumed from {env["root"]}/full_disk/train/model.ckpt-4 at step 4' in rerun.stderr
+  assert (env['root'] / 'full_disk' / 'train' / 'model.ckpt-8.index').exists()
+
+
+def inject_a_shape_bug():
+  """A bug TensorFlow finds only when the step runs: the total loss adds logits of another
+  shape (an InvalidArgumentError, as a bad record's is)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from runner import training  # pylint: disable=g-import-not-at-top
+  model_losses = training.model_losses
+
+  def buggy(batch, outputs, *args):
+    losses = model_losses(batch, outputs, *args)
+    cut = tf.numpy_function(lambda logits: logits[:, :3], [outputs['logits']], tf.float32)
+    return {**losses, 'total': losses['total'] + tf.reduce_sum(outputs['logits'] + cut)}
+
+  training.model_losses = buggy
+
+
+def test_an_internal_tensorflow_error_keeps_its_traceback_and_exits_1(env):
+  [done] = cli.run_in_one_process([_args(env, ['--summary_dir={root}/shape_bug'])],
+                                  setup=f'{__name__}:inject_a_shape_bug')
+  assert done.returncode == 1
+  assert 'Traceback (most recent call last)' in done.stderr
+  assert 'InvalidArgumentError' in done.stderr and 'Incompatible shapes' in done.stderr
+  assert not [l for l in done.stderr.splitlines() if l.startswith('error:')]
