@@ -82,7 +82,7 @@ class RunConfig:
       'device, where a second process would compete for it.')
   eval_timeout_secs: int = setting(6 * 3600, 'Continuous evaluation stops after waiting this '
                                    'long for a new checkpoint.')
-  keep_checkpoints: int = setting(1000, 'Keep at most this many checkpoints.')
+  keep_checkpoints: int = setting(1000, 'Keep at most this many checkpoints (at least 1).')
   cpu_replicas: int = setting(0, 'Split the CPU into N logical devices and mirror over them '
                               '(to test multi-device runs without GPUs).')
   distort: Optional[bool] = setting(None, 'Random crops/flips for training (default: the '

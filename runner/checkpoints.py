@@ -168,7 +168,10 @@ def restore_model(model, path: str, config: RunConfig) -> int:
   if not tf.io.gfile.exists(path + '.index'):
     raise UserError(f'checkpoint {path} not found (expected the file {path}.index)')
   if is_tf1_checkpoint(path):
-    return import_tf1_checkpoint(path, model)
+    try:
+      return import_tf1_checkpoint(path, model)
+    except _READ_ERRORS as e:
+      raise _unreadable(path, e) from None
   check_run_config(config, os.path.dirname(path), keys=('model', 'hparams'),
                    free=_SHAPE_FREE_HPARAMS)
   step = tf.Variable(0, dtype=tf.int64)

@@ -23,6 +23,11 @@ def env(tmp_path_factory, tiny_data, tiny_run):
     (corrupt / name).write_bytes(good[:len(good) // 2] + b'\x00garbage' * 7)
   blocker = root / 'a_file'
   blocker.write_text('not a directory')
+  cut = root / 'tf1_cut'  # the original's checkpoint, its data file cut short
+  cut.mkdir()
+  (cut / 'model.ckpt-0.index').write_bytes((ORACLE_DIR / 'model.ckpt-0.index').read_bytes())
+  data = (ORACLE_DIR / 'model.ckpt-0.data-00000-of-00001').read_bytes()
+  (cut / 'model.ckpt-0.data-00000-of-00001').write_bytes(data[:len(data) // 2])
   return {'root': root, 'data': tiny_data, 'corrupt': corrupt, 'blocker': blocker,
           'train_files': sorted(p.name for p in (root / 'run' / 'train').iterdir())}
 
@@ -93,6 +98,10 @@ SHARED_PROCESS_CASES = [
     (['--train=false', f'--checkpoint={ORACLE}', '--hparams_override=remake=false'],
      'conv_capsule1/weights has shape [9, 9, 256, 16] but the model expects [9, 9, 256, 256]; '
      'try --hparams_override=num_prime_capsules=2'),
+    (['--train=false', '--checkpoint={root}/tf1_cut/model.ckpt-0',
+      '--hparams_override=num_prime_capsules=2,remake=false'],
+     'checkpoint {root}/tf1_cut/model.ckpt-0 is unreadable (cut short or corrupt: Read less '
+     'bytes than requested)'),
     (['--summary_dir={blocker}/run'], 'cannot write to {blocker}/run/train'),
     (['--num_gpus=64'], '--num_gpus=64 but this machine shows'),
     # Continuous evaluation (no --checkpoint) of a run that never wrote one.
@@ -103,19 +112,26 @@ SHARED_PROCESS_CASES = [
     (['--data_dir={corrupt}', '--summary_dir={root}/corrupt_run'],
      'error: cannot read the data in --data_dir={corrupt}: {corrupt}/train_2shifted_mnist.tfrecords '
      'is corrupt or truncated: its records end at byte 3564 of 3620; rebuild or download it again'),
-    # The disk fills while checkpoint 6 is saved (fill_the_disk_at_step_6); RERUN resumes it.
+    # The disk fills while checkpoint 6 is saved (simulate_failures); RERUN resumes it.
     (['--summary_dir={root}/full_disk', '--max_steps=8', '--save_step=2'],
      'error: no space left on device while saving checkpoint 6 to {root}/full_disk/train; the '
      'last complete checkpoint is 4; free space and rerun the same command'),
 ]
+# Run after SHARED_PROCESS_CASES in their process, with simulate_failures() installed: the
+# rerun of the full-disk case, and a run with a bug in its train step.
 RERUN = ['--summary_dir={root}/full_disk', '--max_steps=8', '--save_step=2']
+SHAPE_BUG = ['--summary_dir={root}/shape_bug']
 
 
-def fill_the_disk_at_step_6():
-  """The first save of a checkpoint 6 into a `full_disk` run fails as on a full disk (ENOSPC,
-  with TensorFlow's message); later saves succeed, as after freeing space."""
+def simulate_failures():
+  """In the process of the shared cases: the first save of a checkpoint 6 into a `full_disk`
+  run fails as on a full disk (ENOSPC, TensorFlow's message; later saves succeed, as after
+  freeing space), and a `shape_bug` run's loss adds tensors of two shapes, a bug TensorFlow
+  finds only when the step runs (an InvalidArgumentError, as a bad record's)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  save, failed = tf.train.CheckpointManager.save, []
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from runner import training  # pylint: disable=g-import-not-at-top
+  save, model_losses, failed = tf.train.CheckpointManager.save, training.model_losses, []
 
   def save_or_fail(manager, checkpoint_number=None, **kwargs):
     if 'full_disk' in manager.directory and checkpoint_number == 6 and not failed:
@@ -126,7 +142,15 @@ def fill_the_disk_at_step_6():
           '00000-of-00001.tempstate1; No space left on device [Op:SaveV2]'))
     return save(manager, checkpoint_number=checkpoint_number, **kwargs)
 
+  def losses_with_a_bug(batch, outputs, *args):
+    losses = model_losses(batch, outputs, *args)
+    if 'shape_bug' not in flags.FLAGS.summary_dir:
+      return losses
+    cut = tf.numpy_function(lambda logits: logits[:, :3], [outputs['logits']], tf.float32)
+    return {**losses, 'total': losses['total'] + tf.reduce_sum(outputs['logits'] + cut)}
+
   tf.train.CheckpointManager.save = save_or_fail
+  training.model_losses = losses_with_a_bug
 
 
 def _args(env, flags):
@@ -152,8 +176,9 @@ def test_bad_input_exits_with_one_clear_line(env, flags, expected):
 
 @pytest.fixture(scope='module')
 def shared_process_results(env):
-  return cli.run_in_one_process([_args(env, flags) for flags, _ in SHARED_PROCESS_CASES]
-                                + [_args(env, RERUN)], setup=f'{__name__}:fill_the_disk_at_step_6')
+  cases = [flags for flags, _ in SHARED_PROCESS_CASES] + [RERUN, SHAPE_BUG]
+  return cli.run_in_one_process([_args(env, flags) for flags in cases],
+                                setup=f'{__name__}:simulate_failures')
 
 
 @pytest.mark.parametrize('index', range(len(SHARED_PROCESS_CASES)),
@@ -188,24 +213,8 @@ def test_the_rerun_after_a_full_disk_resumes_from_the_last_complete_checkpoint(
   assert (env['root'] / 'full_disk' / 'train' / 'model.ckpt-8.index').exists()
 
 
-def inject_a_shape_bug():
-  """A bug TensorFlow finds only when the step runs: the total loss adds logits of another
-  shape (an InvalidArgumentError, as a bad record's is)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from runner import training  # pylint: disable=g-import-not-at-top
-  model_losses = training.model_losses
-
-  def buggy(batch, outputs, *args):
-    losses = model_losses(batch, outputs, *args)
-    cut = tf.numpy_function(lambda logits: logits[:, :3], [outputs['logits']], tf.float32)
-    return {**losses, 'total': losses['total'] + tf.reduce_sum(outputs['logits'] + cut)}
-
-  training.model_losses = buggy
-
-
-def test_an_internal_tensorflow_error_keeps_its_traceback_and_exits_1(env):
-  [done] = cli.run_in_one_process([_args(env, ['--summary_dir={root}/shape_bug'])],
-                                  setup=f'{__name__}:inject_a_shape_bug')
+def test_an_internal_tensorflow_error_keeps_its_traceback_and_exits_1(shared_process_results):
+  done = shared_process_results[len(SHARED_PROCESS_CASES) + 1]
   assert done.returncode == 1
   assert 'Traceback (most recent call last)' in done.stderr
   assert 'InvalidArgumentError' in done.stderr and 'Incompatible shapes' in done.stderr
