@@ -65,6 +65,7 @@ def _pid_is_gone(holder: dict) -> bool:
 
 
 def describe(holder: dict) -> str:
+  """Who holds a lock, for messages: host, pid, since when, and the heartbeat's age."""
   return (f'host {holder["host"]}, pid {holder["pid"]}, since {holder["started"]} '
           f'(last heartbeat {_age(holder["heartbeat"]):.0f}s ago)')
 
