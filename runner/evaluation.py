@@ -12,7 +12,7 @@ from layers import correct_and_almost
 from models import build_model
 from runner import checkpoints, perturb, summaries
 from runner.devices import compute_options, set_precision, share_gpus, use_xla
-from runner.inputs import make_dataset, reading_data
+from runner.inputs import make_dataset, read_batches
 from configs.progress import Progress
 
 
@@ -43,21 +43,19 @@ class Evaluator:
     progress = Progress(limit or 0)
     parts = {'logits': [], 'labels': [], 'reconstructions': []}
     done = 0
-    with reading_data(self.config):
-      for batch in self.dataset:
-        outputs = self._predict(batch)
-        parts['logits'].append(outputs['logits'].numpy())
-        parts['labels'].append(batch['labels'].numpy())
-        if 'reconstructions' in outputs:
-          parts['reconstructions'].append(
-              np.stack([r.numpy() for r in outputs['reconstructions']], axis=1))
-        done += len(parts['logits'][-1])
-        if limit and done >= limit:
-          break
-        if len(parts['logits']) % 50 == 0:
-          logging.info('evaluated %d%s images, %.0f images/s%s', done,
-                       f'/{limit}' if limit else '', progress.rate(done),
-                       f', ETA {progress.eta(done)}' if limit else '')
+    for batch in read_batches(self.dataset, self.config):
+      outputs = self._predict(batch)
+      parts['logits'].append(outputs['logits'].numpy())
+      parts['labels'].append(batch['labels'].numpy())
+      if 'reconstructions' in outputs:
+        parts['reconstructions'].append(np.stack([r.numpy() for r in outputs['reconstructions']],
+                                                 axis=1))
+      done += len(parts['logits'][-1])
+      if limit and done >= limit:
+        break
+      if len(parts['logits']) % 50 == 0:
+        logging.info('evaluated %d%s images, %.0f images/s%s', done, f'/{limit}' if limit else '',
+                     progress.rate(done), f', ETA {progress.eta(done)}' if limit else '')
     return {k: np.concatenate(v)[:limit or None] for k, v in parts.items() if v}
 
 

@@ -66,3 +66,9 @@ def reading_data(config: RunConfig):
       raise
     raise input_data.DataError(f'cannot read the data in --data_dir={config.data_dir}: '
                                f'{first_line(e)}') from e
+
+
+def read_batches(dataset, config: RunConfig):
+  """The batches of `dataset`, read under reading_data (the loop's body is not)."""
+  with reading_data(config):
+    yield from dataset
