@@ -110,8 +110,9 @@ SHARED_PROCESS_CASES = [
      'pass --checkpoint'),
     # A TFRecord cut short, read by training: the line is ours, not TensorFlow's wrapping.
     (['--data_dir={corrupt}', '--summary_dir={root}/corrupt_run'],
-     'error: cannot read the data in --data_dir={corrupt}: {corrupt}/train_2shifted_mnist.tfrecords '
-     'is corrupt or truncated: its records end at byte 3564 of 3620; rebuild or download it again'),
+     'error: cannot read the data in --data_dir={corrupt}: {corrupt}/train_2shifted_mnist.'
+     'tfrecords is corrupt or truncated: its records end at byte 3564 of 3620; rebuild or '
+     'download it again'),
     # The disk fills while checkpoint 6 is saved (simulate_failures); RERUN resumes it.
     (['--summary_dir={root}/full_disk', '--max_steps=8', '--save_step=2'],
      'error: no space left on device while saving checkpoint 6 to {root}/full_disk/train; the '
