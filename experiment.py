@@ -32,7 +32,7 @@ def define_flags():
 def make_config() -> RunConfig:
   """The RunConfig the flags describe; raises UserError for bad values or combinations."""
   values = {field.name: FLAGS[field.name].value for field in RunConfig.flag_fields()}
-  hparams = make_hparams(values['preset'], values['hparams_override'])
+  hparams = make_hparams(values['preset'], values['hparams_override'], values['model'])
   config = RunConfig(**values, hparams=hparams).validate_flags()
   import input_data  # pylint: disable=g-import-not-at-top
   import models  # pylint: disable=g-import-not-at-top
@@ -69,7 +69,6 @@ def main(argv):
     config = make_config()
   except UserError as e:
     _fail(e)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from runner import Preempted, WorkerLost  # pylint: disable=g-import-not-at-top
   try:
     run(config)
@@ -79,9 +78,7 @@ def main(argv):
   except WorkerLost as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(e.exit_code)
-  except (UserError, tf.errors.DataLossError, tf.errors.InvalidArgumentError,
-          tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
-          tf.errors.ResourceExhaustedError) as e:
+  except UserError as e:  # bad data and checkpoints are turned into one where they are read
     _fail(e)
 
 

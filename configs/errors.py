@@ -1,6 +1,8 @@
 """The one exception type for mistakes a user can fix (paths, flags, overrides, data), and the
 one way to quote another error in a one-line message."""
 
+import re
+
 
 class UserError(Exception):
   """Bad input from the user: `experiment.py` prints the message on one line and exits 2.
@@ -9,8 +11,23 @@ class UserError(Exception):
   """
 
 
+# TensorFlow's wrapping around the message of an error raised by an op, removed when quoted.
+_TF_WRAPPING = (
+    (re.compile(r'\{\{function_node [^}]*\}\}\s*'), ''),
+    (re.compile(r'\s*\[Op:[^\]]*\]( name: \S*)?\s*$'), ''),
+    (re.compile(r'^Error in user-defined function passed to .* with iterator: \S+: '), ''),
+    (re.compile(r'^assertion failed: \[(.*)\]$'), r'\1'),
+)
+
+
 def first_line(error: Exception) -> str:
-  """The first line of an error's message (TensorFlow's `message`, else str()): what a one-line
-  `error:` quotes of it."""
+  """The line of an error's message (TensorFlow's `message`, else str()) that a one-line `error:`
+  quotes: the first, or for an error inside a tf.function the op's own, without TF's wrapping."""
   text = (getattr(error, 'message', None) or str(error)).strip()
-  return text.splitlines()[0] if text else type(error).__name__
+  lines = [line for line in text.splitlines() if line.strip() and not line[0].isspace()]
+  if not lines:
+    return type(error).__name__
+  line = lines[-1] if lines[0] == 'Graph execution error:' else lines[0]
+  for pattern, replacement in _TF_WRAPPING:
+    line = pattern.sub(replacement, line)
+  return line

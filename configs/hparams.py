@@ -1,7 +1,8 @@
 """Model hyperparameters: the original defaults, presets, and the `key=value` override parser."""
 
 import dataclasses
-from typing import Dict
+import math
+from typing import Dict, Optional
 
 from configs.errors import UserError
 
@@ -33,8 +34,9 @@ class HParams:
                 'class_atoms'):
       if getattr(self, key) < 1:
         raise UserError(f'hparam {key}={getattr(self, key)} must be at least 1')
-    if self.learning_rate <= 0:
-      raise UserError(f'hparam learning_rate={self.learning_rate} must be positive')
+    for key in ('learning_rate', 'decay_rate'):
+      if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
+        raise UserError(f'hparam {key}={getattr(self, key)} must be a finite number above 0')
 
   def to_dict(self) -> Dict[str, object]:
     return dataclasses.asdict(self)
@@ -80,14 +82,14 @@ PRESETS: Dict[str, Preset] = {
     'baseline': Preset(
         '', 'The original code\'s baseline (--model=baseline, its conv_model) as its README '
         'trains it: the default hparams, so VALID padding and the margin loss',
-        'python experiment.py --model=baseline --preset=baseline --data_dir=data/mnist '
+        'python experiment.py --model=baseline --data_dir=data/mnist '
         '--max_steps=300000 --summary_dir=runs/baseline',
         '300,000 steps at 52 images/s on 2 CPU cores: a GPU is needed, not yet measured here'),
     'paper_baseline': Preset(
         'loss_type=softmax,padding=SAME', 'The paper\'s baseline CNN (--model=paper_baseline, '
         '35.4M parameters, cross-entropy): 0.39% MNIST test error (paper table 1); SAME '
         'padding gives the paper\'s parameter count',
-        'python experiment.py --model=paper_baseline --preset=paper_baseline '
+        'python experiment.py --model=paper_baseline '
         '--data_dir=data/mnist --max_steps=300000 --summary_dir=runs/paper_baseline',
         'a GPU is needed, not yet measured here'),
     'quickstart': Preset(
@@ -160,8 +162,15 @@ def format_overrides(values: Dict[str, object]) -> str:
   return ','.join(f'{k}={str(v).lower() if isinstance(v, bool) else v}' for k, v in values.items())
 
 
-def make_hparams(preset: str = 'mnist', overrides: str = '') -> HParams:
-  """The preset's hparams with `overrides` applied on top."""
+def default_preset(model: str) -> str:
+  """A model's own preset (named after it: baseline, paper_baseline), else 'mnist'."""
+  return model if model in PRESETS else 'mnist'
+
+
+def make_hparams(preset: Optional[str] = None, overrides: str = '',
+                 model: str = 'capsule') -> HParams:
+  """The preset's hparams (by default the model's own) with `overrides` applied on top."""
+  preset = preset or default_preset(model)
   if preset not in PRESETS:
     raise UserError(f'unknown preset {preset!r}; expected one of: {", ".join(PRESETS)}')
   return parse_overrides(overrides, parse_overrides(PRESETS[preset].overrides))

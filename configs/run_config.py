@@ -11,7 +11,7 @@ import os
 from typing import Optional
 
 from configs.errors import UserError
-from configs.hparams import PRESETS, HParams, override_keys
+from configs.hparams import PRESETS, HParams, default_preset, override_keys
 
 # --mixed_precision value -> Keras dtype policy.
 PRECISIONS = {'none': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
@@ -51,8 +51,10 @@ class RunConfig:
   num_trials: int = setting(1, 'Ensemble size: evaluates --checkpoint.format(i), i < N.')
   eval_size: int = setting(0, 'Evaluate at most this many examples (0: all of them).')
   # Additions.
-  preset: str = setting('mnist', 'Hparams preset (configs/hparams.py): '
-                        + ', '.join(PRESETS) + '.', choices=tuple(PRESETS))
+  preset: Optional[str] = setting(None, 'Hparams preset (configs/hparams.py): '
+                                  + ', '.join(PRESETS) + '; default: the --model\'s own '
+                                  '(baseline, paper_baseline), else mnist.',
+                                  choices=tuple(PRESETS))
   batch_size: int = setting(0, 'Global batch size (0: 128 to train, 100 to evaluate).')
   seed: Optional[int] = setting(None, 'Random seed for weights and data order.')
   deterministic: bool = setting(False, 'Deterministic ops (needs --seed): identical runs; '
@@ -92,7 +94,7 @@ class RunConfig:
       'device, where a second process would compete for it.')
   eval_timeout_secs: int = setting(6 * 3600, 'Continuous evaluation stops after waiting this '
                                    'long for a new checkpoint.')
-  keep_checkpoints: int = setting(1000, 'Keep at most this many checkpoints.')
+  keep_checkpoints: int = setting(1000, 'Keep at most this many checkpoints (at least 1).')
   cpu_replicas: int = setting(0, 'Split the CPU into N logical devices and mirror over them '
                               '(to test multi-device runs without GPUs).')
   distort: Optional[bool] = setting(None, 'Random crops/flips for training (default: the '
@@ -153,8 +155,9 @@ class RunConfig:
     default'."""
     if key in override_keys(self.hparams_override):
       return '--hparams_override'
-    if key in override_keys(PRESETS[self.preset].overrides):
-      return f'--preset={self.preset}'
+    preset = self.preset or default_preset(self.model)
+    if key in override_keys(PRESETS[preset].overrides):
+      return f'--preset={preset}'
     return 'the default'
 
   def validate_flags(self) -> 'RunConfig':
@@ -164,18 +167,17 @@ class RunConfig:
         raise UserError(message)
     for field in self.flag_fields():
       choices, value = field.metadata['choices'], getattr(self, field.name)
-      need(not choices or value in choices,
+      need(not choices or value is None or value in choices,
            f'--{field.name}={value} is not one of: {", ".join(choices or ())}')
     need(not (self.export_dir and (self.train or not self.checkpoint or self.ensemble)),
          '--export_dir needs --train=false and a single --checkpoint')
     need(self.summary_dir or (not self.train and self.checkpoint and not self.perturb),
          '--summary_dir is required (checkpoints and events are written there)')
     for name in ('max_steps', 'save_step', 'log_every', 'steps_per_loop', 'num_trials',
-                 'worker_timeout_secs'):
+                 'worker_timeout_secs', 'keep_checkpoints'):
       value = getattr(self, name)
       need(value is None or value >= 1, f'--{name}={value} must be at least 1')
-    for name in ('num_gpus', 'eval_size', 'batch_size', 'cpu_replicas', 'keep_checkpoints',
-                 'eval_every'):
+    for name in ('num_gpus', 'eval_size', 'batch_size', 'cpu_replicas', 'eval_every'):
       need(getattr(self, name) >= 0, f'--{name}={getattr(self, name)} must not be negative')
     need(self.num_targets in (1, 2), f'--num_targets={self.num_targets} must be 1 or 2')
     need(self.channels in (0, 1, 3), f'--channels={self.channels} must be 0, 1 or 3')

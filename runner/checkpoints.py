@@ -43,6 +43,46 @@ def make_manager(checkpoint: tf.train.Checkpoint, config: RunConfig, step: tf.Va
                                     checkpoint_name='model.ckpt', step_counter=step)
 
 
+def _size(path: str) -> int:
+  """Bytes of the checkpoint at `path` (its index and data files)."""
+  return sum(tf.io.gfile.stat(f).length for f in tf.io.gfile.glob(path + '.*'))
+
+
+_WARNED_LOW_SPACE = set()  # directories already warned about, once per process
+
+
+def _warn_if_low_space(manager):
+  """Warns once when the free space left is below twice the size of the last checkpoint."""
+  latest, directory = manager.latest_checkpoint, manager.directory
+  if not latest or directory in _WARNED_LOW_SPACE:
+    return
+  try:
+    free = shutil.disk_usage(directory).free
+  except OSError:  # not a local file system (gs://...)
+    return
+  size = _size(latest)
+  if free < 2 * size:
+    _WARNED_LOW_SPACE.add(directory)
+    logging.warning('only %.1f MB free in %s, less than twice the last checkpoint (%s, %.1f '
+                    'MB): free space before the disk fills up', free / 1e6, directory, latest,
+                    size / 1e6)
+
+
+def save(manager, step: int):
+  """Saves checkpoint `step`; a full disk is one UserError naming the last complete checkpoint."""
+  _warn_if_low_space(manager)
+  try:
+    manager.save(checkpoint_number=step)
+  except (tf.errors.ResourceExhaustedError, OSError) as e:
+    if 'No space left on device' not in str(e):
+      raise
+    latest = manager.latest_checkpoint
+    raise UserError(f'no space left on device while saving checkpoint {step} to '
+                    f'{manager.directory}; the last complete checkpoint is '
+                    f'{step_of(latest) if latest else "none"}; free space and rerun the same '
+                    'command') from None
+
+
 def check_writable(directory: str):
   """Creates `directory` and proves a file can be written there, or raises UserError."""
   # A name of its own: the workers of a multi-machine run probe the same directory at once.
@@ -146,7 +186,10 @@ def restore_model(model, path: str, config: RunConfig) -> int:
   if not tf.io.gfile.exists(path + '.index'):
     raise UserError(f'checkpoint {path} not found (expected the file {path}.index)')
   if is_tf1_checkpoint(path):
-    return import_tf1_checkpoint(path, model)
+    try:
+      return import_tf1_checkpoint(path, model)
+    except _READ_ERRORS as e:
+      raise _unreadable(path, e) from None
   check_run_config(config, os.path.dirname(path), keys=('model', 'hparams'),
                    free=_SHAPE_FREE_HPARAMS)
   step = tf.Variable(0, dtype=tf.int64)

@@ -12,7 +12,7 @@ from layers import correct_and_almost
 from models import build_model
 from runner import best, checkpoints, perturb, summaries
 from runner.devices import compute_options, prepare_devices, set_precision, use_xla
-from runner.inputs import make_dataset
+from runner.inputs import make_dataset, read_batches
 from configs.progress import Progress
 
 
@@ -43,7 +43,7 @@ class Evaluator:
     progress = Progress(limit or 0)
     parts = {'logits': [], 'labels': [], 'reconstructions': []}
     done = 0
-    for batch in self.dataset:
+    for batch in read_batches(self.dataset, self.config):
       outputs = self._predict(batch)
       parts['logits'].append(outputs['logits'].numpy())
       parts['labels'].append(batch['labels'].numpy())

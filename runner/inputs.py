@@ -1,8 +1,13 @@
-"""Builds a run's input pipeline from its config (--data_dir=builtin: the packaged digits)."""
+"""Builds a run's input pipeline from its config (--data_dir=builtin: the packaged digits), and
+tells the errors of reading its files from the others."""
 
+import contextlib
+
+import tensorflow as tf
 from absl import logging
 
 import input_data
+from configs.errors import first_line
 from configs.run_config import BUILTIN_DATA, RunConfig
 
 # How to prepare each dataset's files, for the error when --data_dir is missing.
@@ -42,3 +47,28 @@ def make_dataset(config: RunConfig, split: str, batch_size: int, repeat=None):
       config.dataset, data_dir=data_dir, split=split, batch_size=batch_size,
       num_targets=config.num_targets, validate=config.validate, distort=config.distort,
       seed=config.seed, repeat=repeat, generate=generate, **image_options)
+
+
+# What reading bad files raises: a corrupt or truncated record (the pipeline's own checks are
+# assertions), an image that does not decode, a file gone or unreadable.
+_READ_ERRORS = (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+                tf.errors.PermissionDeniedError)
+
+
+@contextlib.contextmanager
+def reading_data(config: RunConfig):
+  """Turns an error of the input pipeline (its ops run under the iterator's IteratorGetNext, in
+  a tf.function too) into one DataError; any other error is a bug and propagates."""
+  try:
+    yield
+  except _READ_ERRORS as e:
+    if 'IteratorGetNext' not in str(e):
+      raise
+    raise input_data.DataError(f'cannot read the data in --data_dir={config.data_dir}: '
+                               f'{first_line(e)}') from e
+
+
+def read_batches(dataset, config: RunConfig):
+  """The batches of `dataset`, read under reading_data (the loop's body is not)."""
+  with reading_data(config):
+    yield from dataset

@@ -17,7 +17,8 @@ from models import build_model
 from runner import best, checkpoints, evaluation, summaries
 from runner.devices import (compute_options, has_gpu, is_chief, is_multi_worker, make_strategy,
                             prepare_devices, set_precision, use_xla)
-from runner.inputs import make_dataset
+from runner.inputs import make_dataset, reading_data
+from runner.run_lock import RunLock
 from configs.progress import Progress, resident_mb
 
 MIN_LEARNING_RATE = 1e-6
@@ -162,10 +163,19 @@ _PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
 
 
 def train(config: RunConfig) -> dict:
-  """Trains to config.max_steps, resuming the run in summary_dir/train; returns last metrics."""
+  """Trains to config.max_steps, resuming the run in summary_dir/train; returns last metrics.
+
+  The run directory has one writer: the chief holds its lock (runner/run_lock.py) throughout.
+  """
   checkpoints.check_writable(config.train_dir)
   prepare_devices(config.allow_cpu)
   strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs)
+  with RunLock(config.train_dir, enabled=is_chief(strategy)) as lock:
+    return _train(config, strategy, lock)
+
+
+def _train(config, strategy, lock):
+  """train(), once the run's lock is held."""
   multi_worker = is_multi_worker(strategy)
   if multi_worker and config.seed is None:
     # Every worker must draw the same data order to take its own share of it.
@@ -178,7 +188,8 @@ def train(config: RunConfig) -> dict:
   if config.train_batch_size % strategy.num_replicas_in_sync:
     raise UserError(f'--batch_size={config.train_batch_size} does not split over '
                     f'{strategy.num_replicas_in_sync} replicas; use a multiple of it')
-  preview = next(iter(dataset))  # a fixed batch for reconstruction images
+  with reading_data(config):
+    preview = next(iter(dataset))  # a fixed batch for reconstruction images
   if multi_worker:  # each worker reads all the data and keeps its part of every global batch
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -220,7 +231,7 @@ def train(config: RunConfig) -> dict:
 
   try:
     return _loop(config, strategy, model, optimizer, step, iterator, manager, writer, preview,
-                 evaluator, test_writer)
+                 evaluator, test_writer, lock)
   except _PEER_ERRORS as e:
     if not multi_worker:
       raise
@@ -232,7 +243,7 @@ def train(config: RunConfig) -> dict:
 
 
 def _loop(config, strategy, model, optimizer, step, iterator, manager, writer, preview,
-          evaluator, test_writer):
+          evaluator, test_writer, lock):
   """Trains from the current step to config.max_steps: logs, saves, evaluates, stops on signals."""
   train_steps = make_train_step(model, optimizer, strategy, step, config)
   current = int(step.numpy())
@@ -252,7 +263,8 @@ def _loop(config, strategy, model, optimizer, step, iterator, manager, writer, p
     signals = _watch_signals([signal.SIGTERM, signal.SIGINT])
   metrics, spreads = {}, []
   while current < config.max_steps:
-    metrics = train_steps(iterator, tf.constant(_steps_to_boundary(current, config)))
+    with reading_data(config):
+      metrics = train_steps(iterator, tf.constant(_steps_to_boundary(current, config)))
     current = int(step.numpy())
     if preemption:
       preemption.save_checkpoint_if_preempted(checkpoint_number=current)
@@ -267,7 +279,8 @@ def _loop(config, strategy, model, optimizer, step, iterator, manager, writer, p
       spreads.append(float(metrics['logit_spread']))
       _warn_if_collapsed(spreads, current, metrics, config)
     if current % config.save_step == 0 or done or signals:
-      manager.save(checkpoint_number=current)
+      lock.check()
+      checkpoints.save(manager, current)
       _write_images(writer, current, model, preview, config)
     if evaluator and (current % config.eval_every == 0 or done):
       result = evaluation.evaluate_model(evaluator, current, test_writer)

@@ -4,6 +4,7 @@ Every launcher here is bounded: a hung child fails its test instead of hanging C
 """
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -180,15 +181,17 @@ def serve_elsewhere(exports, tmp_path) -> list:
   return served
 
 
-def run_in_one_process(cases, timeout=300, env=None):
+def run_in_one_process(cases, timeout=300, env=None, setup=''):
   """Runs experiment.py's main() on each argument list in `cases`, one after another in ONE
   fresh process (TensorFlow starts once, not once per case), exactly as `python experiment.py
   ARGS` runs it but for the process exit. Returns a CompletedProcess per case. `env`: extra
   environment variables.
+
+  `setup`, 'module:function', is called first in that process (to simulate a failure there).
   """
   cases = [list(map(str, c)) for c in cases]
   done = run_command([sys.executable, '-m', 'tests.cli'], timeout=timeout, check=False,
-                     env=dict(ENV, **(env or {}), CLI_CASES=json.dumps(cases)))
+                     env=dict(ENV, **(env or {}), CLI_CASES=json.dumps(cases), CLI_SETUP=setup))
   if done.returncode:
     raise AssertionError(f'the cases\' process failed:\n{done.stderr[-3000:]}')
   return [subprocess.CompletedProcess(args, **result)
@@ -197,14 +200,19 @@ def run_in_one_process(cases, timeout=300, env=None):
 
 def _run_cases():
   """The other end of run_in_one_process: main() per case, with fresh flags and captured output."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import flags, logging as absl_logging  # pylint: disable=g-import-not-at-top
   import experiment  # pylint: disable=g-import-not-at-top
+  if os.environ.get('CLI_SETUP'):
+    module, function = os.environ['CLI_SETUP'].split(':')
+    getattr(importlib.import_module(module), function)()
   experiment.define_flags()
+  absl_logging.use_absl_handler()  # as app.run does
   results = []
   for args in json.loads(os.environ['CLI_CASES']):
     flags.FLAGS.unparse_flags()
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+      absl_logging.get_absl_handler().python_handler.stream = err  # its log lines too
       try:
         experiment.main(experiment.parse_flags(['experiment.py', *args]))
         code = 0

@@ -32,18 +32,12 @@ def standardize(image):
   return (image - image.mean()) / max(image.std(), 1 / np.sqrt(image.size))
 
 
-BASELINE_ORACLE_DIR = (pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'oracle'
-                       / 'f_baseline')
+BASELINE_ORACLE_DIR = pathlib.Path(__file__).parent / 'testdata' / 'f_baseline'
 
 
 @pytest.fixture(scope='session')
 def baseline_oracle():
-  """The original baseline's recorded inputs and outputs (../shared/oracle/f_baseline, 110 MB,
-  too large to ship in tests/testdata): required in CI, skipped elsewhere when absent."""
-  if not (BASELINE_ORACLE_DIR / 'io.npz').exists():
-    if os.environ.get('CI'):
-      pytest.fail(f'{BASELINE_ORACLE_DIR} is missing; CI needs shared/ beside the clone')
-    pytest.skip(f'{BASELINE_ORACLE_DIR} not present (it lives in the shared/ folder)')
+  """The original baseline's recorded inputs and outputs (see tests/testdata/f_baseline)."""
   return dict(np.load(BASELINE_ORACLE_DIR / 'io.npz'))
 
 
@@ -110,12 +104,20 @@ def tiny_run(tmp_path_factory, tiny_data):
 
 
 @pytest.fixture(scope='session')
-def deterministic_run(tmp_path_factory, tiny_data):
-  """(flags, losses per step) of 6 steps with --seed=7 --deterministic, one step per call: the
-  reference that other loop sizes and device counts must reproduce."""
+def deterministic_trained(tmp_path_factory, tiny_data):
+  """(run directory, flags) of 6 steps with --seed=7 --deterministic, one step per call, one
+  checkpoint at 6: the reference that other loop sizes, device counts and runs must reproduce."""
   from tests import cli  # pylint: disable=g-import-not-at-top
   run_dir = tmp_path_factory.mktemp('deterministic_run')
   args = [f'--data_dir={tiny_data}', cli.TINY, '--batch_size=4', '--seed=7', '--deterministic',
           '--distort=false', '--log_every=1', '--save_step=6']
   cli.run(*args, f'--summary_dir={run_dir}', '--max_steps=6')
+  return run_dir, args
+
+
+@pytest.fixture(scope='session')
+def deterministic_run(deterministic_trained):
+  """(flags, losses per step) of deterministic_trained."""
+  from tests import cli  # pylint: disable=g-import-not-at-top
+  run_dir, args = deterministic_trained
   return args, cli.scalars(run_dir / 'train')['loss/total']

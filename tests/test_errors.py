@@ -23,6 +23,11 @@ def env(tmp_path_factory, tiny_data, tiny_run):
     (corrupt / name).write_bytes(good[:len(good) // 2] + b'\x00garbage' * 7)
   blocker = root / 'a_file'
   blocker.write_text('not a directory')
+  cut = root / 'tf1_cut'  # the original's checkpoint, its data file cut short
+  cut.mkdir()
+  (cut / 'model.ckpt-0.index').write_bytes((ORACLE_DIR / 'model.ckpt-0.index').read_bytes())
+  data = (ORACLE_DIR / 'model.ckpt-0.data-00000-of-00001').read_bytes()
+  (cut / 'model.ckpt-0.data-00000-of-00001').write_bytes(data[:len(data) // 2])
   return {'root': root, 'data': tiny_data, 'corrupt': corrupt, 'blocker': blocker,
           'train_files': sorted(p.name for p in (root / 'run' / 'train').iterdir())}
 
@@ -55,6 +60,12 @@ OWN_PROCESS_CASES = [
     (['--data_dir={corrupt}', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
      'corrupt/test_0shifted_mnist.tfrecords'),  # a TensorFlow error (DataLossError), one line
     (['--cpu_replicas=3', '--batch_size=4'], '--batch_size=4 does not split over 3 replicas'),
+    (['--keep_checkpoints=0'], '--keep_checkpoints=0 must be at least 1'),
+    (['--hparams_override=learning_rate=nan'],
+     'hparam learning_rate=nan must be a finite number above 0'),
+    (['--hparams_override=decay_rate=0'], 'hparam decay_rate=0.0 must be a finite number above 0'),
+    (['--hparams_override=decay_rate=-1'], 'hparam decay_rate=-1.0 must be a finite number'),
+    (['--hparams_override=decay_steps=0'], 'hparam decay_steps=0 must be at least 1'),
 ]
 # These fail after TensorFlow started (data, models, checkpoints, devices). A TensorFlow start
 # costs 2-4 s, so they run one after another through experiment.main in one process
@@ -87,13 +98,60 @@ SHARED_PROCESS_CASES = [
     (['--train=false', f'--checkpoint={ORACLE}', '--hparams_override=remake=false'],
      'conv_capsule1/weights has shape [9, 9, 256, 16] but the model expects [9, 9, 256, 256]; '
      'try --hparams_override=num_prime_capsules=2'),
+    (['--train=false', '--checkpoint={root}/tf1_cut/model.ckpt-0',
+      '--hparams_override=num_prime_capsules=2,remake=false'],
+     'checkpoint {root}/tf1_cut/model.ckpt-0 is unreadable (cut short or corrupt: Read less '
+     'bytes than requested)'),
     (['--summary_dir={blocker}/run'], 'cannot write to {blocker}/run/train'),
     (['--num_gpus=64'], '--num_gpus=64 but TensorFlow sees'),
     # Continuous evaluation (no --checkpoint) of a run that never wrote one.
     (['--train=false', '--summary_dir={root}/never_trained', '--eval_timeout_secs=2'],
      'no checkpoint appeared in {root}/never_trained/train within 2s; start training there or '
      'pass --checkpoint'),
+    # A TFRecord cut short, read by training: the line is ours, not TensorFlow's wrapping.
+    (['--data_dir={corrupt}', '--summary_dir={root}/corrupt_run'],
+     'error: cannot read the data in --data_dir={corrupt}: {corrupt}/train_2shifted_mnist.'
+     'tfrecords is corrupt or truncated: its records end at byte 3564 of 3620; rebuild or '
+     'download it again'),
+    # The disk fills while checkpoint 6 is saved (simulate_failures); RERUN resumes it.
+    (['--summary_dir={root}/full_disk', '--max_steps=8', '--save_step=2'],
+     'error: no space left on device while saving checkpoint 6 to {root}/full_disk/train; the '
+     'last complete checkpoint is 4; free space and rerun the same command'),
 ]
+# Run after SHARED_PROCESS_CASES in their process, with simulate_failures() installed: the
+# rerun of the full-disk case, and a run with a bug in its train step.
+RERUN = ['--summary_dir={root}/full_disk', '--max_steps=8', '--save_step=2']
+SHAPE_BUG = ['--summary_dir={root}/shape_bug']
+
+
+def simulate_failures():
+  """In the process of the shared cases: the first save of a checkpoint 6 into a `full_disk`
+  run fails as on a full disk (ENOSPC, TensorFlow's message; later saves succeed, as after
+  freeing space), and a `shape_bug` run's loss adds tensors of two shapes, a bug TensorFlow
+  finds only when the step runs (an InvalidArgumentError, as a bad record's)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from runner import training  # pylint: disable=g-import-not-at-top
+  save, model_losses, failed = tf.train.CheckpointManager.save, training.model_losses, []
+
+  def save_or_fail(manager, checkpoint_number=None, **kwargs):
+    if 'full_disk' in manager.directory and checkpoint_number == 6 and not failed:
+      failed.append(checkpoint_number)
+      raise tf.errors.ResourceExhaustedError(None, None, (
+          '{{function_node __wrapped__SaveV2_dtypes_41_device_/job:localhost/replica:0/task:0/'
+          f'device:CPU:0}}}} {manager.directory}/model.ckpt-6_temp/part-00000-of-00001.data-'
+          '00000-of-00001.tempstate1; No space left on device [Op:SaveV2]'))
+    return save(manager, checkpoint_number=checkpoint_number, **kwargs)
+
+  def losses_with_a_bug(batch, outputs, *args):
+    losses = model_losses(batch, outputs, *args)
+    if 'shape_bug' not in flags.FLAGS.summary_dir:
+      return losses
+    cut = tf.numpy_function(lambda logits: logits[:, :3], [outputs['logits']], tf.float32)
+    return {**losses, 'total': losses['total'] + tf.reduce_sum(outputs['logits'] + cut)}
+
+  tf.train.CheckpointManager.save = save_or_fail
+  training.model_losses = losses_with_a_bug
 
 
 def _args(env, flags):
@@ -119,7 +177,9 @@ def test_bad_input_exits_with_one_clear_line(env, flags, expected):
 
 @pytest.fixture(scope='module')
 def shared_process_results(env):
-  return cli.run_in_one_process([_args(env, flags) for flags, _ in SHARED_PROCESS_CASES])
+  cases = [flags for flags, _ in SHARED_PROCESS_CASES] + [RERUN, SHAPE_BUG]
+  return cli.run_in_one_process([_args(env, flags) for flags in cases],
+                                setup=f'{__name__}:simulate_failures')
 
 
 @pytest.mark.parametrize('index', range(len(SHARED_PROCESS_CASES)),
@@ -144,3 +204,19 @@ def test_failed_runs_leave_the_run_directory_as_it_was(env):
   assert sorted(p.name for p in train_dir.glob('model.ckpt-*.index')) == [
       'model.ckpt-2.index', 'model.ckpt-4.index', 'model.ckpt-6.index']
   assert not list(env['root'].glob('**/*.tmp'))
+
+
+def test_the_rerun_after_a_full_disk_resumes_from_the_last_complete_checkpoint(
+    env, shared_process_results):
+  rerun = shared_process_results[len(SHARED_PROCESS_CASES)]
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  assert f'resumed from {env["root"]}/full_disk/train/model.ckpt-4 at step 4' in rerun.stderr
+  assert (env['root'] / 'full_disk' / 'train' / 'model.ckpt-8.index').exists()
+
+
+def test_an_internal_tensorflow_error_keeps_its_traceback_and_exits_1(shared_process_results):
+  done = shared_process_results[len(SHARED_PROCESS_CASES) + 1]
+  assert done.returncode == 1
+  assert 'Traceback (most recent call last)' in done.stderr
+  assert 'InvalidArgumentError' in done.stderr and 'Incompatible shapes' in done.stderr
+  assert not [l for l in done.stderr.splitlines() if l.startswith('error:')]

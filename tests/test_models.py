@@ -45,6 +45,18 @@ def test_paper_baseline_has_35_4m_parameters():
   assert num_params(model) == 35_445_522
 
 
+def test_a_models_own_preset_is_its_default_and_an_explicit_choice_wins():
+  """--model=paper_baseline alone is the paper's network, as experiment.py makes its hparams."""
+  paper = build_model('paper_baseline', make_hparams(None, '', 'paper_baseline'), MNIST)
+  assert num_params(paper) == 35_445_522 and paper.hparams.padding == 'SAME'
+  valid = build_model('paper_baseline', make_hparams(None, 'padding=VALID', 'paper_baseline'),
+                      MNIST)
+  assert num_params(valid) == 13_277_970
+  assert make_hparams('mnist', '', 'paper_baseline') == HParams()
+  assert make_hparams(None, '', 'baseline') == make_hparams('baseline')
+  assert make_hparams(None, '', 'capsule') == HParams()
+
+
 def test_paper_baseline_drops_out_in_training_only():
   model = build_model('paper_baseline', make_hparams('paper_baseline'), MNIST)
   batch = zeros_batch(MNIST, batch_size=2)

@@ -4,6 +4,7 @@ and are evaluated beside training checkpoint by checkpoint."""
 import re
 import signal
 import time
+import types
 
 import numpy as np
 import pytest
@@ -108,3 +109,19 @@ def test_continuous_evaluation_beside_training_evaluates_every_checkpoint_once(t
   assert code == 0, stderr[-2000:]
   assert [s for s, _ in cli.scalars(tmp_path / 'test')['wrong']] == [2, 4]
   assert stdout.count('Total wrong predictions: ') == 2
+
+
+def test_low_free_space_before_a_save_is_warned_once_with_the_numbers(tmp_path, monkeypatch,
+                                                                      caplog):
+  from runner import checkpoints  # pylint: disable=g-import-not-at-top
+  checkpoint = tf.train.Checkpoint(weights=tf.Variable(tf.zeros([300_000])))
+  manager = tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=5)
+  checkpoints.save(manager, 1)  # 1.2 MB
+  size = sum(p.stat().st_size for p in tmp_path.glob('ckpt-1.*'))
+  monkeypatch.setattr(checkpoints.shutil, 'disk_usage', lambda _: types.SimpleNamespace(
+      free=int(1.5 * size)))  # room for one more
+  for step in (2, 3):
+    checkpoints.save(manager, step)
+  warnings = [r.getMessage() for r in caplog.records if 'free in' in r.getMessage()]
+  assert warnings == [f'only 1.8 MB free in {tmp_path}, less than twice the last checkpoint '
+                      f'({tmp_path}/ckpt-1, 1.2 MB): free space before the disk fills up']
