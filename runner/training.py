@@ -138,7 +138,8 @@ def train(config: RunConfig) -> dict:
   """Trains to config.max_steps, resuming the run in summary_dir/train; returns last metrics."""
   checkpoints.check_writable(config.train_dir)
   share_gpus()
-  strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs)
+  strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs,
+                           config.cluster, config.slurm_port_base)
   multi_worker = is_multi_worker(strategy)
   if multi_worker and config.seed is None:
     # Every worker must draw the same data order to take its own share of it.
