@@ -20,13 +20,13 @@ FLAGS = flags.FLAGS
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, bool: flags.DEFINE_boolean}
 
 
-def define_flags():
+def define_flags(flag_values=FLAGS):
   """One absl flag per RunConfig setting: same name, default and help."""
   for field in RunConfig.flag_fields():
     kind = field.type
     if typing.get_origin(kind) is typing.Union:  # Optional[X]: no value means "decide for me"
       kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-    _DEFINE[kind](field.name, field.default, field.metadata['help'])
+    _DEFINE[kind](field.name, field.default, field.metadata['help'], flag_values=flag_values)
 
 
 def make_config() -> RunConfig:

@@ -16,6 +16,7 @@ from configs.hparams import PRESETS, HParams, default_preset, override_keys
 # --mixed_precision value -> Keras dtype policy.
 PRECISIONS = {'none': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
 CONV_IMPLS = ('auto', 'matmul', 'conv')
+CLUSTERS = ('auto', 'tf_config', 'slurm', 'none')
 BUILTIN_DATA = 'builtin'  # --data_dir value naming the packaged 5,000 real MNIST digits
 
 
@@ -113,8 +114,15 @@ class RunConfig:
                          'contrast, standardize); off by default.')
   download: bool = setting(False, 'tfds: download and prepare the dataset into --data_dir if it '
                            'is not there (off: never touch the network).')
+  cluster: str = setting(
+      'auto', 'Several machines: tf_config (TF_CONFIG), slurm (the srun job step\'s tasks), none, '
+      'or auto (TF_CONFIG when set, else a SLURM step of several tasks, else none).',
+      choices=CLUSTERS)
+  slurm_port_base: Optional[int] = setting(
+      None, 'SLURM: the first port of the tasks on each node (default: from SLURM_JOB_ID, so '
+      'jobs sharing a node differ).')
   worker_timeout_secs: int = setting(
-      600, 'Several machines (TF_CONFIG): a worker waiting this long for another one in a '
+      600, 'Several machines (TF_CONFIG or SLURM): a worker waiting this long for another one in a '
       'collective stops with exit status 75, so a dead worker never hangs the others.')
   debug: bool = setting(False, 'Show full tracebacks instead of one-line errors.')
   # Resolved from --preset and --hparams_override; not a flag.
@@ -179,6 +187,8 @@ class RunConfig:
       need(value is None or value >= 1, f'--{name}={value} must be at least 1')
     for name in ('num_gpus', 'eval_size', 'batch_size', 'cpu_replicas', 'eval_every'):
       need(getattr(self, name) >= 0, f'--{name}={getattr(self, name)} must not be negative')
+    need(self.slurm_port_base is None or 1024 <= self.slurm_port_base <= 65000,
+         f'--slurm_port_base={self.slurm_port_base} must be a port from 1024 to 65000')
     need(self.num_targets in (1, 2), f'--num_targets={self.num_targets} must be 1 or 2')
     need(self.channels in (0, 1, 3), f'--channels={self.channels} must be 0, 1 or 3')
     need(not (self.deterministic and self.seed is None), '--deterministic needs --seed=N')

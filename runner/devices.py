@@ -61,17 +61,19 @@ def share_gpus():
       pass
 
 
-def make_strategy(num_gpus: int = 1, cpu_replicas: int = 0,
-                  worker_timeout_secs: int = 600) -> tf.distribute.Strategy:
-  """MultiWorkerMirrored with TF_CONFIG, Mirrored over several GPUs (or logical CPUs), else default.
+def make_strategy(num_gpus: int = 1, cpu_replicas: int = 0, worker_timeout_secs: int = 600,
+                  resolver=None) -> tf.distribute.Strategy:
+  """MultiWorkerMirrored in a cluster (`resolver`, TF_CONFIG's or SLURM's: runner/cluster.py),
+  Mirrored over several GPUs (or logical CPUs), else default.
 
   The global batch is split over the replicas, like the original's GPU towers. Between
   machines, a collective that waits `worker_timeout_secs` for a worker fails, so a dead worker
   never leaves the others waiting forever.
   """
-  if os.environ.get('TF_CONFIG'):
+  if resolver:
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=worker_timeout_secs)
-    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver,
+                                                     communication_options=options)
   if cpu_replicas > 1:
     return tf.distribute.MirroredStrategy(split_cpu(cpu_replicas))
   gpus = tf.config.list_physical_devices('GPU')

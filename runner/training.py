@@ -14,7 +14,7 @@ from configs.errors import UserError
 from configs.run_config import RunConfig
 from layers import correct_and_almost, model_losses
 from models import build_model
-from runner import best, checkpoints, evaluation, summaries
+from runner import best, checkpoints, cluster, evaluation, summaries
 from runner.devices import (compute_options, has_gpu, is_chief, is_multi_worker, make_strategy,
                             prepare_devices, set_precision, use_xla)
 from runner.inputs import make_dataset, reading_data
@@ -168,8 +168,10 @@ def train(config: RunConfig) -> dict:
   The run directory has one writer: the chief holds its lock (runner/run_lock.py) throughout.
   """
   checkpoints.check_writable(config.train_dir)
+  resolver = cluster.resolver(config.cluster, config.slurm_port_base)  # before any GPU starts
   prepare_devices(config.allow_cpu)
-  strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs)
+  strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs,
+                           resolver)
   with RunLock(config.train_dir, enabled=is_chief(strategy)) as lock:
     return _train(config, strategy, lock)
 

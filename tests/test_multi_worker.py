@@ -1,5 +1,7 @@
-"""Several machines for real: worker processes on 127.0.0.1, each with its own TF_CONFIG."""
+"""Several machines for real: worker processes on 127.0.0.1, each with its own TF_CONFIG or the
+environment srun gives each task of a SLURM job step."""
 
+import contextlib
 import json
 import signal
 import socket
@@ -18,8 +20,29 @@ def free_port():
     return s.getsockname()[1]
 
 
-def start_workers(launch, args, scratch, count=2):
-  """`python experiment.py ARGS` once per worker of a cluster on free local ports."""
+def free_port_range(count):
+  """The first of `count` consecutive free local ports (SLURM's tasks on a node use base + i)."""
+  while True:
+    base = free_port()
+    try:
+      with contextlib.ExitStack() as stack:
+        for port in range(base, base + count):
+          stack.enter_context(socket.socket()).bind(('127.0.0.1', port))
+      return base
+    except OSError:
+      continue
+
+
+def start_workers(launch, args, scratch, count=2, cluster='tf_config'):
+  """`python experiment.py ARGS` once per worker of a cluster on free local ports: with its own
+  TF_CONFIG, or as srun starts the tasks of a SLURM job step on one node."""
+  if cluster == 'slurm':
+    base = free_port_range(count)
+    return [launch(*args, f'--slurm_port_base={base}', env={
+        'TMPDIR': str(scratch), 'SLURM_JOB_ID': '4242', 'SLURM_PROCID': str(index),
+        'SLURM_STEP_NUM_TASKS': str(count), 'SLURM_STEP_NODELIST': '127.0.0.1',
+        'SLURM_STEP_TASKS_PER_NODE': str(count), 'CUDA_VISIBLE_DEVICES': ''})
+            for index in range(count)]
   ports = [free_port() for _ in range(count)]
   return [launch(*args, env={'TMPDIR': str(scratch), 'TF_CONFIG': json.dumps(
       {'cluster': {'worker': [f'127.0.0.1:{p}' for p in ports]},
@@ -61,20 +84,34 @@ def saved(path):
           if k.startswith(('model/', 'optimizer/')) and 'iteration' not in k}
 
 
-def test_two_workers_train_as_one_process_and_only_the_chief_writes(data, tmp_path, launch):
+TWO_WORKER_FLAGS = ['--max_steps=4', '--save_step=2', '--deterministic']
+
+
+@pytest.fixture(scope='module')
+def one_process_run(tmp_path_factory):
+  """The run that two workers must reproduce, trained by one process on the same data."""
+  root = tmp_path_factory.mktemp('one_process')
+  data = cli.tiny_mnist_dir(root / 'data')
+  cli.run(*train_args(data, root / 'one', *TWO_WORKER_FLAGS))
+  return data, root / 'one'
+
+
+@pytest.mark.parametrize('cluster', ['tf_config', 'slurm'])
+def test_two_workers_train_as_one_process_and_only_the_chief_writes(one_process_run, tmp_path,
+                                                                    launch, cluster):
+  data, one_dir = one_process_run
   scratch = tmp_path / 'scratch'
   scratch.mkdir()
-  flags = ['--max_steps=4', '--save_step=2', '--deterministic']
-  results = finish(start_workers(launch, train_args(data, tmp_path / 'two', *flags), scratch))
+  results = finish(start_workers(launch, train_args(data, tmp_path / 'two', *TWO_WORKER_FLAGS),
+                                 scratch, cluster=cluster))
   assert [code for code, _ in results] == [0, 0], results[1][1][-3000:]
-  cli.run(*train_args(data, tmp_path / 'one', *flags))
-  two, one = saved(tmp_path / 'two/train/model.ckpt-4'), saved(tmp_path / 'one/train/model.ckpt-4')
+  two, one = saved(tmp_path / 'two/train/model.ckpt-4'), saved(one_dir / 'train/model.ckpt-4')
   assert two.keys() == one.keys() and len(one) > 10
   for name, value in one.items():  # the same global batches, split over the workers
     np.testing.assert_allclose(two[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
   losses = cli.scalars(tmp_path / 'two' / 'train')['loss/total']
   np.testing.assert_allclose([v for _, v in losses],
-                             [v for _, v in cli.scalars(tmp_path / 'one' / 'train')['loss/total']],
+                             [v for _, v in cli.scalars(one_dir / 'train')['loss/total']],
                              rtol=1e-5)
   written = sorted(p.name for p in (tmp_path / 'two').rglob('*') if p.is_file())
   assert len([n for n in written if n.startswith('events.')]) == 2  # train/ and the HParams one
