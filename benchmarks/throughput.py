@@ -130,7 +130,7 @@ def run_row(name, batch_size, warmup, steps, steps_per_loop=0):
   from input_data import DatasetSpec  # pylint: disable=g-import-not-at-top
   from models import build_model  # pylint: disable=g-import-not-at-top
   from runner.devices import compute_options, set_precision, use_xla  # pylint: disable=g-import-not-at-top
-  from runner.training import make_optimizer, make_train_step  # pylint: disable=g-import-not-at-top
+  from runner.train_step import make_optimizer, make_train_step  # pylint: disable=g-import-not-at-top
 
   model_name, shape, overrides, settings = ROWS[name]
   steps_per_loop = steps_per_loop or (10 if tf.config.list_physical_devices('GPU') else 1)

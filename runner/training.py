@@ -5,6 +5,7 @@ import shutil
 import signal
 import tempfile
 import zlib
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -12,16 +13,15 @@ from absl import logging
 
 from configs.errors import UserError
 from configs.run_config import RunConfig
-from layers import correct_and_almost, model_losses
 from models import build_model
 from runner import best, checkpoints, cluster, evaluation, summaries
 from runner.devices import (compute_options, has_gpu, is_chief, is_multi_worker, make_strategy,
-                            prepare_devices, set_precision, use_xla)
+                            prepare_devices, set_precision)
 from runner.inputs import make_dataset, reading_data
 from runner.run_lock import RunLock
+from runner.train_step import make_optimizer, make_train_step
 from configs.progress import Progress, resident_mb
 
-MIN_LEARNING_RATE = 1e-6
 # A run whose outputs are the same for every example of a batch (logits' spread over the batch
 # below COLLAPSE_SPREAD) at COLLAPSE_LOGS log points in a row has collapsed: all-zero capsules
 # or dead ReLUs give no gradient to climb out with. A learning run's outputs always differ.
@@ -35,105 +35,6 @@ class Preempted(Exception):
   def __init__(self, signum: int, step: int):
     super().__init__(f'stopped by signal {signum} at step {step}; rerun the same command to resume')
     self.exit_code = 128 + signum
-
-
-def learning_rate(hparams, step):
-  """Exponential decay (not staircase) from the global step, floored at 1e-6, as the original."""
-  decayed = hparams.learning_rate * hparams.decay_rate ** (
-      tf.cast(step, tf.float32) / hparams.decay_steps)
-  return tf.maximum(decayed, MIN_LEARNING_RATE)
-
-
-def make_optimizer(hparams, step, mixed_precision):
-  """Adam (TF1's epsilon) whose learning rate follows the global step, not its own count."""
-  optimizer = keras.optimizers.Adam(learning_rate=lambda: learning_rate(hparams, step),
-                                    epsilon=1e-8)
-  if mixed_precision == 'float16':
-    optimizer = ReplicaLossScaleOptimizer(optimizer)
-  return optimizer
-
-
-class ReplicaLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
-  """Keras's dynamic loss scaling, with the overflow decided on every replica's gradients.
-
-  Keras checks only the first replica's gradients before the all-reduce: an overflow on another
-  replica went into the weights as NaN. Here the count of non-finite values is summed over the
-  replicas, so all of them skip the step and halve the scale together (the same branch on every
-  worker: no hang).
-  """
-
-  def check_finite(self, grads):
-    nonfinite = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), tf.float32))
-                          for g in grads if g is not None])
-    context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:
-      nonfinite = context.all_reduce(tf.distribute.ReduceOp.SUM, nonfinite)
-    return tf.equal(nonfinite, 0)
-
-
-# Metrics summed over replicas; the others are averaged (logit_spread too: its mean is below
-# COLLAPSE_SPREAD only when every replica's is).
-_REDUCE = {'correct': tf.distribute.ReduceOp.SUM, 'count': tf.distribute.ReduceOp.SUM}
-
-
-def make_train_step(model, optimizer, strategy, step, config: RunConfig, whole_step_xla=False):
-  """A tf.function running one global batch on every replica; returns reduced metrics.
-
-  `whole_step_xla` compiles the optimizer's update into the replica's XLA computation too (one
-  replica only: a mirrored update all-reduces outside XLA); a benchmark row so far.
-  """
-  scale_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-
-  def forward_backward(batch):
-    with tf.GradientTape() as tape:
-      outputs = model(batch, training=True)
-      losses = model_losses(batch, outputs, config.hparams.loss_type, config.num_targets)
-      loss = losses['total'] / strategy.num_replicas_in_sync
-      if scale_loss:
-        loss = optimizer.scale_loss(loss)
-    grads = tape.gradient(loss, model.trainable_variables)
-    correct, _ = correct_and_almost(batch['labels'], outputs['logits'], config.num_targets)
-    logits = tf.cast(outputs['logits'], tf.float32)
-    return grads, {**losses, 'correct': tf.reduce_sum(tf.cast(correct, tf.float32)),
-                   'count': tf.cast(tf.shape(correct)[0], tf.float32),
-                   'logit_spread': tf.reduce_max(tf.math.reduce_std(logits, axis=0))}
-
-  if use_xla(config.jit_compile) and not whole_step_xla:
-    forward_backward = tf.function(forward_backward, jit_compile=True)
-
-  def replica_step(batch):
-    grads, metrics = forward_backward(batch)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    return metrics
-
-  if whole_step_xla:
-    if strategy.num_replicas_in_sync > 1:
-      raise ValueError('whole-step XLA needs one replica')
-    replica_step = tf.function(replica_step, jit_compile=True)
-
-  def one_step(iterator):
-    metrics = strategy.run(replica_step, args=(next(iterator),))
-    step.assign_add(1)
-    return {k: strategy.reduce(_REDUCE.get(k, tf.distribute.ReduceOp.MEAN), v, axis=None)
-            for k, v in metrics.items()}
-
-  @tf.function
-  def train_steps(iterator, num_steps):
-    """Runs `num_steps` steps in one call (no host round trip between them on accelerators).
-
-    Returns the last step's metrics, its learning rate, and `first_bad_step`: the first step
-    whose loss was not finite, or 0.
-    """
-    metrics = one_step(iterator)
-    no_step = tf.constant(0, tf.int64)
-    bad_step = tf.where(tf.math.is_finite(metrics['total']), no_step, step)
-    for _ in tf.range(num_steps - 1):
-      metrics = one_step(iterator)
-      bad_step = tf.where((bad_step == 0) & ~tf.math.is_finite(metrics['total']), step, bad_step)
-    return {**metrics, 'learning_rate': learning_rate(config.hparams, step),
-            'first_bad_step': bad_step}
-
-  return train_steps
 
 
 def _watch_signals(signums):
@@ -224,16 +125,16 @@ def _train(config, strategy, lock):
     scratch = tempfile.mkdtemp(prefix='capsules-worker-')
     manager = checkpoints.make_manager(checkpoint, config, step, scratch, max_to_keep=1)
     writer = tf.summary.create_noop_writer()
+  run = Run(config, strategy, model, step, iterator, preview, manager, writer, lock,
+            make_train_step(model, optimizer, strategy, step, config))
 
   # Evaluation inside training (--eval_every), of the model as it trains.
-  evaluator = test_writer = None
   if config.eval_every and is_chief(strategy):
-    evaluator = evaluation.Evaluator(config, model=model)
-    test_writer = tf.summary.create_file_writer(config.test_dir)
+    run.evaluator = evaluation.Evaluator(config, model=model)
+    run.test_writer = tf.summary.create_file_writer(config.test_dir)
 
   try:
-    return _loop(config, strategy, model, optimizer, step, iterator, manager, writer, preview,
-                 evaluator, test_writer, lock)
+    return _loop(run)
   except _PEER_ERRORS as e:
     if not multi_worker:
       raise
@@ -244,54 +145,76 @@ def _train(config, strategy, lock):
       shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _loop(config, strategy, model, optimizer, step, iterator, manager, writer, preview,
-          evaluator, test_writer, lock):
-  """Trains from the current step to config.max_steps: logs, saves, evaluates, stops on signals."""
-  train_steps = make_train_step(model, optimizer, strategy, step, config)
-  current = int(step.numpy())
+@dataclasses.dataclass
+class Run:
+  """The parts of one training run that the loop drives."""
+  config: RunConfig
+  strategy: tf.distribute.Strategy
+  model: keras.Model
+  step: tf.Variable  # the global step, saved with the model
+  iterator: object  # of global batches
+  preview: dict  # a fixed batch for reconstruction images
+  manager: tf.train.CheckpointManager
+  writer: object  # train/ events
+  lock: RunLock
+  train_steps: object  # train_step.make_train_step's tf.function
+  evaluator: Optional[evaluation.Evaluator] = None  # --eval_every
+  test_writer: object = None
+
+
+def _loop(run: Run):
+  """Trains from the current step to --max_steps: logs, saves, evaluates, stops on signals."""
+  config = run.config
+  current = int(run.step.numpy())
   progress = Progress(config.max_steps, done=current)
-  if is_multi_worker(strategy):
-    # TensorFlow's handler owns SIGTERM: on any worker's, every worker saves one consistent
-    # checkpoint at the same step, then stops with 143 ("requeue me").
-    def exit_preempted():
-      writer.flush()
-      raise Preempted(signal.SIGTERM, int(step.numpy()))
-    preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
-        strategy.cluster_resolver, manager,
-        termination_config=tf.distribute.experimental.TerminationConfig(exit_fn=exit_preempted))
-    signals = _watch_signals([signal.SIGINT])
-  else:
-    preemption = None
-    signals = _watch_signals([signal.SIGTERM, signal.SIGINT])
+  preemption, signals = _handle_stops(run)
   metrics, spreads = {}, []
   while current < config.max_steps:
     with reading_data(config):
-      metrics = train_steps(iterator, tf.constant(_steps_to_boundary(current, config)))
-    current = int(step.numpy())
+      metrics = run.train_steps(run.iterator, tf.constant(_steps_to_boundary(current, config)))
+    current = int(run.step.numpy())
     if preemption:
       preemption.save_checkpoint_if_preempted(checkpoint_number=current)
     bad_step = int(metrics.pop('first_bad_step'))
     if bad_step:
       raise UserError(f'loss is not finite at step {bad_step}; stopped without saving, the last '
-                      f'good checkpoint is {manager.latest_checkpoint or "none"}; try a lower '
+                      f'good checkpoint is {run.manager.latest_checkpoint or "none"}; try a lower '
                       'learning_rate')
     done = current == config.max_steps
     if current % config.log_every == 0 or done:
-      _log(writer, current, metrics, progress, config)
+      _log(run.writer, current, metrics, progress, config)
       spreads.append(float(metrics['logit_spread']))
       _warn_if_collapsed(spreads, current, metrics, config)
     if current % config.save_step == 0 or done or signals:
-      lock.check()
-      checkpoints.save(manager, current)
-      _write_images(writer, current, model, preview, config)
-    if evaluator and (current % config.eval_every == 0 or done):
-      result = evaluation.evaluate_model(evaluator, current, test_writer)
-      best.keep_if_best(config, result, best.writer(model, current))
+      run.lock.check()
+      checkpoints.save(run.manager, current)
+      _write_images(run.writer, current, run.model, run.preview, config)
+    if run.evaluator and (current % config.eval_every == 0 or done):
+      result = evaluation.evaluate_model(run.evaluator, current, run.test_writer)
+      best.keep_if_best(config, result, best.writer(run.model, current))
     if signals:
-      writer.flush()
+      run.writer.flush()
       raise Preempted(signals[0], current)
-  writer.flush()
+  run.writer.flush()
   return {k: float(v) for k, v in metrics.items()}
+
+
+def _handle_stops(run: Run):
+  """(TensorFlow's preemption handler or None, the list the signal handlers append to).
+
+  Over several machines TensorFlow's handler owns SIGTERM: on any worker's, every worker saves
+  one consistent checkpoint at the same step, then stops with 143 ("requeue me").
+  """
+  if not is_multi_worker(run.strategy):
+    return None, _watch_signals([signal.SIGTERM, signal.SIGINT])
+
+  def exit_preempted():
+    run.writer.flush()
+    raise Preempted(signal.SIGTERM, int(run.step.numpy()))
+  preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
+      run.strategy.cluster_resolver, run.manager,
+      termination_config=tf.distribute.experimental.TerminationConfig(exit_fn=exit_preempted))
+  return preemption, _watch_signals([signal.SIGINT])
 
 
 def _warn_if_collapsed(spreads, step, metrics, config):

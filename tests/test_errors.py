@@ -131,8 +131,8 @@ def simulate_failures():
   finds only when the step runs (an InvalidArgumentError, as a bad record's)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from runner import training  # pylint: disable=g-import-not-at-top
-  save, model_losses, failed = tf.train.CheckpointManager.save, training.model_losses, []
+  from runner import train_step  # pylint: disable=g-import-not-at-top
+  save, model_losses, failed = tf.train.CheckpointManager.save, train_step.model_losses, []
 
   def save_or_fail(manager, checkpoint_number=None, **kwargs):
     if 'full_disk' in manager.directory and checkpoint_number == 6 and not failed:
@@ -151,7 +151,7 @@ def simulate_failures():
     return {**losses, 'total': losses['total'] + tf.reduce_sum(outputs['logits'] + cut)}
 
   tf.train.CheckpointManager.save = save_or_fail
-  training.model_losses = losses_with_a_bug
+  train_step.model_losses = losses_with_a_bug
 
 
 def _args(env, flags):

@@ -10,7 +10,7 @@ import pytest
 
 from configs import HParams, RunConfig
 from runner import training
-from runner.training import MIN_LEARNING_RATE, learning_rate
+from runner.train_step import MIN_LEARNING_RATE, learning_rate
 from tests import cli
 
 
@@ -63,7 +63,7 @@ _OVERFLOW_ON_REPLICA_1 = """
 import json, numpy as np, tensorflow as tf
 from configs import HParams
 from runner.devices import split_cpu
-from runner.training import make_optimizer
+from runner.train_step import make_optimizer
 strategy = tf.distribute.MirroredStrategy(split_cpu(2))
 with strategy.scope():
   kernel = tf.Variable(tf.ones([3]))
