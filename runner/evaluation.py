@@ -20,14 +20,12 @@ class Evaluator:
   """A model, the evaluation data and one compiled predict function, reused for every checkpoint."""
 
   def __init__(self, config: RunConfig, model=None):
-    """With `model` (training's own, for --eval_every) that model is evaluated as it is."""
+    """With `model` (training's own, for --eval_every) that model is evaluated as it is; the
+    caller has set the devices and precision."""
     if config.summary_dir:
       checkpoints.check_writable(config.test_dir)
     if config.predictions_out:
       checkpoints.check_writable(os.path.dirname(os.path.abspath(config.predictions_out)))
-    if model is None:
-      prepare_devices(config.allow_cpu)
-      set_precision(config.mixed_precision, config.deterministic, config.seed, config.use_tf32)
     self.config = config
     self.dataset, self.spec = make_dataset(config, 'test', config.eval_batch_size, repeat=False)
     self.model = model or build_model(config.model, config.hparams, self.spec,
@@ -97,8 +95,15 @@ def evaluate_model(evaluator: Evaluator, step: int, writer=None, what: str = '')
   return {**counts, 'step': step}
 
 
+def _prepare(config: RunConfig):
+  """The devices and numerics of an evaluation process (training sets its own)."""
+  prepare_devices(config.allow_cpu)
+  set_precision(config.mixed_precision, config.deterministic, config.seed, config.use_tf32)
+
+
 def evaluate(config: RunConfig) -> dict:
   """--checkpoint: that checkpoint (plus --perturb); else every new one in summary_dir/train."""
+  _prepare(config)
   evaluator = Evaluator(config)
   writer = tf.summary.create_file_writer(config.test_dir) if config.summary_dir else None
   if config.checkpoint:
@@ -144,6 +149,7 @@ def evaluate_ensemble(config: RunConfig) -> dict:
   missing = [p for p in paths if not tf.io.gfile.exists(p + '.index')]
   if missing:
     raise UserError(f'ensemble member checkpoint(s) not found: {", ".join(missing)}')
+  _prepare(config)
   evaluator = Evaluator(config)
   summed, members = None, []
   for path in paths:
