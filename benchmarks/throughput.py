@@ -21,6 +21,8 @@ import time
 
 from absl import app, flags
 
+from configs.hparams import CIFAR10_OVERRIDES
+
 flags.DEFINE_string('rows', '', 'Comma-separated rows to run (default: all for this device).')
 flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
 flags.DEFINE_integer('steps', 6, 'Timed steps per row (after warm-up).')
@@ -46,8 +48,7 @@ ROWS = {
     'capsule_tf_conv': ('capsule', MNIST, '', {'conv_impl': 'conv'}),
     'capsule_xla': ('capsule', MNIST, '', {'jit_compile': True}),
     'multimnist': ('capsule', MULTIMNIST, '', {}),
-    'cifar10': ('capsule', CIFAR10, 'num_prime_capsules=64,padding=SAME,leaky=true,remake=false',
-                {}),
+    'cifar10': ('capsule', CIFAR10, CIFAR10_OVERRIDES, {}),
     'baseline': ('baseline', MNIST, '', {}),
     'capsule_bf16': ('capsule', MNIST, '', {'mixed_precision': 'bfloat16'}),
     'capsule_xla_bf16': ('capsule', MNIST, '', {'jit_compile': True,
@@ -97,7 +98,7 @@ def run_row(name, batch_size, warmup, steps, steps_per_loop=1):
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from configs import RunConfig, make_hparams  # pylint: disable=g-import-not-at-top
-  from input_data import DatasetSpec  # pylint: disable=g-import-not-at-top
+  from configs.spec import DatasetSpec  # pylint: disable=g-import-not-at-top
   from models import build_model  # pylint: disable=g-import-not-at-top
   from runner.devices import compute_options, set_precision, use_xla  # pylint: disable=g-import-not-at-top
   from runner.training import make_optimizer, make_train_step  # pylint: disable=g-import-not-at-top

@@ -17,6 +17,8 @@ from configs.hparams import PRESETS, HParams, override_keys
 PRECISIONS = {'none': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
 CONV_IMPLS = ('auto', 'matmul', 'conv')
 BUILTIN_DATA = 'builtin'  # --data_dir value naming the packaged 5,000 real MNIST digits
+MODELS = ('baseline', 'capsule', 'paper_baseline')  # --model: models/ registers these names
+CONFIG_FILE = 'run_config.json'  # beside a run's checkpoints: its resolved flags and hparams
 
 
 def setting(default, help_text: str, choices=None):

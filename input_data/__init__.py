@@ -11,40 +11,15 @@ and describes itself with a `DatasetSpec` (the static facts a model is built fro
 `build_dataset(name, ...)` looks the name up in the registry below.
 """
 
-import dataclasses
 import inspect
-from typing import Optional
-
-import tensorflow as tf
 
 from configs.errors import UserError
 from configs.registry import Registry
+from configs.spec import DatasetSpec  # noqa: F401
 
 
 class DataError(UserError):
   """Missing, corrupt or mismatched data files."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-  """Static facts about a dataset's batches."""
-  name: str
-  height: int
-  width: int
-  depth: int
-  num_classes: int
-  num_targets: int = 1
-  num_examples: Optional[int] = None  # of the split read, where known without a full pass
-
-
-def zeros_batch(spec: DatasetSpec, batch_size: int = 1):
-  """An all-zero batch dict shaped like `spec`'s batches (to build models and trace steps)."""
-  image = tf.zeros([batch_size, spec.height, spec.width, spec.depth])
-  batch = {'images': image, 'labels': tf.zeros([batch_size, spec.num_classes]),
-           'recons_image': image, 'recons_label': tf.zeros([batch_size], tf.int32)}
-  if spec.num_targets == 2:
-    batch.update(spare_image=image, spare_label=tf.zeros([batch_size], tf.int32))
-  return batch
 
 
 _DATASETS = Registry('dataset')

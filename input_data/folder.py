@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import DataError, cli, idx, images, register
+from input_data import DataError, DatasetSpec, cli, idx, images, register
 from input_data.pipeline import AUTOTUNE, default
 
 IMAGE_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png', '.webp')
@@ -171,7 +171,7 @@ def build(*, data_dir, split, batch_size, validate=False, distort=None, seed=Non
           shuffle=None, image_size=None,
           resize_mode='resize', channels=None, augment=None, crop_padding=images.CROP_PADDING,
           validation_fraction=0.1, validation_seed=0, check_files=True):
-  """(dataset, ImageSpec) of the images in data_dir/{train,test}/<class>/ (module docstring).
+  """(dataset, DatasetSpec) of the images in data_dir/{train,test}/<class>/ (module docstring).
 
   image_size (default: the first train image's), resize_mode, channels (default: the first
   train image's, 1 or 3), augment and crop_padding: see input_data/images.py.
@@ -212,7 +212,7 @@ def build(*, data_dir, split, batch_size, validate=False, distort=None, seed=Non
                split, data_dir, len(listing.paths), len(train.classes),
                ', '.join(f'{i} {n}' for i, n in enumerate(train.classes)), out_height,
                out_width, depth)
-  return ds, images.ImageSpec('folder', out_height, out_width, depth, len(train.classes), 1,
+  return ds, DatasetSpec('folder', out_height, out_width, depth, len(train.classes), 1,
                               len(listing.paths), tuple(train.classes))
 
 

@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Tuple, Union
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import DatasetSpec, cifar10
+from input_data import cifar10
 from input_data.pipeline import (AUTOTUNE, check_split, finish_pipeline, image_features,
                                  random_crop, random_flip_left_right)
 
@@ -26,12 +26,6 @@ RESIZE_MODES = ('resize', 'pad', 'crop')
 AUGMENTATIONS = ('crop', 'flip', 'cifar10')
 DISTORT_DEFAULT = ('crop', 'flip')  # what distort=True means when no augment is chosen
 CROP_PADDING = 4  # pixels; the usual CIFAR padding before a random crop
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageSpec(DatasetSpec):
-  """A DatasetSpec that also names the classes: label i is class_names[i]."""
-  class_names: Tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ from absl import logging
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import DataError, images, register
+from input_data import DataError, DatasetSpec, images, register
 from input_data.pipeline import SHUFFLE_BUFFER, default
 
 INSTALL = "pip install -e '.[tfds]' (in the repository root)"
@@ -108,7 +108,7 @@ def build(*, data_dir, split, batch_size, tfds_name='', validate=False, distort=
           channels=None, augment=None, crop_padding=images.CROP_PADDING,
           validation_fraction=0.1, download=False, image_key=None, label_key=None,
           train_split='train', test_split='test'):
-  """(dataset, ImageSpec) of TFDS dataset `tfds_name` (module docstring).
+  """(dataset, DatasetSpec) of TFDS dataset `tfds_name` (module docstring).
 
   image_size (default: the feature's, else the first training image's), resize_mode,
   channels (default: the feature's, alpha dropped), augment and crop_padding: see
@@ -145,5 +145,5 @@ def build(*, data_dir, split, batch_size, tfds_name='', validate=False, distort=
   out_height, out_width = options.output_size()
   logging.info('tfds:%s %s split (%s): %d images, %d classes, %dx%dx%d', tfds_name, split,
                which, num_examples, len(names), out_height, out_width, depth)
-  return ds, images.ImageSpec(f'tfds:{tfds_name}', out_height, out_width, depth, len(names),
+  return ds, DatasetSpec(f'tfds:{tfds_name}', out_height, out_width, depth, len(names),
                               1, num_examples, names)

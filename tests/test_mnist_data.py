@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs.spec import DatasetSpec
 import input_data
 from input_data import DataError
 from input_data import idx
@@ -44,7 +45,7 @@ def test_reads_the_original_fixture_as_the_original_reader_did():
                                 expected['input_recons_image'])
   np.testing.assert_array_equal(batch['recons_label'], expected['input_recons_label'])
   assert batch['recons_label'].dtype == np.int32 and batch['labels'].dtype == np.float32
-  assert spec == input_data.DatasetSpec(name='mnist', height=28, width=28, depth=1,
+  assert spec == DatasetSpec(name='mnist', height=28, width=28, depth=1,
                                         num_classes=10, num_targets=1, num_examples=8)
 
 
