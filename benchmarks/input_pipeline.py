@@ -21,8 +21,9 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from input_data import affnist
+import input_data
 from input_data import cifar10
+from input_data import datasets
 from input_data import idx
 from input_data import mnist
 from input_data import mnist_shift
@@ -32,9 +33,10 @@ from input_data import pipeline
 Rows = Dict[str, Callable[[], tf.data.Dataset]]
 
 
-def _row(build, data_dir: str, batch_size: int, split: str, **options):
-  return lambda: build(data_dir=data_dir, split=split, batch_size=batch_size, repeat=True,
-                       seed=0, **options)[0]
+def _row(name, data_dir: str, batch_size: int, split: str, **options):
+  return lambda: input_data.build_dataset(name, data_dir=data_dir, split=split,
+                                          batch_size=batch_size, repeat=True, seed=0,
+                                          **options)[0]
 
 
 def mnist_rows(workdir: str, batch_size: int) -> Rows:
@@ -54,7 +56,7 @@ def mnist_rows(workdir: str, batch_size: int) -> Rows:
   multi_dir = f'{os.path.join(workdir, mnist_shift.multi_prefix("train", 6))}@{len(shards)}'
 
   def row(split, data_dir=workdir, **options):
-    return _row(mnist.build, data_dir, batch_size, split, **options)
+    return _row('mnist', data_dir, batch_size, split, **options)
 
   return {
       'mnist_train (files)': row('train'),
@@ -73,7 +75,7 @@ def write_synthetic(data_dir: str, num_examples: int, seed: int = 0) -> str:
   random images each (decoding and preprocessing cost the same as with real images)."""
   rng = np.random.default_rng(seed)
   labels = rng.integers(0, 5, num_examples)
-  for name in ('test_affnist.tfrecords', affnist.TRAIN_FILE):
+  for name in ('test_affnist.tfrecords', datasets.DATASETS['affnist'].files['train']):
     with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as writer:
       for image, label in zip(rng.integers(0, 256, (num_examples, 40, 40), np.uint8), labels):
         writer.write(pipeline.image_example(image, label))
@@ -95,16 +97,16 @@ def other_rows(workdir: str, batch_size: int, num_examples: int = 2000) -> Rows:
   """affNIST, CIFAR-10 and smallNORB over synthetic files written to `workdir`."""
   write_synthetic(workdir, num_examples)
 
-  def row(build, split, **options):
-    return _row(build, workdir, batch_size, split, **options)
+  def row(name, split, **options):
+    return _row(name, workdir, batch_size, split, **options)
 
   return {
-      'affnist_train (expanded MNIST)': row(affnist.build, 'train'),
-      'affnist_test': row(affnist.build, 'test'),
-      'cifar10_train (distorted)': row(cifar10.build, 'train'),
-      'cifar10_test': row(cifar10.build, 'test'),
-      'norb_train (distorted)': row(norb.build, 'train'),
-      'norb_test': row(norb.build, 'test'),
+      'affnist_train (expanded MNIST)': row('affnist', 'train'),
+      'affnist_test': row('affnist', 'test'),
+      'cifar10_train (distorted)': row('cifar10', 'train'),
+      'cifar10_test': row('cifar10', 'test'),
+      'norb_train (distorted)': row('norb', 'train'),
+      'norb_test': row('norb', 'test'),
   }
 
 

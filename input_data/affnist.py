@@ -23,17 +23,12 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from input_data import DataError, DatasetSpec, cli, register
-from input_data.pipeline import (check_split, count_records, default,
-                                 finish_pipeline, image_example, image_features,
+from input_data import DataError, builder, cli
+from input_data.pipeline import (count_records, image_example, image_features,
                                  parse_image_examples, read_files, require_files, write_whole)
 
 IMAGE_SIZE = 40
 NUM_CLASSES = 10
-TRAIN_FILE = 'train_6shifted_mnist.tfrecords'
-TRAIN_COMMAND = ('python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir={dir} '
-                 '--split=train --shift=6 --pad=6')
-CONVERT_COMMAND = 'python -m input_data.affnist --mat_dir=AFFNIST_MAT_DIR --output_dir={dir}'
 
 # ---------------------------------------------------------------- the affNIST reader
 
@@ -50,27 +45,12 @@ def _to_features(batch):
   return image_features(images, batch['label'], NUM_CLASSES)
 
 
-@register('affnist')
-def build(*, data_dir, split, batch_size, validate=False, seed=None, repeat=None, shuffle=None):
-  """(dataset, spec): expanded MNIST for 'train'; affNIST test (or validation) for 'test'.
-
-  No distort (the training file is already shifted, --shift=6 --pad=6) and one digit per
-  image: build_dataset refuses those options for affnist.
-  """
-  check_split('affnist', split)
-  if split == 'train':
-    path, how = os.path.join(data_dir, TRAIN_FILE), TRAIN_COMMAND.format(dir=data_dir)
-  else:
-    name = 'validation' if validate else 'test'
-    path = os.path.join(data_dir, f'{name}_affnist.tfrecords')
-    how = CONVERT_COMMAND.format(dir=data_dir)
-  require_files([path], how)
-  training = split == 'train'
-  ds = finish_pipeline(read_files([path], _parse), _to_features, batch_size=batch_size,
-                       shuffle=default(shuffle, training), repeat=default(repeat, training),
-                       seed=seed)
-  num_examples = None if training else count_records([path])
-  return ds, DatasetSpec('affnist', IMAGE_SIZE, IMAGE_SIZE, 1, NUM_CLASSES, 1, num_examples)
+def read(dataset, options) -> builder.Examples:
+  """Expanded MNIST for 'train'; affNIST test (or validation) for 'test'."""
+  path = os.path.join(options.data_dir, builder.split_files(dataset, options))
+  require_files([path], dataset.prepare.format(dir=options.data_dir))
+  return builder.Examples(read_files([path], _parse), _to_features, dataset.shape, NUM_CLASSES,
+                          None if options.training else count_records([path]))
 
 
 # ---------------------------------------------------------------- the .mat -> TFRecord converter

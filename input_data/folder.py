@@ -25,8 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import DataError, DatasetSpec, cli, idx, images, register
-from input_data.pipeline import AUTOTUNE, default
+from input_data import DataError, builder, cli, idx, images
+from input_data.pipeline import AUTOTUNE
 
 IMAGE_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png', '.webp')
 LAYOUT = 'DIR/train/<class>/<images> and DIR/test/<class>/<images>'
@@ -99,8 +99,6 @@ def check_same_classes(train: Listing, test: Listing):
 
 def hold_out(listing: Listing, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
   """(train, held-out) indices: round(fraction * n), at least 1, of each class, at random."""
-  if not 0 < fraction < 1:
-    raise UserError(f'folder: validation_fraction must be in (0, 1), got {fraction!r}')
   rng, train, test = np.random.default_rng(seed), [], []
   for label, name in enumerate(listing.classes):
     members = np.flatnonzero(listing.labels == label)
@@ -166,24 +164,20 @@ def verify_files(listing: Listing, color: bool, detected: bool):
 # ---------------------------------------------------------------- the dataset
 
 
-@register('folder')
-def build(*, data_dir, split, batch_size, validate=False, distort=None, seed=None, repeat=None,
-          shuffle=None, image_size=None,
-          resize_mode='resize', channels=None, augment=None, crop_padding=images.CROP_PADDING,
-          validation_fraction=0.1, validation_seed=0, check_files=True):
-  """(dataset, DatasetSpec) of the images in data_dir/{train,test}/<class>/ (module docstring).
+def read(dataset, options) -> builder.Examples:
+  """The images in data_dir/{train,test}/<class>/ (see the module docstring).
 
   image_size (default: the first train image's), resize_mode, channels (default: the first
   train image's, 1 or 3), augment and crop_padding: see input_data/images.py.
   """
-  options = images.make_options('folder', split=split, batch_size=batch_size,
-                                image_size=image_size, resize_mode=resize_mode, channels=channels,
-                                augment=augment, distort=distort, crop_padding=crop_padding)
+  del dataset  # its facts come from the folders
+  image_options, data_dir, split = images.make_options(options), options.data_dir, options.split
   if not tf.io.gfile.isdir(data_dir):
     raise DataError(f'folder data_dir {data_dir} does not exist: expected {LAYOUT}')
   train = list_split(data_dir, 'train')
-  if validate:
-    kept, held = hold_out(train, validation_fraction, validation_seed)
+  if options.get('validate'):
+    kept, held = hold_out(train, images.validation_fraction(options),
+                          options.get('validation_seed', 0))
     listing = train.take(kept if split == 'train' else held)
   elif split == 'test':
     listing = list_split(data_dir, 'test')
@@ -191,29 +185,25 @@ def build(*, data_dir, split, batch_size, validate=False, distort=None, seed=Non
   else:
     listing = train
 
+  channels = image_options.channels
   height, width, stored = first_shape(train)
   color = stored >= 3 if channels is None else channels == 3
-  options = dataclasses.replace(options, size=options.size or (height, width))
-  images.check_square('folder', options)
-  if check_files:
+  image_options = dataclasses.replace(image_options, size=image_options.size or (height, width))
+  images.check_square('folder', image_options)
+  if options.get('check_files', True):
     verify_files(listing, color, detected=channels is None)
 
-  training = split == 'train'
   files = tf.data.Dataset.from_tensor_slices({'path': listing.paths, 'label': listing.labels})
-  if default(shuffle, training):
-    files = files.shuffle(len(listing.paths), seed=seed, reshuffle_each_iteration=True)
-  examples = files.map(lambda f: {'encoded': tf.io.read_file(f['path']), 'label': f['label']},
-                       num_parallel_calls=AUTOTUNE)
-  depth = 3 if color else 1
-  ds = images.batches(examples, options, depth, len(train.classes), batch_size=batch_size,
-                      training=training, repeat=default(repeat, training), seed=seed)
-  out_height, out_width = options.output_size()
+  if options.shuffle:
+    files = files.shuffle(len(listing.paths), seed=options.seed, reshuffle_each_iteration=True)
+  encoded = files.map(lambda f: {'encoded': tf.io.read_file(f['path']), 'label': f['label']},
+                      num_parallel_calls=AUTOTUNE)
+  source = images.examples(encoded, image_options, 3 if color else 1, len(train.classes),
+                           num_examples=len(listing.paths), class_names=tuple(train.classes))
   logging.info('folder: %s split of %s: %d images, %d classes (label name: %s), %dx%dx%d',
                split, data_dir, len(listing.paths), len(train.classes),
-               ', '.join(f'{i} {n}' for i, n in enumerate(train.classes)), out_height,
-               out_width, depth)
-  return ds, DatasetSpec('folder', out_height, out_width, depth, len(train.classes), 1,
-                              len(listing.paths), tuple(train.classes))
+               ', '.join(f'{i} {n}' for i, n in enumerate(train.classes)), *source.shape)
+  return source
 
 
 # ---------------------------------------------------------------- IDX files -> a folder

@@ -18,9 +18,9 @@ from typing import Optional, Sequence, Tuple, Union
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import cifar10
-from input_data.pipeline import (AUTOTUNE, check_split, finish_pipeline, image_features,
-                                 random_crop, random_flip_left_right)
+from input_data import builder, cifar10
+from input_data.datasets import VALIDATION_FRACTION
+from input_data.pipeline import AUTOTUNE, image_features, random_crop, random_flip_left_right
 
 RESIZE_MODES = ('resize', 'pad', 'crop')
 AUGMENTATIONS = ('crop', 'flip', 'cifar10')
@@ -81,12 +81,11 @@ def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
   return chosen or (DISTORT_DEFAULT if distort else ())
 
 
-def make_options(name: str, *, split: str, batch_size: int, image_size, resize_mode: str,
-                 channels, augment, distort, crop_padding: int) -> ImageOptions:
-  """Checks the arguments every image dataset takes; one UserError line for a bad one."""
-  check_split(name, split)
-  if batch_size < 1:
-    raise UserError(f'{name}: batch_size must be positive, got {batch_size}')
+def make_options(options) -> ImageOptions:
+  """The image options of a build (builder.Options); one UserError line for a bad one."""
+  name = options.name.split(':')[0]
+  resize_mode, channels = options.get('resize_mode', 'resize'), options.get('channels')
+  crop_padding = options.get('crop_padding', CROP_PADDING)
   if resize_mode not in RESIZE_MODES:
     raise UserError(f'{name}: resize_mode must be one of {", ".join(RESIZE_MODES)}, got '
                     f'{resize_mode!r}')
@@ -95,8 +94,19 @@ def make_options(name: str, *, split: str, batch_size: int, image_size, resize_m
                     f'{channels!r}')
   if not isinstance(crop_padding, int) or crop_padding < 0:
     raise UserError(f'{name}: crop_padding must be a non-negative int, got {crop_padding!r}')
-  return ImageOptions(parse_size(name, image_size), resize_mode, channels,
-                      parse_augment(name, augment, distort), crop_padding, distort is not False)
+  distort = options.own.get('distort')
+  return ImageOptions(parse_size(name, options.get('image_size')), resize_mode, channels,
+                      parse_augment(name, options.get('augment'), distort), crop_padding,
+                      distort is not False)
+
+
+def validation_fraction(options) -> float:
+  """The fraction of train/ that validate=True holds out (default VALIDATION_FRACTION)."""
+  fraction = options.get('validation_fraction', VALIDATION_FRACTION)
+  if not 0 < fraction < 1:
+    raise UserError(f'{options.name.split(":")[0]}: validation_fraction must be in (0, 1), got '
+                    f'{fraction!r}')
+  return fraction
 
 
 def check_square(name: str, options: ImageOptions):
@@ -174,13 +184,12 @@ def _features(batch, seed=None, *, options: ImageOptions, num_classes: int):
   return image_features(images, batch['label'], num_classes)
 
 
-def batches(examples: tf.data.Dataset, options: ImageOptions, depth: int, num_classes: int, *,
-            batch_size: int, training: bool, repeat: bool,
-            seed: Optional[int]) -> tf.data.Dataset:
-  """Examples {'encoded': string, 'label': int} (shuffled by the caller) -> batch dicts.
+def examples(encoded: tf.data.Dataset, options: ImageOptions, depth: int, num_classes: int,
+             **facts) -> builder.Examples:
+  """Examples {'encoded': string, 'label': int}, shuffled by the caller, for the builder.
 
   Each image is decoded and resized on its own (sizes may differ), then batched; batches are
-  augmented (training, options.augment) with seeds drawn from `seed` (pipeline.finish_pipeline).
+  augmented (training, options.augment) with seeds drawn from the build's seed.
   """
   def decode_one(example):
     image = resize(decode(example['encoded'], depth), options.size, options.resize_mode)
@@ -190,7 +199,7 @@ def batches(examples: tf.data.Dataset, options: ImageOptions, depth: int, num_cl
   def to_features(batch, seed=None):
     return _features(batch, seed, options=options, num_classes=num_classes)
 
-  images = examples.map(decode_one, num_parallel_calls=AUTOTUNE)
-  return finish_pipeline(images, to_features, batch_size=batch_size, shuffle=False,
-                         repeat=repeat, seed=seed,
-                         random=training and options.distort and bool(options.augment))
+  return builder.Examples(encoded.map(decode_one, num_parallel_calls=AUTOTUNE), to_features,
+                          (*options.output_size(), depth), num_classes,
+                          random=options.distort and bool(options.augment), shuffled=True,
+                          **facts)

@@ -18,11 +18,10 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError
-from input_data import DatasetSpec
+from input_data import builder
 from input_data import generate as generate_lib
 from input_data import mnist_shift
 from input_data import pipeline
-from input_data import register
 
 NUM_CLASSES = 10
 _CROP = 4  # distortion crops 28 -> 24, as the original
@@ -44,60 +43,49 @@ def default_shift(split: str, num_targets: int) -> int:
   return 6 if num_targets == 2 else (2 if split == 'train' else 0)
 
 
-@register('mnist')
-def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort=None,
-          seed=None, repeat=None, shuffle=None, generate=False, shift=None, pad=None,
-          num_pairs=None, base_shift=None):
-  """Returns (tf.data.Dataset of batch dicts, DatasetSpec) for MNIST or MultiMNIST.
+def read(dataset, options) -> builder.Examples:
+  """MNIST or MultiMNIST examples (see the module docstring).
 
-  shift picks the files (default: default_shift); generate=True reads raw IDX digits in
-  data_dir and makes examples on the fly, with pad (default 0, MultiMNIST 4), num_pairs
-  (default 1000) and base_shift ('per_pair', the default, or 'once': one shifted base digit
-  for all its pairs, as the original's files; MultiMNIST only). distort (single target
-  only): random 24x24 crop and rotation up to 15 degrees in training, central crop in
-  evaluation.
+  Own options: num_targets, validate, distort, generate; shift picks the files (default:
+  default_shift); with generate, pad (default 0, MultiMNIST 4), num_pairs (default 1000) and
+  base_shift ('per_pair', the default, or 'once': one shifted base digit for all its pairs,
+  as the original's files; MultiMNIST only). distort (single target only): random 24x24 crop
+  and rotation up to 15 degrees in training, central crop in evaluation.
   """
-  _check_args(split, batch_size, num_targets, distort, generate, pad, num_pairs, base_shift)
-  training, distort = split == 'train', bool(distort)
-  repeat = pipeline.default(repeat, training)
-  shuffle = pipeline.default(shuffle, training)
-  seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
-  shift = pipeline.default(shift, default_shift(split, num_targets))
-  builder_split = f'valid_{split}' if validate else split
+  num_targets, generate = options.get('num_targets', 1), options.get('generate', False)
+  distort = builder.distorting(dataset, options)
+  _check_args(num_targets, distort, generate, options)
+  split, seed = options.split, options.seed
+  shift = options.get('shift', default_shift(split, num_targets))
+  builder_split = f'valid_{split}' if options.get('validate') else split
   if generate:
     # Generated examples draw their digits at random when shuffled, and repeat by themselves.
     examples, (height, width), num_examples = generate_lib.examples(
-        data_dir, builder_split, num_targets=num_targets, shift=shift,
-        pad=pipeline.default(pad, 4 if num_targets == 2 else 0),
-        num_pairs=pipeline.default(num_pairs, 1000), seed=seed, shuffle=shuffle, repeat=repeat,
-        base_shift=pipeline.default(base_shift, 'per_pair'))
+        options.data_dir, builder_split, num_targets=num_targets, shift=shift,
+        pad=options.get('pad', 4 if num_targets == 2 else 0),
+        num_pairs=options.get('num_pairs', 1000), seed=seed, shuffle=options.shuffle,
+        repeat=options.repeat, base_shift=options.get('base_shift', 'per_pair'))
   else:
-    files, metadata = _find_files(data_dir, builder_split, num_targets, shift)
+    files, metadata = _find_files(options.data_dir, builder_split, num_targets, shift)
     height, width = _peek_shape(files[0])
     parse = functools.partial(_parse, num_targets=num_targets, shape=(height, width))
-    examples = pipeline.read_files(files, parse, shuffle=shuffle, seed=seed)
+    examples = pipeline.read_files(files, parse, shuffle=options.shuffle, seed=seed)
     num_examples = metadata.get('num_records')
-    if num_examples is None and not training:
+    if num_examples is None and not options.training:
       num_examples = pipeline.count_records(files)
   to_features = functools.partial(_to_features, num_targets=num_targets, distort=distort)
-  dataset = pipeline.finish_pipeline(
-      examples, to_features, batch_size=batch_size, shuffle=shuffle and not generate,
-      repeat=repeat, seed=seed, random=distort and training)
   if distort:
     height, width = height - _CROP, width - _CROP
-  return dataset, DatasetSpec(name='mnist', height=height, width=width, depth=1,
-                              num_classes=NUM_CLASSES, num_targets=num_targets,
-                              num_examples=num_examples)
+  return builder.Examples(examples, to_features, (height, width, 1), NUM_CLASSES, num_examples,
+                          random=distort, shuffled=generate, num_targets=num_targets)
 
 
-def _check_args(split, batch_size, num_targets, distort, generate_, pad, num_pairs, base_shift):
-  pipeline.check_split('mnist', split)
+def _check_args(num_targets, distort, generate_, options):
   if num_targets not in (1, 2):
     raise UserError(f'mnist: num_targets must be 1 (MNIST) or 2 (MultiMNIST), got {num_targets}')
-  if batch_size < 1:
-    raise UserError(f'mnist: batch_size must be positive, got {batch_size}')
   if distort and num_targets == 2:
     raise UserError('mnist: distortion applies to single-digit MNIST only (as the original)')
+  pad, num_pairs, base_shift = (options.get(k) for k in ('pad', 'num_pairs', 'base_shift'))
   if not generate_ and (pad is not None or num_pairs is not None or base_shift is not None):
     raise UserError('mnist: pad, num_pairs and base_shift apply with generate=True only; the '
                     'files carry the settings they were built with')

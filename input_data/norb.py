@@ -29,9 +29,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from input_data import DataError, DatasetSpec, cli, register
-from input_data.pipeline import (bytes_feature, check_split, count_records,
-                                 default, finish_pipeline, image_features, int64_feature,
+from input_data import DataError, builder, cli
+from input_data.pipeline import (bytes_feature, count_records, image_features, int64_feature,
                                  parse_image_examples, random_brightness, random_contrast,
                                  random_crop, read_files, require_files, write_whole)
 
@@ -43,7 +42,6 @@ RAW_FILES = {'train': 'smallnorb-5x46789x9x18x6x2x96x96-training-{}.mat',
              'test': 'smallnorb-5x01235x9x18x6x2x96x96-testing-{}.mat'}
 MAGIC_TYPES = {0x1E3D4C51: '<f4', 0x1E3D4C53: '<f8', 0x1E3D4C54: '<i4', 0x1E3D4C55: 'u1',
                0x1E3D4C56: '<i2'}
-CONVERT_COMMAND = 'python -m input_data.norb --raw_dir=SMALLNORB_DIR --output_dir={dir}'
 RAW_URL = 'https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/'
 
 # ---------------------------------------------------------------- reader
@@ -91,28 +89,19 @@ def _make_features(image_size: int, crop_size: int):
   return to_features
 
 
-@register('norb')
-def build(*, data_dir, split, batch_size, distort=None, seed=None, repeat=None, shuffle=None,
-          image_size=48):
-  """(dataset, spec) of standardized smallNORB pairs, 32x32x2 by default (see module doc).
-
-  No validate (smallNORB has no validation split; the 2017 code had none) and one object per
-  image: build_dataset refuses those options for norb.
-  """
-  check_split('norb', split)
+def read(dataset, options) -> builder.Examples:
+  """Standardized smallNORB pairs, 32x32x2 by default (see the module docstring)."""
+  image_size = options.get('image_size', 48)
   if image_size not in CROP_SIZES:
     raise DataError(f'norb image_size must be one of {sorted(CROP_SIZES)}, got {image_size}')
-  distort, training = default(distort, True), split == 'train'
+  distort = builder.distorting(dataset, options)
   crop_size = CROP_SIZES[image_size] if distort else image_size
-  path = os.path.join(data_dir, f'{split}duo.tfrecords')
-  require_files([path], CONVERT_COMMAND.format(dir=data_dir))
+  path = os.path.join(options.data_dir, builder.split_files(dataset, options))
+  require_files([path], dataset.prepare.format(dir=options.data_dir))
   parse = functools.partial(_parse, image_size=image_size)
-  ds = finish_pipeline(read_files([path], parse), _make_features(image_size, crop_size),
-                       batch_size=batch_size, shuffle=default(shuffle, training),
-                       repeat=default(repeat, training), seed=seed,
-                       random=distort and training)
-  num_examples = None if training else count_records([path])
-  return ds, DatasetSpec('norb', crop_size, crop_size, DEPTH, NUM_CLASSES, 1, num_examples)
+  return builder.Examples(read_files([path], parse), _make_features(image_size, crop_size),
+                          (crop_size, crop_size, DEPTH), NUM_CLASSES,
+                          None if options.training else count_records([path]), random=distort)
 
 
 # ---------------------------------------------------------------- converter

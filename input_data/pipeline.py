@@ -14,25 +14,12 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import numpy as np
 import tensorflow as tf
 
-from configs.errors import UserError
 from input_data import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 10_000  # examples; about the original's queue capacity
 PARSE_CHUNK = 256  # records parsed together
 MAX_OPEN_FILES = 8  # files (shards) read at once, chunk by chunk
-
-# ---------------------------------------------------------------- arguments
-
-
-def check_split(name: str, split: str):
-  if split not in ('train', 'test'):
-    raise UserError(f"{name}: split must be 'train' or 'test', got {split!r}")
-
-
-def default(value, fallback):
-  return fallback if value is None else value
-
 
 # ---------------------------------------------------------------- writing records
 

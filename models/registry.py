@@ -25,11 +25,6 @@ _MODELS = Registry('model', MODELS)
 register = _MODELS.register  # decorator of `builder(hparams, spec, options: ComputeOptions)`
 
 
-def check_model_name(name: str):
-  """Raises UserError listing the models unless `name` is one."""
-  _MODELS.get(name)
-
-
 def zeros_batch(spec: DatasetSpec, batch_size: int = 1):
   """An all-zero batch dict shaped like `spec`'s batches (to build models and trace steps)."""
   image = tf.zeros([batch_size, spec.height, spec.width, spec.depth])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from configs.errors import UserError
+import input_data
 from input_data import DataError
 from input_data import mnist
 from input_data import mnist_shift
@@ -21,7 +22,7 @@ def _raw(tmp_path, n=20, seed=0):
 
 
 def _take(num_batches=None, **kwargs):
-  dataset, spec = mnist.build(**kwargs)
+  dataset, spec = input_data.build_dataset('mnist', **kwargs)
   dataset = dataset if num_batches is None else dataset.take(num_batches)
   return [{k: v.numpy() for k, v in b.items()} for b in dataset], spec
 
@@ -108,12 +109,12 @@ def test_generated_base_shift_once_holds_across_shuffled_draws(tmp_path):
 def test_base_shift_is_refused_where_it_means_nothing(tmp_path):
   raw, _, _ = _raw(tmp_path)
   with pytest.raises(UserError, match='apply with generate=True only'):
-    mnist.build(data_dir=raw, split='test', batch_size=4, num_targets=2, base_shift='once')
+    input_data.build_dataset('mnist', data_dir=raw, split='test', batch_size=4, num_targets=2, base_shift='once')
   with pytest.raises(UserError, match="base_shift='once' pairs MultiMNIST digits: it needs "
                      'num_targets=2'):
-    mnist.build(data_dir=raw, split='test', batch_size=4, generate=True, base_shift='once')
+    input_data.build_dataset('mnist', data_dir=raw, split='test', batch_size=4, generate=True, base_shift='once')
   with pytest.raises(UserError, match="base_shift='per_image' is not one of per_pair, once"):
-    mnist.build(data_dir=raw, split='test', batch_size=4, num_targets=2, generate=True,
+    input_data.build_dataset('mnist', data_dir=raw, split='test', batch_size=4, num_targets=2, generate=True,
                 base_shift='per_image')
 
 
@@ -157,4 +158,4 @@ def test_generated_validation_tests_on_the_first_sixth_of_train(tmp_path):
 
 def test_generate_without_raw_files_names_them(tmp_path):
   with pytest.raises(DataError, match=r't10k-images-idx3-ubyte\[\.gz\]'):
-    mnist.build(data_dir=str(tmp_path), split='test', batch_size=4, generate=True)
+    input_data.build_dataset('mnist', data_dir=str(tmp_path), split='test', batch_size=4, generate=True)

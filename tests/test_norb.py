@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs import RunConfig
 import input_data
 from input_data import DataError, norb
 from tests import cli
@@ -69,7 +70,7 @@ def test_converter_writes_the_original_duo_schema_byte_for_byte(converted):
 
 def test_undistorted_reader_keeps_every_other_pixel_of_the_hwc_pair(converted):
   images, labels, _, data_dir = converted
-  ds, spec = norb.build(data_dir=data_dir, split='test', batch_size=2, distort=False)
+  ds, spec = input_data.build_dataset('norb', data_dir=data_dir, split='test', batch_size=2, distort=False)
   batches = list(ds)
   assert [len(b['images']) for b in batches] == [2, 2, 1]
   got = np.concatenate([b['images'].numpy() for b in batches])
@@ -93,7 +94,7 @@ def test_downsampling_equals_the_tf1_bilinear_resize_of_the_2017_code(image_size
 
 def test_test_split_takes_the_central_32_crop_by_default(converted):
   images, _, _, data_dir = converted
-  ds, spec = norb.build(data_dir=data_dir, split='test', batch_size=5)
+  ds, spec = input_data.build_dataset('norb', data_dir=data_dir, split='test', batch_size=5)
   got = next(iter(ds))['images'].numpy()
   expected = [standardize(x.transpose(1, 2, 0)[::2, ::2][8:40, 8:40].astype(np.float64))
               for x in images]
@@ -105,7 +106,7 @@ def test_training_distortions_keep_shape_and_follow_the_seed(converted):
   data_dir = converted[3]
 
   def first_batch(seed, image_size=48):
-    ds, spec = norb.build(data_dir=data_dir, split='train', batch_size=4, seed=seed,
+    ds, spec = input_data.build_dataset('norb', data_dir=data_dir, split='train', batch_size=4, seed=seed,
                           image_size=image_size)
     return next(iter(ds))['images'].numpy(), spec
 
@@ -170,7 +171,7 @@ def test_files_that_disagree_on_the_count_are_an_error(tmp_path):
 
 def test_missing_files_are_named_with_how_to_get_them(tmp_path):
   with pytest.raises(DataError, match=r'testduo.tfrecords.*python -m input_data.norb'):
-    norb.build(data_dir=str(tmp_path), split='test', batch_size=1)
+    input_data.build_dataset('norb', data_dir=str(tmp_path), split='test', batch_size=1)
   with pytest.raises(DataError, match=r'training-dat.mat.*cs.nyu.edu'):
     norb.convert(str(tmp_path), str(tmp_path))
 
@@ -185,7 +186,7 @@ def test_unsupported_options_are_rejected(converted):
   assert listed and {'affnist', 'cifar10', 'mnist'} <= set(listed[1].split(', '))
   assert 'norb' not in listed[1]
   with pytest.raises(DataError, match=r'image_size must be one of \[32, 48\]'):
-    norb.build(**common, image_size=40)
+    input_data.build_dataset('norb', **common, image_size=40)
   with pytest.raises(input_data.UserError, match='^--num_targets=2 applies to --dataset=.*'
                      'mnist.* only, not norb; drop --num_targets$'):
     input_data.build_dataset('norb', num_targets=2, **common)
@@ -201,8 +202,8 @@ def test_the_runners_default_options_reach_norb(converted):
   images, _, _, data_dir = converted
   # What runner.inputs passes for `--dataset=norb --distort=false`, other flags unset.
   ds, spec = input_data.build_dataset(
-      'norb', data_dir=data_dir, split='test', batch_size=5, num_targets=1, validate=False,
-      distort=False, seed=None, repeat=None, generate=False)
+      'norb', data_dir=data_dir, split='test', batch_size=5, seed=None, repeat=None,
+      **RunConfig(dataset='norb', distort=False).dataset_options())
   assert (spec.height, spec.num_examples) == (48, 5)  # distort=False reached it: no crop
   got = next(iter(ds))['images'].numpy()
   expected = [standardize(x.transpose(1, 2, 0)[::2, ::2].astype(np.float64)) for x in images]
