@@ -83,11 +83,6 @@ def list_split(data_dir: str, split: str) -> Listing:
   return Listing(root, classes, paths, np.array(labels, np.int32))
 
 
-def class_names(data_dir: str) -> List[str]:
-  """The class names of a folder dataset: label i is class_names(data_dir)[i]."""
-  return list_split(data_dir, 'train').classes
-
-
 def check_same_classes(train: Listing, test: Listing):
   if train.classes != test.classes:
     only_train = sorted(set(train.classes) - set(test.classes)) or ['-']

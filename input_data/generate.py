@@ -91,7 +91,7 @@ def _pair_maker(table, labels, shape, shift, num_pairs, seed, shuffle, base_shif
   base_shift='once': the base image's shift comes from the image's own seed, so all of its
   pairs (and, shuffled, every draw of it) share one shifted base, as the original's files.
   """
-  others = [np.flatnonzero(labels != c) for c in range(10)]
+  others = [np.flatnonzero(labels != c) for c in range(int(labels.max()) + 1)]
   counts = tf.constant([len(o) for o in others], tf.int32)
   width = max(len(o) for o in others)
   others = tf.constant(np.stack([np.pad(o, (0, width - len(o))) for o in others]), tf.int32)

@@ -24,7 +24,7 @@ from input_data import mnist_shift
 from input_data import pipeline
 
 NUM_CLASSES = 10
-_CROP = 4  # distortion crops 28 -> 24, as the original
+_CROP = 4  # distortion crops 28 -> 24, as the original (and idx.read)
 _MAX_ANGLE = np.deg2rad(15.0)
 _RAW_KEYS = {1: ('image_raw',), 2: ('image_raw_1', 'image_raw_2', 'merged_raw')}
 _LABEL_KEYS = {1: ('label',), 2: ('label_1', 'label_2')}
@@ -73,10 +73,10 @@ def read(dataset, options) -> builder.Examples:
     num_examples = metadata.get('num_records')
     if num_examples is None and not options.training:
       num_examples = pipeline.count_records(files)
-  to_features = functools.partial(_to_features, num_targets=num_targets, distort=distort)
+  features = functools.partial(to_features, num_targets=num_targets, distort=distort)
   if distort:
     height, width = height - _CROP, width - _CROP
-  return builder.Examples(examples, to_features, (height, width, 1), NUM_CLASSES, num_examples,
+  return builder.Examples(examples, features, (height, width, 1), NUM_CLASSES, num_examples,
                           random=distort, shuffled=generate, num_targets=num_targets)
 
 
@@ -163,18 +163,18 @@ def _scale(image):
   return tf.cast(image, tf.float32) * np.float32(1 / 255)
 
 
-def _to_features(batch, seed=None, *, num_targets, distort):
+def to_features(batch, seed=None, *, num_classes=NUM_CLASSES, num_targets=1, distort=False):
   """A batch of example dicts -> the contract's batch dict (input_data/__init__.py)."""
   if num_targets == 2:
     return {'images': _scale(batch['merged']),
-            'labels': (tf.one_hot(batch['label_1'], NUM_CLASSES)
-                       + tf.one_hot(batch['label_2'], NUM_CLASSES)),
+            'labels': (tf.one_hot(batch['label_1'], num_classes)
+                       + tf.one_hot(batch['label_2'], num_classes)),
             'recons_image': _scale(batch['image_1']), 'recons_label': batch['label_1'],
             'spare_image': _scale(batch['image_2']), 'spare_label': batch['label_2']}
   images = _scale(batch['image'])
   if distort:
     images = distort_images(images, seed)
-  return pipeline.image_features(images, batch['label'], NUM_CLASSES)
+  return pipeline.image_features(images, batch['label'], num_classes)
 
 
 def rotate(images, angles):
