@@ -20,7 +20,6 @@ from configs.errors import UserError
 from input_data import DataError
 from input_data import builder
 from input_data import generate as generate_lib
-from input_data import mnist_shift
 from input_data import pipeline
 
 NUM_CLASSES = 10
@@ -90,37 +89,77 @@ def _check_args(num_targets, distort, generate_, options):
     raise UserError('mnist: pad, num_pairs and base_shift apply with generate=True only; the '
                     'files carry the settings they were built with')
   if base_shift is not None:
-    mnist_shift.check_base_shift(base_shift)
+    check_base_shift(base_shift)
     if num_targets != 2:
       raise UserError(f'mnist: base_shift={base_shift!r} pairs MultiMNIST digits: it needs '
                       'num_targets=2')
+
+
+# --- file names, as input_data/tools/mnist_shift.py writes them -----------------------------
+
+def shifted_name(split: str, shift: int) -> str:
+  """'train_2shifted_mnist.tfrecords'; split valid_train -> 'train_2shifted_mnist_valid...'."""
+  base, suffix = (split[len('valid_'):], '_valid') if split.startswith('valid_') else (split, '')
+  return f'{base}_{shift}shifted_mnist{suffix}.tfrecords'
+
+
+def multi_prefix(split: str, shift: int) -> str:
+  """Prefix of MultiMNIST shards, e.g. 'multitest_6shifted_mnist.tfrecords'."""
+  return 'multi' + shifted_name(split, shift)
+
+
+def shard_names(prefix: str, num_shards: int):
+  """The original's sharded names: '<prefix>-00000-of-00010', ... (read as '<prefix>@10')."""
+  return [f'{prefix}-{i:05d}-of-{num_shards:05d}' for i in range(num_shards)]
+
+
+def metadata_path(output: str) -> str:
+  """Sidecar of an output file or shard prefix: record counts and settings, as JSON."""
+  return output + '.json'
+
+
+def builder_command(split: str, shift: int, multi_targets: bool = False) -> str:
+  """The command that writes a split's files (for 'missing file' errors)."""
+  pad = ' --pad=4 --multi_targets' if multi_targets else ''
+  return (f'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir=DIR '
+          f'--split={split} --shift={shift}{pad}')
+
+
+# MultiMNIST base digit: shifted afresh for every pair, or once for all its pairs (the original).
+BASE_SHIFTS = ('per_pair', 'once')
+
+
+def check_base_shift(base_shift: str):
+  if base_shift not in BASE_SHIFTS:
+    raise UserError(f'base_shift={base_shift!r} is not one of {", ".join(BASE_SHIFTS)}; use '
+                    "'once' for the original's pairing (one shifted base for all its pairs)")
 
 
 # --- files -----------------------------------------------------------------------------------
 
 def _find_files(data_dir, split, num_targets, shift):
   """Returns (existing TFRecord paths, the builder's metadata or {}) of one split."""
-  command = mnist_shift.builder_command(split, shift, multi_targets=num_targets == 2)
+  command = builder_command(split, shift, multi_targets=num_targets == 2)
   if num_targets == 1:
-    path = os.path.join(data_dir, mnist_shift.shifted_name(split, shift))
+    path = os.path.join(data_dir, shifted_name(split, shift))
     return pipeline.require_files([path], command), _metadata(path)
   if '@' in os.path.basename(data_dir):
     prefix, num_shards = data_dir.rsplit('@', 1)
     if not num_shards.isdigit():
       raise DataError(f'bad sharded path {data_dir!r}: expected <dir>/<prefix>@<num shards>')
   else:
-    prefix = os.path.join(data_dir, mnist_shift.multi_prefix(split, shift))
+    prefix = os.path.join(data_dir, multi_prefix(split, shift))
     num_shards = len(tf.io.gfile.glob(prefix + '-?????-of-?????'))
     if not num_shards:
       raise DataError(f'missing data file(s) in {data_dir}: no shards '
                       f'{os.path.basename(prefix)}-?????-of-?????; build them with: {command}')
-  files = mnist_shift.shard_names(prefix, int(num_shards))
+  files = shard_names(prefix, int(num_shards))
   return pipeline.require_files(files, command), _metadata(prefix)
 
 
 def _metadata(output):
   """The builder's JSON sidecar of a file or shard prefix, or {} for files without one."""
-  path = mnist_shift.metadata_path(output)
+  path = metadata_path(output)
   if not tf.io.gfile.exists(path):
     return {}
   with tf.io.gfile.GFile(path) as f:

@@ -11,6 +11,7 @@ import configs
 import input_data
 from configs.errors import UserError
 from input_data import DataError, folder
+from input_data.tools import folder as folder_tool
 from input_data.datasets import MNIST_IDX
 from models import build_model
 from tests.conftest import standardize, write_idx
@@ -301,7 +302,7 @@ def test_idx_files_become_a_folder_of_pngs_that_reads_back(tmp_path, capsys):
     write_idx(str(raw / (names[0] + '.gz')), images)
     write_idx(str(raw / names[1]), np.array(labels, np.uint8))
   out = str(tmp_path / 'folder')
-  folder.main(['folder', f'--make_from_idx={raw}', f'--output_dir={out}',
+  folder_tool.main(['folder', f'--make_from_idx={raw}', f'--output_dir={out}',
                '--class_names=shoe,bag,coat'])
   assert sorted(os.listdir(os.path.join(out, 'train'))) == ['0_shoe', '1_bag', '2_coat']
   assert sorted(os.listdir(os.path.join(out, 'train', '2_coat'))) == ['0.png', '3.png']
@@ -313,7 +314,7 @@ def test_idx_files_become_a_folder_of_pngs_that_reads_back(tmp_path, capsys):
                                 images[[1, 0, 2]])
   assert (spec.height, spec.width, spec.depth, spec.num_examples) == (5, 4, 1, 3)
   with pytest.raises(SystemExit) as e:
-    folder.main(['folder', f'--make_from_idx={raw}', f'--output_dir={out}'])
+    folder_tool.main(['folder', f'--make_from_idx={raw}', f'--output_dir={out}'])
   assert e.value.code == 2 and 'train already exists' in capsys.readouterr().err
 
 

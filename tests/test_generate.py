@@ -7,7 +7,7 @@ from configs.errors import UserError
 import input_data
 from input_data import DataError
 from input_data import mnist
-from input_data import mnist_shift
+from input_data.tools import mnist_shift
 from tests.conftest import write_raw_mnist
 
 
@@ -55,7 +55,7 @@ def test_unshuffled_generated_mnist_equals_the_files_the_builder_writes(tmp_path
 
 def test_generated_multimnist_has_the_builders_format_and_semantics(tmp_path):
   raw, images, labels = _raw(tmp_path)
-  prefix = str(tmp_path / mnist_shift.multi_prefix('test', 6))
+  prefix = str(tmp_path / mnist.multi_prefix('test', 6))
   mnist_shift.build_multi(images, labels, prefix, shift=6, pad=4, num_pairs=3, max_shard=100,
                           seed=0)
   (want,), file_spec = _take(data_dir=str(tmp_path), split='test', batch_size=60, num_targets=2)

@@ -12,8 +12,8 @@ from input_data import DataError
 from input_data import datasets
 from input_data import idx
 from input_data import mnist
-from input_data import mnist_shift
-from input_data import pipeline
+from input_data.tools import mnist_shift
+from input_data.tools import records
 from tests.conftest import write_raw_mnist
 
 FIXTURE = os.path.join(os.path.dirname(__file__), 'testdata', 'a_valid_routing3')
@@ -22,7 +22,7 @@ FIXTURE = os.path.join(os.path.dirname(__file__), 'testdata', 'a_valid_routing3'
 def _write(path, images, labels):
   with tf.io.TFRecordWriter(str(path)) as writer:
     for image, label in zip(images, labels):
-      writer.write(pipeline.image_example(image, label))
+      writer.write(records.image_example(image, label))
   return str(path)
 
 
@@ -100,7 +100,7 @@ def _u8(x):
 
 def _multi_shards(tmp_path, num_images=20):
   images, labels = _digits(num_images, size=28)
-  prefix = str(tmp_path / mnist_shift.multi_prefix('test', 6))
+  prefix = str(tmp_path / mnist.multi_prefix('test', 6))
   names = mnist_shift.build_multi(images, labels, prefix, shift=6, pad=4, num_pairs=2,
                                   max_shard=15, seed=0)
   return prefix, names

@@ -12,6 +12,7 @@ import tensorflow as tf
 from configs import RunConfig
 import input_data
 from input_data import DataError, norb
+from input_data.tools import norb as norb_tool
 from tests import cli
 from tests.conftest import standardize
 
@@ -51,7 +52,7 @@ def converted(tmp_path):
   raw.mkdir()
   _write_raw(str(raw), TRAIN, 3, seed=1, gz=True)
   images, labels, info = _write_raw(str(raw), TEST, 5)
-  assert norb.convert(str(raw), str(tmp_path)) == {'train': 3, 'test': 5}
+  assert norb_tool.convert(str(raw), str(tmp_path)) == {'train': 3, 'test': 5}
   return images, labels, info, str(tmp_path)
 
 
@@ -135,12 +136,12 @@ def test_truncated_or_trailing_raw_files_are_errors_naming_them(tmp_path):
   data = dat.read_bytes()
   dat.write_bytes(data[:-10])
   with pytest.raises(DataError, match='training-dat.mat is truncated'):
-    norb.convert(str(tmp_path), str(tmp_path / 'out'), splits=('train',))
+    norb_tool.convert(str(tmp_path), str(tmp_path / 'out'), splits=('train',))
   assert not (tmp_path / 'out' / 'trainduo.tfrecords').exists()
   assert not (tmp_path / 'out' / 'trainduo.tfrecords.partial').exists()
   dat.write_bytes(data + b'\0')
   with pytest.raises(DataError, match='training-dat.mat: has bytes past the 2 rows'):
-    norb.convert(str(tmp_path), str(tmp_path / 'out'), splits=('train',))
+    norb_tool.convert(str(tmp_path), str(tmp_path / 'out'), splits=('train',))
 
 
 def test_truncated_gzip_is_an_error_naming_the_file(tmp_path):
@@ -148,7 +149,7 @@ def test_truncated_gzip_is_an_error_naming_the_file(tmp_path):
   cat = tmp_path / (TEST.format('cat') + '.gz')
   cat.write_bytes(cat.read_bytes()[:-12])
   with pytest.raises(DataError, match=r'testing-cat.mat.gz'):
-    norb.convert(str(tmp_path), str(tmp_path), splits=('test',))
+    norb_tool.convert(str(tmp_path), str(tmp_path), splits=('test',))
 
 
 def test_wrong_element_type_or_magic_is_an_error_naming_the_file(tmp_path):
@@ -156,24 +157,24 @@ def test_wrong_element_type_or_magic_is_an_error_naming_the_file(tmp_path):
   info = tmp_path / TEST.format('info')
   info.write_bytes(_matrix(0x1E3D4C55, np.zeros((2, 4), np.uint8)))
   with pytest.raises(DataError, match=r'testing-info.mat: holds uint8 \[2, 4\]; expected int32'):
-    norb.convert(str(tmp_path), str(tmp_path), splits=('test',))
+    norb_tool.convert(str(tmp_path), str(tmp_path), splits=('test',))
   info.write_bytes(b'\x00\x01\x02\x03' * 8)
   with pytest.raises(DataError, match=r'testing-info.mat: not a smallNORB matrix'):
-    norb.convert(str(tmp_path), str(tmp_path), splits=('test',))
+    norb_tool.convert(str(tmp_path), str(tmp_path), splits=('test',))
 
 
 def test_files_that_disagree_on_the_count_are_an_error(tmp_path):
   _write_raw(str(tmp_path), TEST, 2)
   (tmp_path / TEST.format('cat')).write_bytes(_matrix(0x1E3D4C54, np.zeros(3, '<i4')))
   with pytest.raises(DataError, match='2 images, 3 labels, 2 info rows'):
-    norb.convert(str(tmp_path), str(tmp_path), splits=('test',))
+    norb_tool.convert(str(tmp_path), str(tmp_path), splits=('test',))
 
 
 def test_missing_files_are_named_with_how_to_get_them(tmp_path):
   with pytest.raises(DataError, match=r'testduo.tfrecords.*python -m input_data.norb'):
     input_data.build_dataset('norb', data_dir=str(tmp_path), split='test', batch_size=1)
   with pytest.raises(DataError, match=r'training-dat.mat.*cs.nyu.edu'):
-    norb.convert(str(tmp_path), str(tmp_path))
+    norb_tool.convert(str(tmp_path), str(tmp_path))
 
 
 def test_unsupported_options_are_rejected(converted):
@@ -213,7 +214,7 @@ def test_the_runners_default_options_reach_norb(converted):
 def test_cli_converts_with_its_flags(tmp_path):
   _write_raw(str(tmp_path), TRAIN, 1)
   _write_raw(str(tmp_path), TEST, 1)
-  norb.main(['norb', f'--raw_dir={tmp_path}', f'--output_dir={tmp_path / "out"}'])
+  norb_tool.main(['norb', f'--raw_dir={tmp_path}', f'--output_dir={tmp_path / "out"}'])
   assert sorted(os.listdir(tmp_path / 'out')) == ['testduo.tfrecords', 'trainduo.tfrecords']
 
 
