@@ -88,7 +88,3 @@ def main(argv):
   define = cli.input_and_output_dirs('mat_dir', 'folder holding test.mat (and validation.mat)',
                                      'where *_affnist.tfrecords are written')
   cli.run(argv, define, lambda f: convert(f.mat_dir, f.output_dir))
-
-
-if __name__ == '__main__':
-  cli.start(main)

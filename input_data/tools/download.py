@@ -165,7 +165,3 @@ def main(argv):
   """CLI: python -m input_data.download --dataset=NAME --output_dir=DIR [--base_url=URL]."""
   cli.run(argv, _define_flags,
           lambda f: download(f.dataset, f.output_dir, f.base_url, attempts=f.attempts))
-
-
-if __name__ == '__main__':
-  cli.start(main)

@@ -79,7 +79,3 @@ def _make_from_flags(f: flags.FlagValues):
 def main(argv):
   """CLI: python -m input_data.folder --make_from_idx=IDX_DIR --output_dir=DIR."""
   cli.run(argv, _define_flags, _make_from_flags)
-
-
-if __name__ == '__main__':
-  cli.start(main)

@@ -1,25 +1,13 @@
-r"""Builds shifted MNIST and MultiMNIST TFRecords from raw MNIST IDX files.
+"""Builds shifted MNIST and MultiMNIST TFRecords from raw MNIST IDX files (docs/data_mnist.md).
 
 The original's `mnist_shift.py`, made to stream, run in parallel worker processes and give
-the same bytes for a given --seed whatever --num_workers:
-
-  # shifted MNIST (every shift in [-2, 2]^2 of every digit): train_2shifted_mnist.tfrecords
-  python -m input_data.mnist_shift --data_dir=RAW --output_dir=OUT --split=train --shift=2
-  # expanded 40x40 MNIST for affNIST training: train_6shifted_mnist.tfrecords
-  python -m input_data.mnist_shift --data_dir=RAW --output_dir=OUT --split=train --shift=6 --pad=6
-  # MultiMNIST (36x36): multitest_6shifted_mnist.tfrecords-0000i-of-000NN
-  python -m input_data.mnist_shift --data_dir=RAW --output_dir=OUT --split=test --shift=6 \
-      --pad=4 --multi_targets --num_pairs=1000 --max_shard=100000
-  # ... with the original's pairing: one shift of each base digit for all its pairs
-  python -m input_data.mnist_shift ... --multi_targets --base_shift=once
-
-Each output gets a `<name>.json` sidecar (record counts, sizes, settings) written last.
+the same bytes for a given --seed whatever --num_workers. Each output gets a `<name>.json`
+sidecar (record counts, sizes, settings) written last.
 """
 
 import collections
 import functools
 import json
-import multiprocessing
 import os
 
 from absl import flags
@@ -37,10 +25,7 @@ from input_data.tools import cli, records
 
 _RECORDS_PER_CHUNK = 20000  # shifted MNIST work unit, in records
 _IMAGES_PER_BLOCK = 256  # MultiMNIST: images whose shards are computed in one vector op
-_LOG_EVERY_S = 10.0
 
-
-# --- the data --------------------------------------------------------------------------------
 
 def shift_2d(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
   """Moves `image` [H, W] down by dy and right by dx rows/columns, filling with zeros."""
@@ -52,10 +37,8 @@ def shift_2d(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def shifted_views(images: np.ndarray, shift: int) -> np.ndarray:
-  """[N, 2s+1, 2s+1, H, W] views: [i, shift - dy, shift - dx] is shift_2d(images[i], dy, dx).
-
-  Windows of the images zero-padded by `shift`: fancy indexing then shifts many at once.
-  """
+  """[N, 2s+1, 2s+1, H, W] views: [i, shift - dy, shift - dx] is shift_2d(images[i], dy, dx)
+  (windows of the zero-padded images: fancy indexing then shifts many at once)."""
   margin = ((0, 0), (shift, shift), (shift, shift))
   return np.lib.stride_tricks.sliding_window_view(np.pad(images, margin), images.shape[1:],
                                                   axis=(1, 2))
@@ -131,20 +114,13 @@ class ShardPermutation:
       y[out] = self._encrypt(y[out])
 
 
-# --- tf.Examples (the original's schemas) ----------------------------------------------------
-
 def pair_example(image_1, image_2, merged, label_1: int, label_2: int) -> bytes:
-  """MultiMNIST record: label_{1,2}, image_raw_{1,2}, merged_raw, height, width, depth.
-
-  (A shifted MNIST record is records.image_example: image_raw, label, height, width, depth.)
-  """
+  """MultiMNIST record: label_{1,2}, image_raw_{1,2}, merged_raw, height, width, depth."""
   return records.serialize_example(
       dict(height=merged.shape[0], width=merged.shape[1], depth=1, label_1=label_1,
            label_2=label_2),
       dict(image_raw_1=image_1, image_raw_2=image_2, merged_raw=merged))
 
-
-# --- work units (run in worker processes, or in-process for one worker) ----------------------
 
 _STATE = {}
 
@@ -205,47 +181,6 @@ def _write_shard_group(task):
   return [counts[s] for s in range(first, stop)]
 
 
-def _report(done, progress, what, force=False):
-  """Logs records written, records/s and ETA, at most every _LOG_EVERY_S seconds."""
-  if force or progress.due(_LOG_EVERY_S):
-    logging.info('%s: %d / %d records (%.1f%%), %.0f records/s, ETA %s', what, done,
-                 progress.total, 100.0 * done / max(progress.total, 1), progress.rate(done),
-                 progress.eta(done))
-
-
-def _run_tasks(fn, tasks, init_args, num_workers, report):
-  """Yields fn(task) in task order, in-process or from a pool with a bounded backlog."""
-  context = multiprocessing.get_context('spawn')  # forking a process that imported TF is unsafe
-  counter = context.Value('q', 0)
-  if num_workers <= 1:
-    _init_worker(*init_args, counter)
-    try:
-      for task in tasks:
-        yield fn(task)
-        report(counter.value)
-    finally:
-      _STATE.clear()
-    return
-  with context.Pool(num_workers, initializer=_init_worker,
-                    initargs=(*init_args, counter)) as pool:
-    pending = collections.deque()
-    for task in tasks:
-      pending.append(pool.apply_async(fn, (task,)))
-      while len(pending) >= 2 * num_workers:
-        yield _wait(pending.popleft(), counter, report)
-    while pending:
-      yield _wait(pending.popleft(), counter, report)
-
-
-def _wait(result, counter, report):
-  while not result.ready():
-    result.wait(1.0)
-    report(counter.value)
-  return result.get()
-
-
-# --- builders --------------------------------------------------------------------------------
-
 def build_shifted(images, labels, path, *, shift, pad, num_workers=1):
   """Writes every shift of every image padded by `pad` to one TFRecord file; returns count."""
   padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
@@ -253,10 +188,10 @@ def build_shifted(images, labels, path, *, shift, pad, num_workers=1):
   step = max(1, _RECORDS_PER_CHUNK // per_image)
   tasks = [(s, min(s + step, len(images)), shift) for s in range(0, len(images), step)]
   total = len(images) * per_image
-  report = functools.partial(_report, progress=Progress(total), what=os.path.basename(path))
+  report = functools.partial(cli.report, progress=Progress(total), what=os.path.basename(path))
   with records.write_whole(path) as writer:
-    for chunk in _run_tasks(_shift_chunk, tasks, (padded, labels, shift), num_workers,
-                            report):
+    for chunk in cli.run_tasks(_init_worker, _STATE.clear, _shift_chunk, tasks,
+                               (padded, labels, shift), num_workers, report):
       for record in chunk:
         writer.write(record)
   report(total, force=True)
@@ -280,15 +215,15 @@ def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, see
   padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
   total = len(images) * num_pairs
   num_shards = -(-total // max_shard)
-  # One group of shards per worker: each task draws the pairs of every image once, so
-  # fewer tasks cost less. The bytes of a shard do not depend on the grouping.
+  # One group of shards per worker (each task draws every image's pairs once): same bytes.
   per_task = -(-num_shards // max(num_workers, 1))
   tasks = [(s, min(s + per_task, num_shards), prefix, num_shards, num_pairs, shift, max_shard,
             seed, base_shift) for s in range(0, num_shards, per_task)]
-  report = functools.partial(_report, progress=Progress(total),
+  report = functools.partial(cli.report, progress=Progress(total),
                              what=os.path.basename(prefix))
-  counts = [c for group in _run_tasks(_write_shard_group, tasks, (padded, labels, shift),
-                                      num_workers, report) for c in group]
+  groups = cli.run_tasks(_init_worker, _STATE.clear, _write_shard_group, tasks,
+                         (padded, labels, shift), num_workers, report)
+  counts = [c for group in groups for c in group]
   report(total, force=True)
   _write_metadata(prefix, total, padded.shape[1:], shift=shift, pad=pad, num_pairs=num_pairs,
                   seed=seed, base_shift=base_shift, num_shards=num_shards,
@@ -359,7 +294,3 @@ def _build_from_flags(f: flags.FlagValues):
 def main(argv):
   """CLI: python -m input_data.mnist_shift --data_dir=RAW --split=... (see the module doc)."""
   cli.run(argv, _define_flags, _build_from_flags)
-
-
-if __name__ == '__main__':
-  cli.start(main)

@@ -125,7 +125,3 @@ def main(argv):
                                      '.mat(.gz) files', 'where trainduo/testduo.tfrecords are '
                                      'written')
   cli.run(argv, define, lambda f: convert(f.raw_dir, f.output_dir))
-
-
-if __name__ == '__main__':
-  cli.start(main)
