@@ -18,7 +18,7 @@ import os
 import tensorflow as tf
 
 from input_data import DataError, builder
-from input_data.pipeline import (PARSE_CHUNK, assert_file, image_features, random_brightness,
+from input_data.pipeline import (PARSE_CHUNK, assert_file, crop_or_distort, image_features, random_brightness,
                                  random_contrast, random_crop, random_flip_left_right,
                                  read_files, require_files)
 
@@ -79,13 +79,8 @@ def distort_images(images, seed, size: int = CROP_SIZE):
 
 
 def _features(batch, seed=None):
-  images = tf.cast(batch['image'], tf.float32)
-  if seed is None:
-    images = tf.image.resize_with_crop_or_pad(images, CROP_SIZE, CROP_SIZE)
-  else:
-    images = distort_images(images, seed)
-  return image_features(tf.image.per_image_standardization(images), batch['label'],
-                        NUM_CLASSES)
+  images = crop_or_distort(tf.cast(batch['image'], tf.float32), CROP_SIZE, distort_images, seed)
+  return image_features(images, batch['label'], NUM_CLASSES)
 
 
 def read(dataset, options) -> builder.Examples:

@@ -20,7 +20,8 @@ import tensorflow as tf
 from configs.errors import UserError
 from input_data import builder, cifar10
 from input_data.datasets import VALIDATION_FRACTION
-from input_data.pipeline import AUTOTUNE, image_features, random_crop, random_flip_left_right
+from input_data.pipeline import (AUTOTUNE, crop_or_distort, image_features, random_crop,
+                                 random_flip_left_right)
 
 RESIZE_MODES = ('resize', 'pad', 'crop')
 AUGMENTATIONS = ('crop', 'flip', 'cifar10')
@@ -162,8 +163,7 @@ def augment_images(images, options: ImageOptions, seed):
   seeds = tf.random.experimental.stateless_split(seed, 4)
   height = options.size[0]
   if 'cifar10' in options.augment:
-    images = cifar10.distort_images(images * 255.0, seed, options.output_size()[0])
-    return tf.image.per_image_standardization(images)
+    return crop_or_distort(images * 255.0, options.output_size()[0], cifar10.distort_images, seed)
   if 'crop' in options.augment:
     pad = options.crop_padding
     images = random_crop(tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]]), height,
@@ -178,9 +178,7 @@ def _features(batch, seed=None, *, options: ImageOptions, num_classes: int):
   if seed is not None:
     images = augment_images(images, options, seed)
   elif 'cifar10' in options.augment:  # the test split, or distort=False: the central crop
-    height, width = options.output_size()
-    images = tf.image.per_image_standardization(
-        tf.image.resize_with_crop_or_pad(images * 255.0, height, width))
+    images = crop_or_distort(images * 255.0, options.output_size()[0], cifar10.distort_images)
   return image_features(images, batch['label'], num_classes)
 
 

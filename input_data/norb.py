@@ -24,14 +24,15 @@ import numpy as np
 import tensorflow as tf
 
 from input_data import DataError, builder
-from input_data.pipeline import (count_records, image_features, parse_image_examples,
-                                 random_brightness, random_contrast, random_crop, read_files,
-                                 require_files)
+from input_data.pipeline import (count_records, crop_or_distort, image_features,
+                                 parse_image_examples, random_brightness, random_contrast,
+                                 random_crop, read_files, require_files)
 
 RAW_SIZE = 96
 DEPTH = 2
 NUM_CLASSES = 5
 CROP_SIZES = {48: 32, 32: 22}  # image_size -> distorted size, as in the 2017 code
+
 
 def _parse(records, filename, image_size):
   parsed = parse_image_examples(records, filename, num_classes=NUM_CLASSES,
@@ -55,7 +56,7 @@ def downsample(pairs, image_size: int):
   return tf.reshape(sampled, [-1, image_size, image_size, DEPTH])
 
 
-def distort_images(images, crop_size: int, seed):
+def distort_images(images, seed, crop_size: int):
   """Random brightness and contrast, then a random crop (the 2017 order); `seed`: int [2]."""
   seeds = tf.random.experimental.stateless_split(seed, 3)
   images = random_brightness(images, 63, seeds[0])
@@ -63,16 +64,9 @@ def distort_images(images, crop_size: int, seed):
   return random_crop(images, crop_size, seeds[2])
 
 
-def _make_features(image_size: int, crop_size: int):
-  def to_features(batch, seed=None):
-    images = tf.cast(batch['image'], tf.float32)
-    if seed is not None:
-      images = distort_images(images, crop_size, seed)
-    elif crop_size != image_size:
-      images = tf.image.resize_with_crop_or_pad(images, crop_size, crop_size)
-    return image_features(tf.image.per_image_standardization(images), batch['label'],
-                          NUM_CLASSES)
-  return to_features
+def _features(batch, seed=None, *, crop_size: int):
+  images = crop_or_distort(tf.cast(batch['image'], tf.float32), crop_size, distort_images, seed)
+  return image_features(images, batch['label'], NUM_CLASSES)
 
 
 def read(dataset, options) -> builder.Examples:
@@ -85,7 +79,7 @@ def read(dataset, options) -> builder.Examples:
   path = os.path.join(options.data_dir, builder.split_files(dataset, options))
   require_files([path], dataset.prepare.format(dir=options.data_dir))
   parse = functools.partial(_parse, image_size=image_size)
-  return builder.Examples(read_files([path], parse), _make_features(image_size, crop_size),
+  return builder.Examples(read_files([path], parse), functools.partial(_features, crop_size=crop_size),
                           (crop_size, crop_size, DEPTH), NUM_CLASSES,
                           None if options.training else count_records([path]), random=distort)
 

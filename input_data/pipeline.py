@@ -154,6 +154,16 @@ def parse_image_examples(records, filename, *, shape: Tuple[int, int, int], num_
 # ---------------------------------------------------------------- batches
 
 
+def crop_or_distort(images, size: int, distort: Callable, seed=None):
+  """Float images [B, H, W, C] -> standardized [B, size, size, C]: `distort(images, seed, size)`
+  when a seed is given (training), else the central crop (CIFAR-10, smallNORB, augment=cifar10)."""
+  if seed is None:
+    images = tf.image.resize_with_crop_or_pad(images, size, size)
+  else:
+    images = distort(images, seed, size)
+  return tf.image.per_image_standardization(images)
+
+
 def image_features(images, labels, num_classes: int) -> Dict[str, tf.Tensor]:
   """The batch dict (see input_data/__init__.py) of images [B, H, W, D] and labels [B]."""
   return {'images': images, 'labels': tf.one_hot(labels, num_classes, dtype=tf.float32),
