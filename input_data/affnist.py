@@ -1,22 +1,11 @@
-"""affNIST: 40x40 affine-transformed MNIST digits, for the paper's robustness test.
+"""affNIST reader: expanded MNIST (40x40, shifted up to 6) to train, affNIST to test.
 
-The model trains on expanded MNIST (digits padded to 40x40 and shifted by up to 6 pixels) and
-is tested on affNIST. Files read from `data_dir`:
-  train       train_6shifted_mnist.tfrecords  built by `python -m input_data.mnist_shift
-              --data_dir=RAW_MNIST_DIR --output_dir=DIR --split=train --shift=6 --pad=6`
-  test        test_affnist.tfrecords          converted from the official test.mat (below)
-  validate    validation_affnist.tfrecords    (split='test', validate=True) from validation.mat
-All three use the MNIST tf.Example schema: `image_raw` (uint8 bytes, row-major HxWxD), `label`,
-`height`, `width`, `depth` (int64).
-
-Converter (input_data/tools/affnist.py): `python -m input_data.affnist --mat_dir=DIR --output_dir=DIR` reads the official
-MATLAB v5 files (`test.mat`, or `test_batches/1.mat ... 32.mat`, and the same for `validation`).
-Each holds a struct `affNISTdata` whose field `image` is uint8 [1600, N]: one image per column,
-its 1600 pixels in row-major order, so image n is `image[:, n].reshape(40, 40)` in numpy (in
-MATLAB: `reshape(image(:, n), 40, 40)'`). `label_int` [1, N] holds the digit.
+Files and the converter (input_data/tools/affnist.py): docs/data_other.md "affNIST". All use the
+MNIST tf.Example schema (image_raw, label, height, width, depth); pixels are scaled by 1/255.
 """
 
 import os
+
 import numpy as np
 import tensorflow as tf
 

@@ -1,16 +1,9 @@
-"""CIFAR-10 from the official binary batches, preprocessed as the 2017 TF CIFAR-10 tutorial.
+"""CIFAR-10 reader: the official binary batches, preprocessed as the 2017 TF CIFAR-10 tutorial.
 
-Files (`python -m input_data.download --dataset=cifar10 --output_dir=DIR` fetches them):
-`cifar-10-batches-bin/data_batch_{1..5}.bin` and `test_batch.bin`; `data_dir` may be the folder
-holding `cifar-10-batches-bin` or that folder itself. Each record is 3,073 bytes: the label,
-then the 32x32x3 image channel-major (1,024 red, 1,024 green, 1,024 blue bytes, rows in order).
-
-Images are float32 0..255, then
-  training  random 24x24 crop, left-right flip, brightness (max delta 63), contrast [0.2, 1.8]
-  test      central 24x24 crop
-and finally per-image standardization. `distort=False` gives training the test preprocessing;
-the test split is never distorted.
-`validate=True` holds out data_batch_5: 'train' reads batches 1-4 and 'test' reads batch 5.
+data_dir holds cifar-10-batches-bin/ (or is it). A record is 3,073 bytes: the label, then the
+32x32x3 image channel-major. Training takes a random 24x24 crop, flip, brightness and contrast
+(distort=False: the test's central crop), then per-image standardization; validate=True trains on
+batches 1-4 and tests on batch 5 (docs/data_other.md "CIFAR-10").
 """
 
 import os

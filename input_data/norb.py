@@ -1,20 +1,9 @@
-"""smallNORB: stereo pairs of 96x96 toy images, 5 classes, preprocessed as the 2017 code did.
+"""smallNORB reader: stereo pairs of 96x96 toy images, 5 classes, as the 2017 code read them.
 
-Files read from `data_dir`: `trainduo.tfrecords` and `testduo.tfrecords`, tf.Examples with
-`image_raw` (the uint8 stereo pair as stored by smallNORB: [2, 96, 96], camera-major), `label`,
-`height`, `width`, `depth` (96, 96, 2) and `meta` (instance, elevation, azimuth, lighting).
-
-The converter (input_data/tools/norb.py) `python -m input_data.norb --raw_dir=DIR --output_dir=DIR` builds them from the
-official files `smallnorb-5x46789x9x18x6x2x96x96-training-{dat,cat,info}.mat` and
-`smallnorb-5x01235x9x18x6x2x96x96-testing-{dat,cat,info}.mat` (plain or .gz). Those are in the
-smallNORB binary matrix format: little-endian int32 magic (0x1E3D4C55 uint8, 0x1E3D4C54 int32,
-...), int32 ndim, max(ndim, 3) int32 dims, then the data in C order.
-
-Reading (as the 2017 norb_input_record): pixels float32 0..255, resized to `image_size` (48, or
-32) with TF1's bilinear resize (no half-pixel offset, so 96 -> 48 keeps every other pixel);
-with `distort` (default True, both splits) cropped to 32 (22 for image_size=32): training takes
-random brightness (max delta 63) and contrast [0.2, 1.8] then a random crop, test a central
-crop; finally per-image standardization. smallNORB has no validation split.
+Files (trainduo/testduo.tfrecords, by input_data/tools/norb.py) and preprocessing:
+docs/data_other.md "smallNORB". Pixels are resized to image_size (48, or 32) with TF1's bilinear
+resize; distort (default on) crops to 32 (22): training after random brightness and contrast,
+test centrally; then per-image standardization.
 """
 
 import functools

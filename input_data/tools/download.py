@@ -2,13 +2,8 @@
 
   python -m input_data.download --dataset=mnist|fashion_mnist|cifar10 --output_dir=DIR
 
-mnist and fashion_mnist: the four IDX files, kept gzipped, in DIR. cifar10: the binary
-archive in DIR, extracted to DIR/cifar-10-batches-bin. A file already in DIR with the right
-checksum is not fetched again. `--base_url` (or $CAPSULES_DOWNLOAD_BASE_URL) replaces the
-dataset's base URL, e.g. for a mirror; the file names stay the same.
-
-Checksums: sha256 for MNIST (the files TensorFlow's mirror serves) and the CIFAR-10 archive,
-MD5 for Fashion-MNIST (the MD5s its README publishes; no official sha256 exists).
+A file already in DIR with the right checksum is not fetched again; --base_url (or
+$CAPSULES_DOWNLOAD_BASE_URL) names a mirror. Details: docs/data_other.md "The download helper".
 """
 
 import dataclasses
