@@ -88,20 +88,21 @@ class RunConfig:
   keep_checkpoints: int = setting(1000, 'Keep at most this many checkpoints.')
   cpu_replicas: int = setting(0, 'Split the CPU into N logical devices and mirror over them '
                               '(to test multi-device runs without GPUs).')
-  distort: Optional[bool] = setting(None, 'Random crops/flips for training (default: the '
-                                    'dataset\'s).')
+  distort: Optional[bool] = setting(None, 'Distort training images with the dataset\'s default '
+                                    'augmentation (default: the dataset\'s choice, on for '
+                                    'cifar10 and norb).')
   generate: bool = setting(False, 'MNIST: shift and pair digits on the fly from the raw IDX '
                            'files in --data_dir instead of reading TFRecords.')
   # Options of image datasets (--dataset=folder or tfds:NAME; docs/data_own.md).
-  image_size: Optional[str] = setting(None, 'folder/tfds: N or HxW to bring every image to (default: the '
-                            'first training image\'s size).')
+  image_size: Optional[str] = setting(None, 'folder/tfds: N or HxW to bring every image to '
+                                      '(default: the first training image\'s size).')
   resize_mode: str = setting('resize', 'folder/tfds: how images reach --image_size: resize '
-                             '(stretch), pad or crop (centered); input_data/images.py checks it.')
+                             '(stretch), pad or crop (centered); input_data/datasets.py checks it.')
   channels: Optional[int] = setting(None, 'folder/tfds: 1 (grayscale) or 3 (RGB) (default: the '
                                     'first training image\'s).')
-  augment: Optional[str] = setting(None, 'folder/tfds: training augmentations, comma-separated: crop '
-                         '(pad 4, random crop), flip, cifar10 (crop to 3/4, flip, brightness, '
-                         'contrast, standardize); off by default.')
+  augment: Optional[str] = setting(None, 'folder/tfds: training augmentations, comma-separated: '
+                                   'crop (pad 4, random crop), flip, cifar10 (crop to 3/4, flip, '
+                                   'brightness, contrast, standardize); off by default.')
   download: bool = setting(False, 'tfds: download and prepare the dataset into --data_dir if it '
                            'is not there (off: never touch the network).')
   worker_timeout_secs: int = setting(

@@ -36,6 +36,6 @@ def read(dataset, options) -> builder.Examples:
                           None if options.training else count_records([path]))
 
 
-if __name__ == '__main__':  # python -m input_data.affnist: the converter in input_data/tools/affnist.py
+if __name__ == '__main__':  # the tool: input_data/tools/affnist.py
   from input_data.tools import cli, affnist as tool  # pylint: disable=g-import-not-at-top
   cli.start(tool.main)

@@ -11,9 +11,9 @@ import os
 import tensorflow as tf
 
 from input_data import DataError, builder
-from input_data.pipeline import (PARSE_CHUNK, assert_file, crop_or_distort, image_features, random_brightness,
-                                 random_contrast, random_crop, random_flip_left_right,
-                                 read_files, require_files)
+from input_data.pipeline import (PARSE_CHUNK, assert_file, crop_or_distort, image_features,
+                                 random_brightness, random_contrast, random_crop,
+                                 random_flip_left_right, read_files, require_files)
 
 IMAGE_SIZE = 32
 CROP_SIZE = 24

@@ -7,7 +7,7 @@ docs/data_own.md "A new dataset in one declaration".
 """
 
 import dataclasses
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Optional, Sequence, Tuple, Union
 
 from configs.errors import UserError
 from configs.registry import check_name
@@ -18,6 +18,9 @@ FLAG_OPTIONS = ('validate', 'distort', 'num_targets', 'generate', 'image_size', 
                 'channels', 'augment', 'download')
 IMAGE_OPTIONS = ('validate', 'distort', 'image_size', 'resize_mode', 'channels', 'augment',
                  'crop_padding', 'validation_fraction')
+RESIZE_MODES = ('resize', 'pad', 'crop')
+AUGMENTATIONS = ('crop', 'flip', 'cifar10')  # of images (input_data/images.py)
+DISTORT_DEFAULT = ('crop', 'flip')  # what distort=True means when no augment is chosen
 VALIDATION_FRACTION = 0.1  # of train/, held out by validate=True where no split is declared
 # The four files of a raw MNIST directory (LeCun's names, also Fashion-MNIST's and KMNIST's).
 MNIST_IDX = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
@@ -97,3 +100,55 @@ def check_options(name: str, options: Mapping[str, object]):
                       f'{", ".join(taken)}')
     raise UserError(f'{flag} applies to --dataset={", ".join(takers)} only, not {name}; '
                     f'drop --{option}')
+  check_values(name.split(':')[0], options)
+
+
+def check_values(name: str, options: Mapping[str, object]):
+  """UserError for a bad image_size, augment or resize_mode (TensorFlow need not start)."""
+  parse_size(name, options.get('image_size'))
+  parse_augment(name, options.get('augment'), options.get('distort'))
+  if 'resize_mode' in options:
+    check_resize_mode(name, options['resize_mode'])
+
+
+def check_resize_mode(name: str, mode: str):
+  if mode not in RESIZE_MODES:
+    raise UserError(f'{name}: resize_mode must be one of {", ".join(RESIZE_MODES)}, got '
+                    f'{mode!r}')
+
+
+def parse_size(name: str, image_size) -> Optional[Tuple[int, int]]:
+  """None, N, 'N', 'HxW' or (H, W) -> (height, width) of positive ints, or None."""
+  if image_size is None or image_size == '':
+    return None
+  try:
+    if isinstance(image_size, str):
+      parts = [int(p) for p in image_size.lower().split('x')]
+    elif isinstance(image_size, int):
+      parts = [image_size]
+    else:
+      parts = [int(p) for p in image_size]
+  except (TypeError, ValueError):
+    parts = []
+  if len(parts) == 1:
+    parts *= 2
+  if len(parts) != 2 or min(parts) < 1:
+    raise UserError(f'{name}: image_size must be N, "HxW" or (H, W) of positive ints, got '
+                    f'{image_size!r}')
+  return tuple(parts)
+
+
+def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
+                  distort: Optional[bool]) -> Tuple[str, ...]:
+  """The augmentations chosen: 'crop,flip' or ['crop', 'flip']; distort=True with none chosen
+  means DISTORT_DEFAULT."""
+  if isinstance(augment, str):
+    augment = augment.split(',')
+  chosen = tuple(a.strip().lower() for a in (augment or ()) if a.strip())
+  unknown = [a for a in chosen if a not in AUGMENTATIONS]
+  if unknown:
+    raise UserError(f'{name}: unknown augment {", ".join(unknown)}; expected a comma-separated '
+                    f'list of: {", ".join(AUGMENTATIONS)}')
+  if 'cifar10' in chosen and len(set(chosen)) > 1:
+    raise UserError(f"{name}: augment 'cifar10' already crops and flips; use it alone")
+  return chosen or (DISTORT_DEFAULT if distort else ())

@@ -198,6 +198,6 @@ def read(dataset, options) -> builder.Examples:
   return source
 
 
-if __name__ == '__main__':  # python -m input_data.folder: the maker of folders from IDX files in input_data/tools/folder.py
+if __name__ == '__main__':  # the tool: input_data/tools/folder.py
   from input_data.tools import cli, folder as tool  # pylint: disable=g-import-not-at-top
   cli.start(tool.main)

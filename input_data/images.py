@@ -13,19 +13,17 @@ with no augment chosen: 'crop,flip'); 'crop' and 'cifar10' need square images.
 """
 
 import dataclasses
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple
 
 import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import builder, cifar10
-from input_data.datasets import VALIDATION_FRACTION
+from input_data.datasets import (VALIDATION_FRACTION, check_resize_mode, parse_augment,
+                                 parse_size)
 from input_data.pipeline import (AUTOTUNE, crop_or_distort, image_features, random_crop,
                                  random_flip_left_right)
 
-RESIZE_MODES = ('resize', 'pad', 'crop')
-AUGMENTATIONS = ('crop', 'flip', 'cifar10')
-DISTORT_DEFAULT = ('crop', 'flip')  # what distort=True means when no augment is chosen
 CROP_PADDING = 4  # pixels; the usual CIFAR padding before a random crop
 
 
@@ -45,51 +43,12 @@ class ImageOptions:
     return (height * 3 // 4, width * 3 // 4) if 'cifar10' in self.augment else (height, width)
 
 
-def parse_size(name: str, image_size) -> Optional[Tuple[int, int]]:
-  """None, N, 'N', 'HxW' or (H, W) -> (height, width) of positive ints, or None."""
-  if image_size is None or image_size == '':
-    return None
-  try:
-    if isinstance(image_size, str):
-      parts = [int(p) for p in image_size.lower().split('x')]
-    elif isinstance(image_size, int):
-      parts = [image_size]
-    else:
-      parts = [int(p) for p in image_size]
-  except (TypeError, ValueError):
-    parts = []
-  if len(parts) == 1:
-    parts *= 2
-  if len(parts) != 2 or min(parts) < 1:
-    raise UserError(f'{name}: image_size must be N, "HxW" or (H, W) of positive ints, got '
-                    f'{image_size!r}')
-  return tuple(parts)
-
-
-def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
-                  distort: Optional[bool]) -> Tuple[str, ...]:
-  """The augmentations chosen: 'crop,flip' or ['crop', 'flip']; distort=True with none chosen
-  means DISTORT_DEFAULT."""
-  if isinstance(augment, str):
-    augment = augment.split(',')
-  chosen = tuple(a.strip().lower() for a in (augment or ()) if a.strip())
-  unknown = [a for a in chosen if a not in AUGMENTATIONS]
-  if unknown:
-    raise UserError(f'{name}: unknown augment {", ".join(unknown)}; expected a comma-separated '
-                    f'list of: {", ".join(AUGMENTATIONS)}')
-  if 'cifar10' in chosen and len(set(chosen)) > 1:
-    raise UserError(f"{name}: augment 'cifar10' already crops and flips; use it alone")
-  return chosen or (DISTORT_DEFAULT if distort else ())
-
-
 def make_options(options) -> ImageOptions:
   """The image options of a build (builder.Options); one UserError line for a bad one."""
   name = options.name.split(':')[0]
   resize_mode, channels = options.get('resize_mode', 'resize'), options.get('channels')
   crop_padding = options.get('crop_padding', CROP_PADDING)
-  if resize_mode not in RESIZE_MODES:
-    raise UserError(f'{name}: resize_mode must be one of {", ".join(RESIZE_MODES)}, got '
-                    f'{resize_mode!r}')
+  check_resize_mode(name, resize_mode)
   if channels not in (None, 1, 3):
     raise UserError(f'{name}: channels must be 1 (grayscale), 3 (RGB) or None (detect), got '
                     f'{channels!r}')

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from input_data import DataError, builder
+from input_data.datasets import parse_size
 from input_data.pipeline import (count_records, crop_or_distort, image_features,
                                  parse_image_examples, random_brightness, random_contrast,
                                  random_crop, read_files, require_files)
@@ -60,19 +61,22 @@ def _features(batch, seed=None, *, crop_size: int):
 
 def read(dataset, options) -> builder.Examples:
   """Standardized smallNORB pairs, 32x32x2 by default (see the module docstring)."""
-  image_size = options.get('image_size', 48)
-  if image_size not in CROP_SIZES:
-    raise DataError(f'norb image_size must be one of {sorted(CROP_SIZES)}, got {image_size}')
+  height, width = parse_size('norb', options.get('image_size')) or (48, 48)
+  if height != width or height not in CROP_SIZES:
+    raise DataError(f'norb image_size must be one of {sorted(CROP_SIZES)}, got '
+                    f'{options.get("image_size")}')
+  image_size = height
   distort = builder.distorting(dataset, options)
   crop_size = CROP_SIZES[image_size] if distort else image_size
   path = os.path.join(options.data_dir, builder.split_files(dataset, options))
   require_files([path], dataset.prepare.format(dir=options.data_dir))
   parse = functools.partial(_parse, image_size=image_size)
-  return builder.Examples(read_files([path], parse), functools.partial(_features, crop_size=crop_size),
-                          (crop_size, crop_size, DEPTH), NUM_CLASSES,
-                          None if options.training else count_records([path]), random=distort)
+  to_features = functools.partial(_features, crop_size=crop_size)
+  return builder.Examples(read_files([path], parse), to_features, (crop_size, crop_size, DEPTH),
+                          NUM_CLASSES, None if options.training else count_records([path]),
+                          random=distort)
 
 
-if __name__ == '__main__':  # python -m input_data.norb: the converter in input_data/tools/norb.py
+if __name__ == '__main__':  # the tool: input_data/tools/norb.py
   from input_data.tools import cli, norb as tool  # pylint: disable=g-import-not-at-top
   cli.start(tool.main)

@@ -90,13 +90,15 @@ def test_validate_reads_the_converted_validation_file(tmp_path):
   _write_mat(str(tmp_path / 'test.mat'), _images(2), [0, 0])
   _write_mat(str(tmp_path / 'validation.mat'), _images(3), [7, 7, 7])
   affnist_tool.convert(str(tmp_path), str(tmp_path))
-  ds, spec = input_data.build_dataset('affnist', data_dir=str(tmp_path), split='test', batch_size=8, validate=True)
+  ds, spec = input_data.build_dataset(
+      'affnist', data_dir=str(tmp_path), split='test', batch_size=8, validate=True)
   assert spec.num_examples == 3
   assert next(iter(ds))['recons_label'].numpy().tolist() == [7, 7, 7]
 
 
 def _write_train_file(data_dir, n):
-  with tf.io.TFRecordWriter(os.path.join(data_dir, datasets.DATASETS['affnist'].files['train'])) as writer:
+  train_file = datasets.DATASETS['affnist'].files['train']
+  with tf.io.TFRecordWriter(os.path.join(data_dir, train_file)) as writer:
     for i, image in enumerate(_images(n)):
       writer.write(records.image_example(image, i % 10))
 
@@ -105,7 +107,8 @@ def test_training_reads_expanded_mnist_repeats_and_shuffles_per_seed(tmp_path):
   _write_train_file(str(tmp_path), 12)
 
   def first_labels(seed):
-    ds, spec = input_data.build_dataset('affnist', data_dir=str(tmp_path), split='train', batch_size=5, seed=seed)
+    ds, spec = input_data.build_dataset(
+        'affnist', data_dir=str(tmp_path), split='train', batch_size=5, seed=seed)
     assert spec.num_examples is None
     return np.concatenate([b['recons_label'].numpy() for b in ds.take(5)]).tolist()
 

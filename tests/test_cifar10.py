@@ -62,7 +62,8 @@ def test_test_split_is_the_central_crop_standardized_without_dropping_examples(d
 
 def test_test_split_is_never_randomly_distorted(data_dir):
   plain, _ = input_data.build_dataset('cifar10', data_dir=data_dir, split='test', batch_size=5)
-  asked, _ = input_data.build_dataset('cifar10', data_dir=data_dir, split='test', batch_size=5, distort=True)
+  asked, _ = input_data.build_dataset(
+      'cifar10', data_dir=data_dir, split='test', batch_size=5, distort=True)
   np.testing.assert_array_equal(next(iter(plain))['images'], next(iter(asked))['images'])
 
 
@@ -74,7 +75,8 @@ def test_data_dir_may_be_the_batches_folder_itself(data_dir):
 
 def test_distortions_keep_shape_and_standardize_and_follow_the_seed(data_dir):
   def first_batch(seed):
-    ds, spec = input_data.build_dataset('cifar10', data_dir=data_dir, split='train', batch_size=8, seed=seed)
+    ds, spec = input_data.build_dataset(
+        'cifar10', data_dir=data_dir, split='train', batch_size=8, seed=seed)
     assert spec.num_examples is None
     return next(iter(ds))
 
@@ -115,11 +117,13 @@ def test_brightness_and_contrast_keep_shape_and_stay_within_their_bounds():
 
 
 def test_validate_holds_out_data_batch_5(data_dir):
-  ds, spec = input_data.build_dataset('cifar10', data_dir=data_dir, split='test', batch_size=10, validate=True)
+  ds, spec = input_data.build_dataset(
+      'cifar10', data_dir=data_dir, split='test', batch_size=10, validate=True)
   assert spec.num_examples == 4
   assert next(iter(ds))['recons_label'].numpy().tolist() == [5] * 4
-  ds, _ = input_data.build_dataset('cifar10', data_dir=data_dir, split='train', batch_size=16, validate=True,
-                        repeat=False, shuffle=False, distort=False)
+  ds, _ = input_data.build_dataset(
+      'cifar10', data_dir=data_dir, split='train', batch_size=16, validate=True, repeat=False,
+      shuffle=False, distort=False)
   assert sorted(set(next(iter(ds))['recons_label'].numpy().tolist())) == [1, 2, 3, 4]
 
 

@@ -149,8 +149,8 @@ def test_flag_mistakes_are_found_before_tensorflow_is_imported():
       "unknown dataset 'foo'; expected one of: affnist, cifar10, folder, kmnist, mnist, norb, "
       'tfds', '--generate applies to --dataset=mnist only, not cifar10; drop --generate',
       "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline",
-      '--validate applies to --dataset=affnist, cifar10, folder, kmnist, mnist, tfds only, not norb; '
-      'drop --validate', 'False']
+      '--validate applies to --dataset=affnist, cifar10, folder, kmnist, mnist, tfds only, not '
+      'norb; drop --validate', 'False']
 
 
 def test_debug_shows_the_whole_traceback_instead_of_the_line(env):

@@ -109,13 +109,16 @@ def test_generated_base_shift_once_holds_across_shuffled_draws(tmp_path):
 def test_base_shift_is_refused_where_it_means_nothing(tmp_path):
   raw, _, _ = _raw(tmp_path)
   with pytest.raises(UserError, match='apply with generate=True only'):
-    input_data.build_dataset('mnist', data_dir=raw, split='test', batch_size=4, num_targets=2, base_shift='once')
+    input_data.build_dataset(
+        'mnist', data_dir=raw, split='test', batch_size=4, num_targets=2, base_shift='once')
   with pytest.raises(UserError, match="base_shift='once' pairs MultiMNIST digits: it needs "
                      'num_targets=2'):
-    input_data.build_dataset('mnist', data_dir=raw, split='test', batch_size=4, generate=True, base_shift='once')
+    input_data.build_dataset(
+        'mnist', data_dir=raw, split='test', batch_size=4, generate=True, base_shift='once')
   with pytest.raises(UserError, match="base_shift='per_image' is not one of per_pair, once"):
-    input_data.build_dataset('mnist', data_dir=raw, split='test', batch_size=4, num_targets=2, generate=True,
-                base_shift='per_image')
+    input_data.build_dataset(
+        'mnist', data_dir=raw, split='test', batch_size=4, num_targets=2, generate=True,
+        base_shift='per_image')
 
 
 def test_generated_training_shifts_stay_in_bounds(tmp_path):
@@ -158,4 +161,5 @@ def test_generated_validation_tests_on_the_first_sixth_of_train(tmp_path):
 
 def test_generate_without_raw_files_names_them(tmp_path):
   with pytest.raises(DataError, match=r't10k-images-idx3-ubyte\[\.gz\]'):
-    input_data.build_dataset('mnist', data_dir=str(tmp_path), split='test', batch_size=4, generate=True)
+    input_data.build_dataset(
+        'mnist', data_dir=str(tmp_path), split='test', batch_size=4, generate=True)

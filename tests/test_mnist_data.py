@@ -119,7 +119,8 @@ def test_multimnist_batch_is_merged_image_two_hot_labels_and_both_digits(tmp_pat
     np.testing.assert_array_equal(
         _u8(b['images']), np.minimum(_u8(b['recons_image']) + _u8(b['spare_image']), 255))
   # A directory finds the shards of the default MultiMNIST prefix itself.
-  _, spec = input_data.build_dataset('mnist', data_dir=str(tmp_path), split='test', batch_size=16, num_targets=2)
+  _, spec = input_data.build_dataset(
+      'mnist', data_dir=str(tmp_path), split='test', batch_size=16, num_targets=2)
   assert spec.num_examples == 40
 
 
@@ -134,12 +135,13 @@ def test_missing_shard_is_named(tmp_path):
   prefix, names = _multi_shards(tmp_path)
   os.remove(names[1])
   with pytest.raises(DataError, match=os.path.basename(names[1])):
-    input_data.build_dataset('mnist', data_dir=f'{prefix}@{len(names)}', split='test', batch_size=4, num_targets=2)
+    input_data.build_dataset(
+        'mnist', data_dir=f'{prefix}@{len(names)}', split='test', batch_size=4, num_targets=2)
 
 
 def _iterate_error(path, split='test'):
-  dataset, _ = input_data.build_dataset('mnist', data_dir=os.path.dirname(path), split=split, batch_size=2,
-                           repeat=False)
+  dataset, _ = input_data.build_dataset(
+      'mnist', data_dir=os.path.dirname(path), split=split, batch_size=2, repeat=False)
   with pytest.raises(tf.errors.InvalidArgumentError) as e:
     for _ in dataset:
       pass
@@ -218,6 +220,7 @@ def test_bad_arguments_are_user_errors():
   with pytest.raises(input_data.UserError, match="split must be 'train' or 'test'"):
     input_data.build_dataset('mnist', data_dir=FIXTURE, split='valid', batch_size=4)
   with pytest.raises(input_data.UserError, match='distortion applies to single-digit'):
-    input_data.build_dataset('mnist', data_dir=FIXTURE, split='test', batch_size=4, num_targets=2, distort=True)
+    input_data.build_dataset(
+        'mnist', data_dir=FIXTURE, split='test', batch_size=4, num_targets=2, distort=True)
   with pytest.raises(input_data.UserError, match='apply with generate=True only'):
     input_data.build_dataset('mnist', data_dir=FIXTURE, split='test', batch_size=4, num_pairs=5)

@@ -71,7 +71,8 @@ def test_converter_writes_the_original_duo_schema_byte_for_byte(converted):
 
 def test_undistorted_reader_keeps_every_other_pixel_of_the_hwc_pair(converted):
   images, labels, _, data_dir = converted
-  ds, spec = input_data.build_dataset('norb', data_dir=data_dir, split='test', batch_size=2, distort=False)
+  ds, spec = input_data.build_dataset(
+      'norb', data_dir=data_dir, split='test', batch_size=2, distort=False)
   batches = list(ds)
   assert [len(b['images']) for b in batches] == [2, 2, 1]
   got = np.concatenate([b['images'].numpy() for b in batches])
@@ -107,8 +108,8 @@ def test_training_distortions_keep_shape_and_follow_the_seed(converted):
   data_dir = converted[3]
 
   def first_batch(seed, image_size=48):
-    ds, spec = input_data.build_dataset('norb', data_dir=data_dir, split='train', batch_size=4, seed=seed,
-                          image_size=image_size)
+    ds, spec = input_data.build_dataset(
+        'norb', data_dir=data_dir, split='train', batch_size=4, seed=seed, image_size=image_size)
     return next(iter(ds))['images'].numpy(), spec
 
   images, spec = first_batch(5)
