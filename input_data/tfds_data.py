@@ -104,7 +104,8 @@ def read(dataset, options) -> builder.Examples:
   channels (default: the feature's, alpha dropped), augment and crop_padding: see
   input_data/images.py.
   """
-  image_options, name = images.make_options(options), options.name[len('tfds:'):]
+  image_options = images.make_options(options)
+  name = options.get('tfds_name', options.name[len('tfds:'):])
   tfds = import_tfds()
   tfds_builder = load_builder(tfds, name, dataset, options.data_dir, options.get('download'))
   info = tfds_builder.info
