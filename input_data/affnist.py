@@ -10,11 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 from input_data import builder
+from input_data.datasets import DATASETS
 from input_data.pipeline import (count_records, image_features, parse_image_examples, read_files,
                                  require_files)
 
-IMAGE_SIZE = 40
-NUM_CLASSES = 10
+IMAGE_SIZE, _, _ = DATASETS['affnist'].shape
+NUM_CLASSES = DATASETS['affnist'].num_classes
 
 def _parse(records, filename):
   parsed = parse_image_examples(records, filename, num_classes=NUM_CLASSES,

@@ -11,14 +11,14 @@ import os
 import tensorflow as tf
 
 from input_data import DataError, builder
+from input_data.datasets import DATASETS
 from input_data.pipeline import (PARSE_CHUNK, assert_file, crop_or_distort, image_features,
                                  random_brightness, random_contrast, random_crop,
                                  random_flip_left_right, read_files, require_files)
 
-IMAGE_SIZE = 32
+IMAGE_SIZE, _, DEPTH = DATASETS['cifar10'].shape
+NUM_CLASSES = DATASETS['cifar10'].num_classes
 CROP_SIZE = 24
-DEPTH = 3
-NUM_CLASSES = 10
 RECORD_BYTES = 1 + IMAGE_SIZE * IMAGE_SIZE * DEPTH
 FOLDER = 'cifar-10-batches-bin'
 

@@ -14,15 +14,15 @@ from typing import Mapping, Tuple
 import numpy as np
 
 from input_data import DataError
-from input_data.datasets import MNIST_IDX
+from input_data.datasets import MNIST_DOWNLOAD, MNIST_IDX
 
 _UBYTE = 0x08
 _GZIP_MAGIC = b'\x1f\x8b'
 
 # Splits of the builder: the validation pair cuts the training files as the original did.
 SPLITS = ('train', 'test', 'valid_train', 'valid_test')
-WHERE_TO_GET = ('download them with `python -m input_data.download --dataset=mnist '
-                '--output_dir=DIR` (or --dataset=fashion_mnist), or use the 5,000 packaged '
+WHERE_TO_GET = (f'download them with `{MNIST_DOWNLOAD.format(dir="DIR")}` (or '
+                '--dataset=fashion_mnist), or use the 5,000 packaged '
                 'digits in input_data.mnist.default_raw_dir() or Debian\'s dataset-fashion-mnist '
                 '(/usr/share/datasets/fashion-mnist)')
 

@@ -19,10 +19,11 @@ import tensorflow as tf
 from configs.errors import UserError
 from input_data import DataError
 from input_data import builder
+from input_data.datasets import DATASETS
 from input_data import generate as generate_lib
 from input_data import pipeline
 
-NUM_CLASSES = 10
+NUM_CLASSES = DATASETS['mnist'].num_classes
 _CROP = 4  # distortion crops 28 -> 24, as the original (and idx.read)
 _MAX_ANGLE = np.deg2rad(15.0)
 _RAW_KEYS = {1: ('image_raw',), 2: ('image_raw_1', 'image_raw_2', 'merged_raw')}

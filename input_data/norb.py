@@ -13,14 +13,13 @@ import numpy as np
 import tensorflow as tf
 
 from input_data import DataError, builder
-from input_data.datasets import parse_size
+from input_data.datasets import DATASETS, parse_size
 from input_data.pipeline import (count_records, crop_or_distort, image_features,
                                  parse_image_examples, random_brightness, random_contrast,
                                  random_crop, read_files, require_files)
 
-RAW_SIZE = 96
-DEPTH = 2
-NUM_CLASSES = 5
+RAW_SIZE, _, DEPTH = DATASETS['norb'].shape
+NUM_CLASSES = DATASETS['norb'].num_classes
 CROP_SIZES = {48: 32, 32: 22}  # image_size -> distorted size, as in the 2017 code
 
 
