@@ -33,12 +33,7 @@ def make_config() -> RunConfig:
   """The RunConfig the flags describe; raises UserError for bad values or combinations."""
   values = {field.name: FLAGS[field.name].value for field in RunConfig.flag_fields()}
   hparams = make_hparams(values['preset'], values['hparams_override'], values['model'])
-  config = RunConfig(**values, hparams=hparams).validate_flags()
-  import input_data  # pylint: disable=g-import-not-at-top
-  import models  # pylint: disable=g-import-not-at-top
-  input_data.check_dataset_name(config.dataset)
-  models.check_model_name(config.model)
-  return config
+  return RunConfig(**values, hparams=hparams).validate_flags()
 
 
 def parse_flags(argv):

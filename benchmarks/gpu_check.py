@@ -91,7 +91,7 @@ def oracle_diffs(precision, tf32, xla):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from configs import RunConfig, make_hparams  # pylint: disable=g-import-not-at-top
-  from input_data import DatasetSpec  # pylint: disable=g-import-not-at-top
+  from configs.spec import DatasetSpec  # pylint: disable=g-import-not-at-top
   from layers import model_losses  # pylint: disable=g-import-not-at-top
   from models import build_model, import_tf1_checkpoint  # pylint: disable=g-import-not-at-top
   from models.tf1_import import original_variables  # pylint: disable=g-import-not-at-top

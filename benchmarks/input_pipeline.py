@@ -21,20 +21,23 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from input_data import affnist
+import input_data
 from input_data import cifar10
+from input_data import datasets
 from input_data import idx
 from input_data import mnist
-from input_data import mnist_shift
 from input_data import norb
-from input_data import pipeline
+from input_data.tools import mnist_shift
+from input_data.tools import norb as norb_tool
+from input_data.tools import records
 
 Rows = Dict[str, Callable[[], tf.data.Dataset]]
 
 
-def _row(build, data_dir: str, batch_size: int, split: str, **options):
-  return lambda: build(data_dir=data_dir, split=split, batch_size=batch_size, repeat=True,
-                       seed=0, **options)[0]
+def _row(name, data_dir: str, batch_size: int, split: str, **options):
+  return lambda: input_data.build_dataset(name, data_dir=data_dir, split=split,
+                                          batch_size=batch_size, repeat=True, seed=0,
+                                          **options)[0]
 
 
 def mnist_rows(workdir: str, batch_size: int) -> Rows:
@@ -42,19 +45,19 @@ def mnist_rows(workdir: str, batch_size: int) -> Rows:
   raw = mnist.default_raw_dir()
   images, labels = idx.load_split(raw, 'train')
   mnist_shift.build_shifted(images[:1000], labels[:1000],  # 25,000 records
-                            os.path.join(workdir, mnist_shift.shifted_name('train', 2)),
+                            os.path.join(workdir, mnist.shifted_name('train', 2)),
                             shift=2, pad=0)
   test_images, test_labels = idx.load_split(raw, 'test')
   mnist_shift.build_shifted(test_images, test_labels,
-                            os.path.join(workdir, mnist_shift.shifted_name('test', 0)),
+                            os.path.join(workdir, mnist.shifted_name('test', 0)),
                             shift=0, pad=0)
   shards = mnist_shift.build_multi(  # 20,000 records in 4 shards
-      images, labels, os.path.join(workdir, mnist_shift.multi_prefix('train', 6)), shift=6,
+      images, labels, os.path.join(workdir, mnist.multi_prefix('train', 6)), shift=6,
       pad=4, num_pairs=5, max_shard=5000, seed=0)
-  multi_dir = f'{os.path.join(workdir, mnist_shift.multi_prefix("train", 6))}@{len(shards)}'
+  multi_dir = f'{os.path.join(workdir, mnist.multi_prefix("train", 6))}@{len(shards)}'
 
   def row(split, data_dir=workdir, **options):
-    return _row(mnist.build, data_dir, batch_size, split, **options)
+    return _row('mnist', data_dir, batch_size, split, **options)
 
   return {
       'mnist_train (files)': row('train'),
@@ -73,21 +76,21 @@ def write_synthetic(data_dir: str, num_examples: int, seed: int = 0) -> str:
   random images each (decoding and preprocessing cost the same as with real images)."""
   rng = np.random.default_rng(seed)
   labels = rng.integers(0, 5, num_examples)
-  for name in ('test_affnist.tfrecords', affnist.TRAIN_FILE):
+  for name in ('test_affnist.tfrecords', datasets.DATASETS['affnist'].files['train']):
     with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as writer:
       for image, label in zip(rng.integers(0, 256, (num_examples, 40, 40), np.uint8), labels):
-        writer.write(pipeline.image_example(image, label))
+        writer.write(records.image_example(image, label))
   folder = os.path.join(data_dir, cifar10.FOLDER)
   os.makedirs(folder, exist_ok=True)
   for name in [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']:
-    records = rng.integers(0, 256, (num_examples, cifar10.RECORD_BYTES), np.uint8)
-    records[:, 0] = labels
-    records.tofile(os.path.join(folder, name))
+    batch = rng.integers(0, 256, (num_examples, cifar10.RECORD_BYTES), np.uint8)
+    batch[:, 0] = labels
+    batch.tofile(os.path.join(folder, name))
   for split in ('train', 'test'):
     with tf.io.TFRecordWriter(os.path.join(data_dir, f'{split}duo.tfrecords')) as writer:
       for label in labels:
         image = rng.integers(0, 256, norb.DEPTH * norb.RAW_SIZE ** 2, np.uint8).tobytes()
-        writer.write(norb.example(image, label, [0, 0, 0, 0]).SerializeToString())
+        writer.write(norb_tool.example(image, label, [0, 0, 0, 0]).SerializeToString())
   return data_dir
 
 
@@ -95,16 +98,16 @@ def other_rows(workdir: str, batch_size: int, num_examples: int = 2000) -> Rows:
   """affNIST, CIFAR-10 and smallNORB over synthetic files written to `workdir`."""
   write_synthetic(workdir, num_examples)
 
-  def row(build, split, **options):
-    return _row(build, workdir, batch_size, split, **options)
+  def row(name, split, **options):
+    return _row(name, workdir, batch_size, split, **options)
 
   return {
-      'affnist_train (expanded MNIST)': row(affnist.build, 'train'),
-      'affnist_test': row(affnist.build, 'test'),
-      'cifar10_train (distorted)': row(cifar10.build, 'train'),
-      'cifar10_test': row(cifar10.build, 'test'),
-      'norb_train (distorted)': row(norb.build, 'train'),
-      'norb_test': row(norb.build, 'test'),
+      'affnist_train (expanded MNIST)': row('affnist', 'train'),
+      'affnist_test': row('affnist', 'test'),
+      'cifar10_train (distorted)': row('cifar10', 'train'),
+      'cifar10_test': row('cifar10', 'test'),
+      'norb_train (distorted)': row('norb', 'train'),
+      'norb_test': row('norb', 'test'),
   }
 
 

@@ -28,6 +28,8 @@ os.environ.setdefault('TF_FORCE_GPU_ALLOW_GROWTH', 'true')
 
 from absl import app, flags  # noqa: E402
 
+from configs.hparams import CIFAR10_OVERRIDES
+
 flags.DEFINE_string('rows', '', 'Comma-separated rows to run (default: all for this device).')
 flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
 flags.DEFINE_integer('steps', 6, 'Timed steps per row (after warm-up).')
@@ -59,8 +61,7 @@ ROWS = {
     'capsule_notf32': ('capsule', MNIST, '', {'tf32': False}),
     'capsule_xla_step': ('capsule', MNIST, '', {'jit_compile': True}),
     'multimnist': ('capsule', MULTIMNIST, '', {}),
-    'cifar10': ('capsule', CIFAR10, 'num_prime_capsules=64,padding=SAME,leaky=true,remake=false',
-                {}),
+    'cifar10': ('capsule', CIFAR10, CIFAR10_OVERRIDES, {}),
     'baseline': ('baseline', MNIST, '', {}),
     'capsule_bf16': ('capsule', MNIST, '', {'mixed_precision': 'bfloat16'}),
     'capsule_xla_bf16': ('capsule', MNIST, '', {'jit_compile': True,
@@ -127,7 +128,7 @@ def run_row(name, batch_size, warmup, steps, steps_per_loop=0):
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from configs import RunConfig, make_hparams  # pylint: disable=g-import-not-at-top
-  from input_data import DatasetSpec  # pylint: disable=g-import-not-at-top
+  from configs.spec import DatasetSpec  # pylint: disable=g-import-not-at-top
   from models import build_model  # pylint: disable=g-import-not-at-top
   from runner.devices import compute_options, set_precision, use_xla  # pylint: disable=g-import-not-at-top
   from runner.train_step import make_optimizer, make_train_step  # pylint: disable=g-import-not-at-top

@@ -52,6 +52,9 @@ class Preset:
   time: str = ''
 
 
+# The original README's CIFAR-10 settings (also smallNORB's preset and the benchmark's row).
+CIFAR10_OVERRIDES = 'num_prime_capsules=64,padding=SAME,leaky=true,remake=false'
+
 PRESETS: Dict[str, Preset] = {
     'mnist': Preset(
         '', 'MNIST, 3 routing iterations with reconstruction: 0.25% test error (paper table 1)',
@@ -65,7 +68,7 @@ PRESETS: Dict[str, Preset] = {
         '300,000 steps at 44 images/s on 2 CPU cores (benchmarks/throughput.py): weeks; a GPU is '
         'needed, not yet measured here'),
     'cifar10': Preset(
-        'num_prime_capsules=64,padding=SAME,leaky=true,remake=false',
+        CIFAR10_OVERRIDES,
         'CIFAR-10 ensemble member (24x24 crops): 10.6% error for an ensemble of 7 (paper '
         'section 7); the settings of the original README\'s CIFAR-10 command',
         'python experiment.py --dataset=cifar10 --preset=cifar10 --data_dir=data/cifar10 '
@@ -73,7 +76,7 @@ PRESETS: Dict[str, Preset] = {
         '600,000 steps per member at 18 images/s on 2 CPU cores: a GPU is needed, not yet '
         'measured here'),
     'norb': Preset(
-        'num_prime_capsules=64,padding=SAME,leaky=true,remake=false',
+        CIFAR10_OVERRIDES,
         'smallNORB (48x48 resized, 32x32 crops, 2 views): 2.7% error (paper section 7). The '
         'paper and the original code give no smallNORB settings: CIFAR-10\'s are this '
         'project\'s choice',

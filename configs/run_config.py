@@ -12,12 +12,16 @@ from typing import Optional
 
 from configs.errors import UserError
 from configs.hparams import PRESETS, HParams, default_preset, override_keys
+from configs.registry import check_name
+from input_data import datasets
 
 # --mixed_precision value -> Keras dtype policy.
 PRECISIONS = {'none': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
 CONV_IMPLS = ('auto', 'matmul', 'conv')
 CLUSTERS = ('auto', 'tf_config', 'slurm', 'none')
 BUILTIN_DATA = 'builtin'  # --data_dir value naming the packaged 5,000 real MNIST digits
+MODELS = ('baseline', 'capsule', 'paper_baseline')  # --model: models/ registers these names
+CONFIG_FILE = 'run_config.json'  # beside a run's checkpoints: its resolved flags and hparams
 
 
 def setting(default, help_text: str, choices=None):
@@ -56,7 +60,8 @@ class RunConfig:
                                   + ', '.join(PRESETS) + '; default: the --model\'s own '
                                   '(baseline, paper_baseline), else mnist.',
                                   choices=tuple(PRESETS))
-  batch_size: int = setting(0, 'Global batch size (0: 128 to train, 100 to evaluate).')
+  batch_size: Optional[int] = setting(None, 'Global batch size (default: 128 to train, 100 to '
+                                      'evaluate).')
   seed: Optional[int] = setting(None, 'Random seed for weights and data order.')
   deterministic: bool = setting(False, 'Deterministic ops (needs --seed): identical runs; '
                                 'turns TF32 off unless --tf32 is given.')
@@ -98,20 +103,21 @@ class RunConfig:
   keep_checkpoints: int = setting(1000, 'Keep at most this many checkpoints (at least 1).')
   cpu_replicas: int = setting(0, 'Split the CPU into N logical devices and mirror over them '
                               '(to test multi-device runs without GPUs).')
-  distort: Optional[bool] = setting(None, 'Random crops/flips for training (default: the '
-                                    'dataset\'s).')
+  distort: Optional[bool] = setting(None, 'Distort training images with the dataset\'s default '
+                                    'augmentation (default: the dataset\'s choice, on for '
+                                    'cifar10 and norb).')
   generate: bool = setting(False, 'MNIST: shift and pair digits on the fly from the raw IDX '
                            'files in --data_dir instead of reading TFRecords.')
   # Options of image datasets (--dataset=folder or tfds:NAME; docs/data_own.md).
-  image_size: str = setting('', 'folder/tfds: N or HxW to bring every image to (default: the '
-                            'first training image\'s size).')
+  image_size: Optional[str] = setting(None, 'folder/tfds: N or HxW to bring every image to '
+                                      '(default: the first training image\'s size).')
   resize_mode: str = setting('resize', 'folder/tfds: how images reach --image_size: resize '
-                             '(stretch), pad or crop (centered); input_data/images.py checks it.')
-  channels: int = setting(0, 'folder/tfds: 1 (grayscale) or 3 (RGB); 0: the first training '
-                          'image\'s.')
-  augment: str = setting('', 'folder/tfds: training augmentations, comma-separated: crop '
-                         '(pad 4, random crop), flip, cifar10 (crop to 3/4, flip, brightness, '
-                         'contrast, standardize); off by default.')
+                             '(stretch), pad or crop (centered); input_data/datasets.py checks it.')
+  channels: Optional[int] = setting(None, 'folder/tfds: 1 (grayscale) or 3 (RGB) (default: the '
+                                    'first training image\'s).')
+  augment: Optional[str] = setting(None, 'folder/tfds: training augmentations, comma-separated: '
+                                   'crop (pad 4, random crop), flip, cifar10 (crop to 3/4, flip, '
+                                   'brightness, contrast, standardize); off by default.')
   download: bool = setting(False, 'tfds: download and prepare the dataset into --data_dir if it '
                            'is not there (off: never touch the network).')
   cluster: str = setting(
@@ -143,11 +149,11 @@ class RunConfig:
 
   @property
   def train_batch_size(self) -> int:
-    return self.batch_size or 128
+    return 128 if self.batch_size is None else self.batch_size
 
   @property
   def eval_batch_size(self) -> int:
-    return self.batch_size or 100
+    return 100 if self.batch_size is None else self.batch_size
 
   @property
   def use_tf32(self) -> bool:
@@ -179,18 +185,22 @@ class RunConfig:
            f'--{field.name}={value} is not one of: {", ".join(choices or ())}')
     need(not (self.export_dir and (self.train or not self.checkpoint or self.ensemble)),
          '--export_dir needs --train=false and a single --checkpoint')
+    check_name('model', self.model, MODELS)
+    need(not (self.num_targets == 2 and self.dataset != 'mnist'),
+         f'--num_targets=2 is MultiMNIST: it needs --dataset=mnist, not {self.dataset}')
+    datasets.check_options(self.dataset, self.dataset_options())
     need(self.summary_dir or (not self.train and self.checkpoint and not self.perturb),
          '--summary_dir is required (checkpoints and events are written there)')
     for name in ('max_steps', 'save_step', 'log_every', 'steps_per_loop', 'num_trials',
-                 'worker_timeout_secs', 'keep_checkpoints'):
+                 'worker_timeout_secs', 'keep_checkpoints', 'batch_size'):
       value = getattr(self, name)
       need(value is None or value >= 1, f'--{name}={value} must be at least 1')
-    for name in ('num_gpus', 'eval_size', 'batch_size', 'cpu_replicas', 'eval_every'):
+    for name in ('num_gpus', 'eval_size', 'cpu_replicas', 'eval_every'):
       need(getattr(self, name) >= 0, f'--{name}={getattr(self, name)} must not be negative')
     need(self.slurm_port_base is None or 1024 <= self.slurm_port_base <= 65000,
          f'--slurm_port_base={self.slurm_port_base} must be a port from 1024 to 65000')
     need(self.num_targets in (1, 2), f'--num_targets={self.num_targets} must be 1 or 2')
-    need(self.channels in (0, 1, 3), f'--channels={self.channels} must be 0, 1 or 3')
+    need(self.channels in (None, 1, 3), f'--channels={self.channels} must be 1 or 3')
     need(not (self.deterministic and self.seed is None), '--deterministic needs --seed=N')
     need(not (self.num_trials > 1 and not self.ensemble),
          f'--num_trials={self.num_trials} needs a --checkpoint pattern with {{}} for the trial '
@@ -202,8 +212,6 @@ class RunConfig:
          '--predictions_out is written by evaluation: add --train=false')
     need(not (self.perturb and (self.train or not self.checkpoint or self.ensemble)),
          '--perturb needs --train=false and a single --checkpoint')
-    need(not (self.num_targets == 2 and self.dataset != 'mnist'),
-         f'--num_targets=2 is MultiMNIST: it needs --dataset=mnist, not {self.dataset}')
     need(not (self.model != 'capsule' and self.perturb),
          f'--perturb needs the capsule model (--model={self.model} has no capsules to perturb)')
     need(not (self.perturb and not self.hparams.remake),
@@ -213,7 +221,14 @@ class RunConfig:
          f'--data_dir={BUILTIN_DATA} is MNIST digits: it needs --dataset=mnist')
     return self
 
+  def dataset_options(self) -> dict:
+    """The dataset options (input_data/datasets.py FLAG_OPTIONS) set to other than their
+    default."""
+    defaults = {f.name: f.default for f in self.flag_fields()}
+    return {name: getattr(self, name) for name in datasets.FLAG_OPTIONS
+            if getattr(self, name) != defaults[name]}
+
   def to_json(self) -> str:
-    """The fields, and the training batch size they resolve to (batch_size 0 means 128)."""
+    """The fields, and the training batch size they resolve to (no batch_size means 128)."""
     values = dict(dataclasses.asdict(self), train_batch_size=self.train_batch_size)
     return json.dumps(values, indent=2, sort_keys=True)

@@ -1,42 +1,21 @@
-"""affNIST: 40x40 affine-transformed MNIST digits, for the paper's robustness test.
+"""affNIST reader: expanded MNIST (40x40, shifted up to 6) to train, affNIST to test.
 
-The model trains on expanded MNIST (digits padded to 40x40 and shifted by up to 6 pixels) and
-is tested on affNIST. Files read from `data_dir`:
-  train       train_6shifted_mnist.tfrecords  built by `python -m input_data.mnist_shift
-              --data_dir=RAW_MNIST_DIR --output_dir=DIR --split=train --shift=6 --pad=6`
-  test        test_affnist.tfrecords          converted from the official test.mat (below)
-  validate    validation_affnist.tfrecords    (split='test', validate=True) from validation.mat
-All three use the MNIST tf.Example schema: `image_raw` (uint8 bytes, row-major HxWxD), `label`,
-`height`, `width`, `depth` (int64).
-
-Converter: `python -m input_data.affnist --mat_dir=DIR --output_dir=DIR` reads the official
-MATLAB v5 files (`test.mat`, or `test_batches/1.mat ... 32.mat`, and the same for `validation`).
-Each holds a struct `affNISTdata` whose field `image` is uint8 [1600, N]: one image per column,
-its 1600 pixels in row-major order, so image n is `image[:, n].reshape(40, 40)` in numpy (in
-MATLAB: `reshape(image(:, n), 40, 40)'`). `label_int` [1, N] holds the digit.
+Files and the converter (input_data/tools/affnist.py): docs/data_other.md "affNIST". All use the
+MNIST tf.Example schema (image_raw, label, height, width, depth); pixels are scaled by 1/255.
 """
 
 import os
-from typing import Iterable, Sequence, Tuple
 
-from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from input_data import DataError, DatasetSpec, cli, register
-from input_data.pipeline import (check_split, count_records, default,
-                                 finish_pipeline, image_example, image_features,
-                                 parse_image_examples, read_files, require_files, write_whole)
+from input_data import builder
+from input_data.datasets import DATASETS
+from input_data.pipeline import (count_records, image_features, parse_image_examples, read_files,
+                                 require_files)
 
-IMAGE_SIZE = 40
-NUM_CLASSES = 10
-TRAIN_FILE = 'train_6shifted_mnist.tfrecords'
-TRAIN_COMMAND = ('python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir={dir} '
-                 '--split=train --shift=6 --pad=6')
-CONVERT_COMMAND = 'python -m input_data.affnist --mat_dir=AFFNIST_MAT_DIR --output_dir={dir}'
-
-# ---------------------------------------------------------------- the affNIST reader
-
+IMAGE_SIZE, _, _ = DATASETS['affnist'].shape
+NUM_CLASSES = DATASETS['affnist'].num_classes
 
 def _parse(records, filename):
   parsed = parse_image_examples(records, filename, num_classes=NUM_CLASSES,
@@ -50,104 +29,14 @@ def _to_features(batch):
   return image_features(images, batch['label'], NUM_CLASSES)
 
 
-@register('affnist')
-def build(*, data_dir, split, batch_size, validate=False, seed=None, repeat=None, shuffle=None):
-  """(dataset, spec): expanded MNIST for 'train'; affNIST test (or validation) for 'test'.
-
-  No distort (the training file is already shifted, --shift=6 --pad=6) and one digit per
-  image: build_dataset refuses those options for affnist.
-  """
-  check_split('affnist', split)
-  if split == 'train':
-    path, how = os.path.join(data_dir, TRAIN_FILE), TRAIN_COMMAND.format(dir=data_dir)
-  else:
-    name = 'validation' if validate else 'test'
-    path = os.path.join(data_dir, f'{name}_affnist.tfrecords')
-    how = CONVERT_COMMAND.format(dir=data_dir)
-  require_files([path], how)
-  training = split == 'train'
-  ds = finish_pipeline(read_files([path], _parse), _to_features, batch_size=batch_size,
-                       shuffle=default(shuffle, training), repeat=default(repeat, training),
-                       seed=seed)
-  num_examples = None if training else count_records([path])
-  return ds, DatasetSpec('affnist', IMAGE_SIZE, IMAGE_SIZE, 1, NUM_CLASSES, 1, num_examples)
+def read(dataset, options) -> builder.Examples:
+  """Expanded MNIST for 'train'; affNIST test (or validation) for 'test'."""
+  path = os.path.join(options.data_dir, builder.split_files(dataset, options))
+  require_files([path], dataset.prepare.format(dir=options.data_dir))
+  return builder.Examples(read_files([path], _parse), _to_features, dataset.shape, NUM_CLASSES,
+                          None if options.training else count_records([path]))
 
 
-# ---------------------------------------------------------------- the .mat -> TFRecord converter
-
-
-def load_mat(path: str) -> Tuple[np.ndarray, np.ndarray]:
-  """(images uint8 [N, 40, 40], labels int64 [N]) from one official affNIST .mat file."""
-  import scipy.io  # pylint: disable=g-import-not-at-top; only the converter needs scipy
-  try:
-    data = scipy.io.loadmat(path, variable_names=['affNISTdata'])
-  except (ValueError, TypeError, OSError, EOFError, scipy.io.matlab.MatReadError) as e:
-    raise DataError(f'{path}: not a readable MATLAB v5 affNIST file ({e})') from e
-  if 'affNISTdata' not in data:
-    raise DataError(f'{path}: no variable affNISTdata; found: {sorted(data)}')
-  struct_ = data['affNISTdata'].reshape(-1)[0]
-  fields = struct_.dtype.names or ()
-  if 'image' not in fields or 'label_int' not in fields:
-    raise DataError(f'{path}: affNISTdata needs fields image and label_int; found {fields}')
-  columns, labels = np.asarray(struct_['image']), np.asarray(struct_['label_int']).reshape(-1)
-  pixels = IMAGE_SIZE * IMAGE_SIZE
-  if columns.ndim != 2 or columns.shape[0] != pixels or columns.shape[1] != labels.size:
-    raise DataError(f'{path}: image is {columns.shape} with {labels.size} labels; expected '
-                    f'[{pixels}, N] with N labels')
-  if columns.dtype != np.uint8 or np.any((labels < 0) | (labels >= NUM_CLASSES)):
-    raise DataError(f'{path}: expected uint8 pixels and labels 0..9, got {columns.dtype} '
-                    f'pixels and labels {labels.min()}..{labels.max()}')
-  # Column n is image n in row-major order (see the module docstring).
-  return columns.T.reshape(-1, IMAGE_SIZE, IMAGE_SIZE), labels.astype(np.int64)
-
-
-def mat_files(mat_dir: str, name: str) -> Sequence[str]:
-  """`name`.mat, else the numbered files in `name`_batches/ (the two official packagings)."""
-  single = os.path.join(mat_dir, f'{name}.mat')
-  batches = os.path.join(mat_dir, f'{name}_batches')
-  if os.path.exists(single):
-    return [single]
-  if os.path.isdir(batches):
-    numbered = [f for f in os.listdir(batches) if f.endswith('.mat') and f[:-4].isdigit()]
-    return [os.path.join(batches, f) for f in sorted(numbered, key=lambda f: int(f[:-4]))]
-  return []
-
-
-def write_split(sources: Iterable[str], output_path: str) -> int:
-  """Converts .mat files into one TFRecord file (written whole or not at all); returns the count."""
-  count = 0
-  with write_whole(output_path) as writer:
-    for source in sources:
-      images, labels = load_mat(source)
-      for image, label in zip(images, labels):
-        writer.write(image_example(image, label))
-      count += len(labels)
-      logging.info('%s: %d examples', source, len(labels))
-  return count
-
-
-def convert(mat_dir: str, output_dir: str, names: Sequence[str] = ('test', 'validation')):
-  """Writes `{name}_affnist.tfrecords` for each name found; 'test' is required."""
-  tf.io.gfile.makedirs(output_dir)
-  for name in names:
-    sources = mat_files(mat_dir, name)
-    if not sources and name == 'test':
-      require_files([os.path.join(mat_dir, 'test.mat')],
-                    'unzip test.mat.zip from https://www.cs.toronto.edu/~tijmen/affNIST/ '
-                    '(32x/transformed/) into that folder')
-    if not sources:
-      logging.info('no %s.mat in %s; skipping %s', name, mat_dir, name)
-      continue
-    path = os.path.join(output_dir, f'{name}_affnist.tfrecords')
-    logging.info('wrote %d examples to %s', write_split(sources, path), path)
-
-
-def main(argv):
-  """CLI: python -m input_data.affnist --mat_dir=DIR --output_dir=DIR."""
-  define = cli.input_and_output_dirs('mat_dir', 'folder holding test.mat (and validation.mat)',
-                                     'where *_affnist.tfrecords are written')
-  cli.run(argv, define, lambda f: convert(f.mat_dir, f.output_dir))
-
-
-if __name__ == '__main__':
-  cli.start(main)
+if __name__ == '__main__':  # the tool: input_data/tools/affnist.py
+  from input_data.tools import cli, affnist as tool  # pylint: disable=g-import-not-at-top
+  cli.start(tool.main)

@@ -1,47 +1,35 @@
-"""CIFAR-10 from the official binary batches, preprocessed as the 2017 TF CIFAR-10 tutorial.
+"""CIFAR-10 reader: the official binary batches, preprocessed as the 2017 TF CIFAR-10 tutorial.
 
-Files (`python -m input_data.download --dataset=cifar10 --output_dir=DIR` fetches them):
-`cifar-10-batches-bin/data_batch_{1..5}.bin` and `test_batch.bin`; `data_dir` may be the folder
-holding `cifar-10-batches-bin` or that folder itself. Each record is 3,073 bytes: the label,
-then the 32x32x3 image channel-major (1,024 red, 1,024 green, 1,024 blue bytes, rows in order).
-
-Images are float32 0..255, then
-  training  random 24x24 crop, left-right flip, brightness (max delta 63), contrast [0.2, 1.8]
-  test      central 24x24 crop
-and finally per-image standardization. `distort=False` gives training the test preprocessing;
-the test split is never distorted.
-`validate=True` holds out data_batch_5: 'train' reads batches 1-4 and 'test' reads batch 5.
+data_dir holds cifar-10-batches-bin/ (or is it). A record is 3,073 bytes: the label, then the
+32x32x3 image channel-major. Training takes a random 24x24 crop, flip, brightness and contrast
+(distort=False: the test's central crop), then per-image standardization; validate=True trains on
+batches 1-4 and tests on batch 5 (docs/data_other.md "CIFAR-10").
 """
 
 import os
 
 import tensorflow as tf
 
-from input_data import DataError, DatasetSpec, register
-from input_data.pipeline import (PARSE_CHUNK, assert_file, check_split,
-                                 default, finish_pipeline, image_features, random_brightness,
-                                 random_contrast, random_crop, random_flip_left_right,
-                                 read_files, require_files)
+from input_data import DataError, builder
+from input_data.datasets import DATASETS
+from input_data.pipeline import (PARSE_CHUNK, assert_file, crop_or_distort, image_features,
+                                 random_brightness, random_contrast, random_crop,
+                                 random_flip_left_right, read_files, require_files)
 
-IMAGE_SIZE = 32
+IMAGE_SIZE, _, DEPTH = DATASETS['cifar10'].shape
+NUM_CLASSES = DATASETS['cifar10'].num_classes
 CROP_SIZE = 24
-DEPTH = 3
-NUM_CLASSES = 10
 RECORD_BYTES = 1 + IMAGE_SIZE * IMAGE_SIZE * DEPTH
 FOLDER = 'cifar-10-batches-bin'
-DOWNLOAD_COMMAND = 'python -m input_data.download --dataset=cifar10 --output_dir={dir}'
 
 
-def batch_files(data_dir: str, split: str, validate: bool = False):
-  """Paths of the binary batches a split reads (see the module docstring)."""
+def batch_files(dataset, data_dir: str, names):
+  """Paths of the binary batches `names` in data_dir or its cifar-10-batches-bin/."""
   inside = any(tf.io.gfile.exists(os.path.join(data_dir, n))
                for n in ('test_batch.bin', 'data_batch_1.bin'))
   folder = data_dir if inside else os.path.join(data_dir, FOLDER)
-  if split == 'train':
-    names = [f'data_batch_{i}.bin' for i in range(1, 5 if validate else 6)]
-  else:
-    names = ['data_batch_5.bin' if validate else 'test_batch.bin']
-  return [os.path.join(folder, n) for n in names]
+  return require_files([os.path.join(folder, n) for n in names],
+                       dataset.prepare.format(dir=data_dir))
 
 
 def count_examples(paths) -> int:
@@ -84,29 +72,16 @@ def distort_images(images, seed, size: int = CROP_SIZE):
 
 
 def _features(batch, seed=None):
-  images = tf.cast(batch['image'], tf.float32)
-  if seed is None:
-    images = tf.image.resize_with_crop_or_pad(images, CROP_SIZE, CROP_SIZE)
-  else:
-    images = distort_images(images, seed)
-  return image_features(tf.image.per_image_standardization(images), batch['label'],
-                        NUM_CLASSES)
+  images = crop_or_distort(tf.cast(batch['image'], tf.float32), CROP_SIZE, distort_images, seed)
+  return image_features(images, batch['label'], NUM_CLASSES)
 
 
-@register('cifar10')
-def build(*, data_dir, split, batch_size, validate=False, distort=None, seed=None, repeat=None,
-          shuffle=None):
-  """(dataset, spec) of 24x24x3 standardized CIFAR-10 images (one object each: no num_targets)."""
-  check_split('cifar10', split)
-  training = split == 'train'
-  shuffle = default(shuffle, training)
-  paths = require_files(batch_files(data_dir, split, validate),
-                        DOWNLOAD_COMMAND.format(dir=data_dir))
+def read(dataset, options) -> builder.Examples:
+  """24x24x3 standardized CIFAR-10 images (see the module docstring)."""
+  paths = batch_files(dataset, options.data_dir, builder.split_files(dataset, options))
   num_examples = count_examples(paths)
-  records = read_files(paths, decode_records, _chunks, shuffle=shuffle, seed=seed)
-  ds = finish_pipeline(records, _features, batch_size=batch_size, shuffle=shuffle,
-                       repeat=default(repeat, training), seed=seed,
-                       random=training and default(distort, True))
-  spec = DatasetSpec('cifar10', CROP_SIZE, CROP_SIZE, DEPTH, NUM_CLASSES, 1,
-                     None if training else num_examples)
-  return ds, spec
+  records = read_files(paths, decode_records, _chunks, shuffle=options.shuffle,
+                       seed=options.seed)
+  return builder.Examples(records, _features, (CROP_SIZE, CROP_SIZE, DEPTH), NUM_CLASSES,
+                          None if options.training else num_examples,
+                          random=builder.distorting(dataset, options))

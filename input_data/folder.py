@@ -10,23 +10,20 @@ Before reading, every image of the split is decoded once (check_files=True): a f
 not decode, or grayscale images among color ones (with channels=None), is a DataError naming
 the files. Image size, channels, resize_mode and augment: see input_data/images.py.
 
-Also a converter of IDX files (MNIST, Fashion-MNIST) into such folders of PNGs:
-  python -m input_data.folder --make_from_idx=/usr/share/datasets/fashion-mnist \
-    --output_dir=data/fashion_folder
+input_data/tools/folder.py writes IDX files (MNIST, Fashion-MNIST) as such folders of PNGs
+(python -m input_data.folder --make_from_idx=IDX_DIR --output_dir=DIR).
 """
 
 import dataclasses
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
-from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from configs.errors import UserError
-from input_data import DataError, cli, idx, images, register
-from input_data.pipeline import AUTOTUNE, default
+from input_data import DataError, builder, images
+from input_data.pipeline import AUTOTUNE
 
 IMAGE_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png', '.webp')
 LAYOUT = 'DIR/train/<class>/<images> and DIR/test/<class>/<images>'
@@ -83,11 +80,6 @@ def list_split(data_dir: str, split: str) -> Listing:
   return Listing(root, classes, paths, np.array(labels, np.int32))
 
 
-def class_names(data_dir: str) -> List[str]:
-  """The class names of a folder dataset: label i is class_names(data_dir)[i]."""
-  return list_split(data_dir, 'train').classes
-
-
 def check_same_classes(train: Listing, test: Listing):
   if train.classes != test.classes:
     only_train = sorted(set(train.classes) - set(test.classes)) or ['-']
@@ -99,8 +91,6 @@ def check_same_classes(train: Listing, test: Listing):
 
 def hold_out(listing: Listing, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
   """(train, held-out) indices: round(fraction * n), at least 1, of each class, at random."""
-  if not 0 < fraction < 1:
-    raise UserError(f'folder: validation_fraction must be in (0, 1), got {fraction!r}')
   rng, train, test = np.random.default_rng(seed), [], []
   for label, name in enumerate(listing.classes):
     members = np.flatnonzero(listing.labels == label)
@@ -166,24 +156,20 @@ def verify_files(listing: Listing, color: bool, detected: bool):
 # ---------------------------------------------------------------- the dataset
 
 
-@register('folder')
-def build(*, data_dir, split, batch_size, validate=False, distort=None, seed=None, repeat=None,
-          shuffle=None, image_size=None,
-          resize_mode='resize', channels=None, augment=None, crop_padding=images.CROP_PADDING,
-          validation_fraction=0.1, validation_seed=0, check_files=True):
-  """(dataset, ImageSpec) of the images in data_dir/{train,test}/<class>/ (module docstring).
+def read(dataset, options) -> builder.Examples:
+  """The images in data_dir/{train,test}/<class>/ (see the module docstring).
 
   image_size (default: the first train image's), resize_mode, channels (default: the first
   train image's, 1 or 3), augment and crop_padding: see input_data/images.py.
   """
-  options = images.make_options('folder', split=split, batch_size=batch_size,
-                                image_size=image_size, resize_mode=resize_mode, channels=channels,
-                                augment=augment, distort=distort, crop_padding=crop_padding)
+  del dataset  # its facts come from the folders
+  image_options, data_dir, split = images.make_options(options), options.data_dir, options.split
   if not tf.io.gfile.isdir(data_dir):
     raise DataError(f'folder data_dir {data_dir} does not exist: expected {LAYOUT}')
   train = list_split(data_dir, 'train')
-  if validate:
-    kept, held = hold_out(train, validation_fraction, validation_seed)
+  if options.get('validate'):
+    kept, held = hold_out(train, images.validation_fraction(options),
+                          options.get('validation_seed', 0))
     listing = train.take(kept if split == 'train' else held)
   elif split == 'test':
     listing = list_split(data_dir, 'test')
@@ -191,97 +177,27 @@ def build(*, data_dir, split, batch_size, validate=False, distort=None, seed=Non
   else:
     listing = train
 
+  channels = image_options.channels
   height, width, stored = first_shape(train)
   color = stored >= 3 if channels is None else channels == 3
-  options = dataclasses.replace(options, size=options.size or (height, width))
-  images.check_square('folder', options)
-  if check_files:
+  image_options = dataclasses.replace(image_options, size=image_options.size or (height, width))
+  images.check_square('folder', image_options)
+  if options.get('check_files', True):
     verify_files(listing, color, detected=channels is None)
 
-  training = split == 'train'
   files = tf.data.Dataset.from_tensor_slices({'path': listing.paths, 'label': listing.labels})
-  if default(shuffle, training):
-    files = files.shuffle(len(listing.paths), seed=seed, reshuffle_each_iteration=True)
-  examples = files.map(lambda f: {'encoded': tf.io.read_file(f['path']), 'label': f['label']},
-                       num_parallel_calls=AUTOTUNE)
-  depth = 3 if color else 1
-  ds = images.batches(examples, options, depth, len(train.classes), batch_size=batch_size,
-                      training=training, repeat=default(repeat, training), seed=seed)
-  out_height, out_width = options.output_size()
+  if options.shuffle:
+    files = files.shuffle(len(listing.paths), seed=options.seed, reshuffle_each_iteration=True)
+  encoded = files.map(lambda f: {'encoded': tf.io.read_file(f['path']), 'label': f['label']},
+                      num_parallel_calls=AUTOTUNE)
+  source = images.examples(encoded, image_options, 3 if color else 1, len(train.classes),
+                           num_examples=len(listing.paths), class_names=tuple(train.classes))
   logging.info('folder: %s split of %s: %d images, %d classes (label name: %s), %dx%dx%d',
                split, data_dir, len(listing.paths), len(train.classes),
-               ', '.join(f'{i} {n}' for i, n in enumerate(train.classes)), out_height,
-               out_width, depth)
-  return ds, images.ImageSpec('folder', out_height, out_width, depth, len(train.classes), 1,
-                              len(listing.paths), tuple(train.classes))
+               ', '.join(f'{i} {n}' for i, n in enumerate(train.classes)), *source.shape)
+  return source
 
 
-# ---------------------------------------------------------------- IDX files -> a folder
-
-
-def make_from_idx(raw_dir: str, output_dir: str, names: Sequence[str] = ()) -> Dict[str, int]:
-  """Writes the IDX files of `raw_dir` (MNIST's layout and names) as output_dir/{train,test}/
-  <class>/<index>.png; returns the images written per split.
-
-  Class folders are the zero-padded labels ('0', '1', ... so they sort as the labels do),
-  with '_NAME' appended when `names` are given. Each split appears only once complete.
-  """
-  for split in ('train', 'test'):
-    if tf.io.gfile.exists(os.path.join(output_dir, split)):
-      raise DataError(f'{os.path.join(output_dir, split)} already exists; remove it or choose '
-                      'another --output_dir')
-  counts = {}
-  for split in ('train', 'test'):
-    pixels, labels = idx.load_split(raw_dir, split)
-    num_classes = len(names) or int(labels.max()) + 1
-    if labels.max() >= num_classes:
-      raise UserError(f'{len(names)} class names given, but the labels go up to {labels.max()}')
-    width = len(str(num_classes - 1))
-    folders = [f'{i:0{width}d}' + (f'_{names[i]}' if names else '') for i in range(num_classes)]
-    partial = os.path.join(output_dir, split + '.partial')
-    if tf.io.gfile.exists(partial):
-      tf.io.gfile.rmtree(partial)  # left by an interrupted run
-    for folder in folders:
-      tf.io.gfile.makedirs(os.path.join(partial, folder))
-    digits = len(str(len(labels) - 1))
-    paths = [os.path.join(partial, folders[label], f'{i:0{digits}d}.png')
-             for i, label in enumerate(labels)]
-    written = tf.data.Dataset.from_tensor_slices((pixels[..., None], paths)).map(
-        _write_png, num_parallel_calls=AUTOTUNE)
-    written.reduce(0, lambda n, _: n + 1)
-    tf.io.gfile.rename(partial, os.path.join(output_dir, split))
-    counts[split] = len(labels)
-  return counts
-
-
-def _write_png(image, path):
-  with tf.control_dependencies([tf.io.write_file(path, tf.io.encode_png(image))]):
-    return tf.identity(path)
-
-
-def _define_flags(values: flags.FlagValues):
-  flags.DEFINE_string('make_from_idx', '', 'Folder of IDX files (MNIST\'s names, plain or .gz) '
-                      'to write as folders of PNGs.', flag_values=values)
-  flags.DEFINE_string('output_dir', '', 'Where to write train/ and test/.', flag_values=values)
-  flags.DEFINE_list('class_names', [], 'Optional names appended to the class folders, in label '
-                    'order (e.g. Fashion-MNIST\'s).', flag_values=values)
-
-
-def _make_from_flags(f: flags.FlagValues):
-  if not f.make_from_idx or not f.output_dir:
-    raise UserError('pass --make_from_idx=IDX_DIR and --output_dir=DIR')
-  bad = [n for n in f.class_names if not n or '/' in n or n.startswith('.')]
-  if bad:
-    raise UserError(f'--class_names: {bad[0]!r} cannot be a folder name')
-  counts = make_from_idx(f.make_from_idx, f.output_dir, f.class_names)
-  logging.info('wrote %s train and %s test PNGs to %s', counts['train'], counts['test'],
-               f.output_dir)
-
-
-def main(argv):
-  """CLI: python -m input_data.folder --make_from_idx=IDX_DIR --output_dir=DIR."""
-  cli.run(argv, _define_flags, _make_from_flags)
-
-
-if __name__ == '__main__':
-  cli.start(main)
+if __name__ == '__main__':  # the tool: input_data/tools/folder.py
+  from input_data.tools import cli, folder as tool  # pylint: disable=g-import-not-at-top
+  cli.start(tool.main)

@@ -1,16 +1,9 @@
 """Shifted MNIST and MultiMNIST made on the fly inside tf.data from raw IDX digits.
 
-No TFRecords to build: example n is a pure function of (seed, n) through stateless random
-ops, so a seed gives the same stream on any machine. Examples are dicts of uint8 [H, W, 1]
-images and int32 labels, as input_data.mnist parses from files.
-
-Unshuffled, the examples follow the builder's order: shifted MNIST then equals the file
-`input_data.mnist_shift` writes, byte for byte; MultiMNIST takes image n // num_pairs as the
-base of pair n. Shuffled, every example draws its base image at random (with replacement).
-A MultiMNIST partner is drawn per pair among the other classes, so, unlike the builder, one
-base image can meet the same partner twice. The base image is shifted afresh for every pair
-(base_shift='per_pair'), or once for all of its pairs (base_shift='once', the original's
-builder): its shift is then keyed by (seed, base image), not by the example.
+Example n is a pure function of (seed, n) through stateless random ops. Unshuffled, shifted
+MNIST equals the file input_data/tools/mnist_shift.py writes, byte for byte; shuffled, every
+example draws its base image at random. MultiMNIST partners are drawn per pair among the other
+classes; base_shift: docs/data_mnist.md "On the fly".
 """
 
 import numpy as np
@@ -91,7 +84,7 @@ def _pair_maker(table, labels, shape, shift, num_pairs, seed, shuffle, base_shif
   base_shift='once': the base image's shift comes from the image's own seed, so all of its
   pairs (and, shuffled, every draw of it) share one shifted base, as the original's files.
   """
-  others = [np.flatnonzero(labels != c) for c in range(10)]
+  others = [np.flatnonzero(labels != c) for c in range(int(labels.max()) + 1)]
   counts = tf.constant([len(o) for o in others], tf.int32)
   width = max(len(o) for o in others)
   others = tf.constant(np.stack([np.pad(o, (0, width - len(o))) for o in others]), tf.int32)

@@ -1,32 +1,28 @@
-"""MNIST's IDX files: read and write uint8 images [N, H, W] and labels [N], plain or gzip.
+"""IDX files (MNIST's format): uint8 images [N, H, W] and labels [N], plain or gzip.
 
-Also the raw MNIST layout (file names per split, the validation cut) that the shifted-MNIST
-builder and the on-the-fly generator share.
+Also the raw MNIST layout (the validation cut) that the shifted-MNIST builder and the on-the-fly
+generator share, and `read`: the reader of datasets declared as IDX files (e.g. kmnist).
 """
 
+import functools
 import gzip
 import os
 import struct
 import zlib
-from typing import Tuple
+from typing import Mapping, Tuple
 
 import numpy as np
 
 from input_data import DataError
+from input_data.datasets import MNIST_DOWNLOAD, MNIST_IDX
 
 _UBYTE = 0x08
 _GZIP_MAGIC = b'\x1f\x8b'
 
-# The four files of a raw MNIST directory (the names LeCun's site, Fashion-MNIST and
-# Debian's dataset-fashion-mnist use), each plain or gzipped.
-RAW_FILES = {
-    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
-    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
-}
 # Splits of the builder: the validation pair cuts the training files as the original did.
 SPLITS = ('train', 'test', 'valid_train', 'valid_test')
-WHERE_TO_GET = ('download them with `python -m input_data.download --dataset=mnist '
-                '--output_dir=DIR` (or --dataset=fashion_mnist), or use the 5,000 packaged '
+WHERE_TO_GET = (f'download them with `{MNIST_DOWNLOAD.format(dir="DIR")}` (or '
+                '--dataset=fashion_mnist), or use the 5,000 packaged '
                 'digits in input_data.mnist.default_raw_dir() or Debian\'s dataset-fashion-mnist '
                 '(/usr/share/datasets/fashion-mnist)')
 
@@ -39,28 +35,6 @@ def read_images(path: str) -> np.ndarray:
 def read_labels(path: str) -> np.ndarray:
   """Reads an IDX label file as uint8 [N]."""
   return _read(path, ndim=1)
-
-
-def write_images(path: str, images: np.ndarray) -> None:
-  """Writes uint8 [N, H, W] as an IDX file; gzipped when `path` ends in .gz."""
-  _write(path, images, ndim=3)
-
-
-def write_labels(path: str, labels: np.ndarray) -> None:
-  """Writes uint8 [N] as an IDX file; gzipped when `path` ends in .gz."""
-  _write(path, labels, ndim=1)
-
-
-def _write(path, array, ndim):
-  array = np.asarray(array)
-  if array.ndim != ndim or array.dtype != np.uint8:
-    raise ValueError(f'expected uint8 with {ndim} dims for {path}, got {array.dtype} {array.shape}')
-  header = bytes([0, 0, _UBYTE, ndim]) + struct.pack(f'>{ndim}I', *array.shape)
-  data = header + np.ascontiguousarray(array).tobytes()
-  if path.endswith('.gz'):
-    data = gzip.compress(data, mtime=0)  # mtime=0: the same arrays give the same bytes
-  with open(path, 'wb') as f:
-    f.write(data)
 
 
 def _read(path, ndim):
@@ -88,16 +62,17 @@ def _read(path, ndim):
   return np.frombuffer(data, np.uint8, offset=header_size).reshape(shape)
 
 
-def find_raw_files(raw_dir: str, source: str) -> Tuple[str, str]:
+def find_raw_files(raw_dir: str, source: str, files: Mapping = MNIST_IDX,
+                   where_to_get: str = WHERE_TO_GET) -> Tuple[str, str]:
   """Returns the (images, labels) paths of 'train' or 'test' in `raw_dir`, plain or .gz."""
   found, missing = [], []
-  for name in RAW_FILES[source]:
+  for name in files[source]:
     candidates = [os.path.join(raw_dir, name + ext) for ext in ('', '.gz')]
     existing = [p for p in candidates if os.path.isfile(p)]
     (found if existing else missing).append(existing[0] if existing else name + '[.gz]')
   if missing:
     raise DataError(f'missing raw MNIST file(s) in {raw_dir}: {", ".join(missing)}; '
-                    f'{WHERE_TO_GET}')
+                    f'{where_to_get}')
   return found[0], found[1]
 
 
@@ -110,7 +85,8 @@ def validation_cut(num_train: int) -> int:
   return min(10000, num_train // 6)
 
 
-def load_split(raw_dir: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
+def load_split(raw_dir: str, split: str, files: Mapping = MNIST_IDX,
+               where_to_get: str = WHERE_TO_GET) -> Tuple[np.ndarray, np.ndarray]:
   """Returns uint8 images [N, H, W] and labels [N] of a builder split of a raw MNIST dir.
 
   valid_test is the first validation_cut images of the training files, valid_train the rest
@@ -118,7 +94,8 @@ def load_split(raw_dir: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
   """
   if split not in SPLITS:
     raise DataError(f'unknown MNIST split {split!r}; expected one of: {", ".join(SPLITS)}')
-  images_path, labels_path = find_raw_files(raw_dir, 'test' if split == 'test' else 'train')
+  images_path, labels_path = find_raw_files(raw_dir, 'test' if split == 'test' else 'train',
+                                            files, where_to_get)
   images, labels = read_images(images_path), read_labels(labels_path)
   if len(images) != len(labels):
     raise DataError(f'{images_path} holds {len(images)} images but {labels_path} holds '
@@ -131,3 +108,25 @@ def load_split(raw_dir: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
     part = slice(cut, None) if split == 'valid_train' else slice(0, cut)
     images, labels = images[part], labels[part]
   return images, labels
+
+
+def read(dataset, options):
+  """builder.Examples of a dataset declared as IDX files (`dataset.files`: split -> (images,
+  labels) names): pixels scaled by 1/255 as MNIST's, distort as MNIST's (input_data/mnist.py)."""
+  # pylint: disable=g-import-not-at-top; the IDX format itself needs no TensorFlow
+  import tensorflow as tf
+  from input_data import builder, mnist
+  split = f'valid_{options.split}' if options.get('validate') else options.split
+  images, labels = load_split(options.data_dir, split, dataset.files,
+                              dataset.prepare.format(dir=options.data_dir))
+  if labels.size and labels.max() >= dataset.num_classes:
+    raise DataError(f'labels in {options.data_dir} go up to {labels.max()}; '
+                    f'{options.name} has classes 0-{dataset.num_classes - 1}')
+  distort = builder.distorting(dataset, options)
+  examples = tf.data.Dataset.from_tensor_slices({'image': images[..., None],
+                                                 'label': labels.astype(np.int32)})
+  to_features = functools.partial(mnist.to_features, num_classes=dataset.num_classes,
+                                  num_targets=1, distort=distort)
+  height, width = images.shape[1] - 4 * distort, images.shape[2] - 4 * distort
+  return builder.Examples(examples, to_features, (height, width, 1), dataset.num_classes,
+                          len(labels), random=distort)

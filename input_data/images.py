@@ -13,25 +13,18 @@ with no augment chosen: 'crop,flip'); 'crop' and 'cifar10' need square images.
 """
 
 import dataclasses
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple
 
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import DatasetSpec, cifar10
-from input_data.pipeline import (AUTOTUNE, check_split, finish_pipeline, image_features,
-                                 random_crop, random_flip_left_right)
+from input_data import builder, cifar10
+from input_data.datasets import (VALIDATION_FRACTION, check_resize_mode, parse_augment,
+                                 parse_size)
+from input_data.pipeline import (AUTOTUNE, crop_or_distort, image_features, random_crop,
+                                 random_flip_left_right)
 
-RESIZE_MODES = ('resize', 'pad', 'crop')
-AUGMENTATIONS = ('crop', 'flip', 'cifar10')
-DISTORT_DEFAULT = ('crop', 'flip')  # what distort=True means when no augment is chosen
 CROP_PADDING = 4  # pixels; the usual CIFAR padding before a random crop
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageSpec(DatasetSpec):
-  """A DatasetSpec that also names the classes: label i is class_names[i]."""
-  class_names: Tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,59 +43,30 @@ class ImageOptions:
     return (height * 3 // 4, width * 3 // 4) if 'cifar10' in self.augment else (height, width)
 
 
-def parse_size(name: str, image_size) -> Optional[Tuple[int, int]]:
-  """None, N, 'N', 'HxW' or (H, W) -> (height, width) of positive ints, or None."""
-  if image_size is None or image_size == '':
-    return None
-  try:
-    if isinstance(image_size, str):
-      parts = [int(p) for p in image_size.lower().split('x')]
-    elif isinstance(image_size, int):
-      parts = [image_size]
-    else:
-      parts = [int(p) for p in image_size]
-  except (TypeError, ValueError):
-    parts = []
-  if len(parts) == 1:
-    parts *= 2
-  if len(parts) != 2 or min(parts) < 1:
-    raise UserError(f'{name}: image_size must be N, "HxW" or (H, W) of positive ints, got '
-                    f'{image_size!r}')
-  return tuple(parts)
-
-
-def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
-                  distort: Optional[bool]) -> Tuple[str, ...]:
-  """The augmentations chosen: 'crop,flip' or ['crop', 'flip']; distort=True with none chosen
-  means DISTORT_DEFAULT."""
-  if isinstance(augment, str):
-    augment = augment.split(',')
-  chosen = tuple(a.strip().lower() for a in (augment or ()) if a.strip())
-  unknown = [a for a in chosen if a not in AUGMENTATIONS]
-  if unknown:
-    raise UserError(f'{name}: unknown augment {", ".join(unknown)}; expected a comma-separated '
-                    f'list of: {", ".join(AUGMENTATIONS)}')
-  if 'cifar10' in chosen and len(set(chosen)) > 1:
-    raise UserError(f"{name}: augment 'cifar10' already crops and flips; use it alone")
-  return chosen or (DISTORT_DEFAULT if distort else ())
-
-
-def make_options(name: str, *, split: str, batch_size: int, image_size, resize_mode: str,
-                 channels, augment, distort, crop_padding: int) -> ImageOptions:
-  """Checks the arguments every image dataset takes; one UserError line for a bad one."""
-  check_split(name, split)
-  if batch_size < 1:
-    raise UserError(f'{name}: batch_size must be positive, got {batch_size}')
-  if resize_mode not in RESIZE_MODES:
-    raise UserError(f'{name}: resize_mode must be one of {", ".join(RESIZE_MODES)}, got '
-                    f'{resize_mode!r}')
+def make_options(options) -> ImageOptions:
+  """The image options of a build (builder.Options); one UserError line for a bad one."""
+  name = options.name.split(':')[0]
+  resize_mode, channels = options.get('resize_mode', 'resize'), options.get('channels')
+  crop_padding = options.get('crop_padding', CROP_PADDING)
+  check_resize_mode(name, resize_mode)
   if channels not in (None, 1, 3):
     raise UserError(f'{name}: channels must be 1 (grayscale), 3 (RGB) or None (detect), got '
                     f'{channels!r}')
   if not isinstance(crop_padding, int) or crop_padding < 0:
     raise UserError(f'{name}: crop_padding must be a non-negative int, got {crop_padding!r}')
-  return ImageOptions(parse_size(name, image_size), resize_mode, channels,
-                      parse_augment(name, augment, distort), crop_padding, distort is not False)
+  distort = options.own.get('distort')
+  return ImageOptions(parse_size(name, options.get('image_size')), resize_mode, channels,
+                      parse_augment(name, options.get('augment'), distort), crop_padding,
+                      distort is not False)
+
+
+def validation_fraction(options) -> float:
+  """The fraction of train/ that validate=True holds out (default VALIDATION_FRACTION)."""
+  fraction = options.get('validation_fraction', VALIDATION_FRACTION)
+  if not 0 < fraction < 1:
+    raise UserError(f'{options.name.split(":")[0]}: validation_fraction must be in (0, 1), got '
+                    f'{fraction!r}')
+  return fraction
 
 
 def check_square(name: str, options: ImageOptions):
@@ -158,8 +122,7 @@ def augment_images(images, options: ImageOptions, seed):
   seeds = tf.random.experimental.stateless_split(seed, 4)
   height = options.size[0]
   if 'cifar10' in options.augment:
-    images = cifar10.distort_images(images * 255.0, seed, options.output_size()[0])
-    return tf.image.per_image_standardization(images)
+    return crop_or_distort(images * 255.0, options.output_size()[0], cifar10.distort_images, seed)
   if 'crop' in options.augment:
     pad = options.crop_padding
     images = random_crop(tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]]), height,
@@ -174,9 +137,7 @@ def test_images(images, options: ImageOptions):
   distort=False): with 'cifar10' the central crop, standardized; else none."""
   if 'cifar10' not in options.augment:
     return images
-  height, width = options.output_size()
-  return tf.image.per_image_standardization(
-      tf.image.resize_with_crop_or_pad(images * 255.0, height, width))
+  return crop_or_distort(images * 255.0, options.output_size()[0], cifar10.distort_images)
 
 
 def _features(batch, seed=None, *, options: ImageOptions, num_classes: int):
@@ -188,13 +149,12 @@ def _features(batch, seed=None, *, options: ImageOptions, num_classes: int):
   return image_features(images, batch['label'], num_classes)
 
 
-def batches(examples: tf.data.Dataset, options: ImageOptions, depth: int, num_classes: int, *,
-            batch_size: int, training: bool, repeat: bool,
-            seed: Optional[int]) -> tf.data.Dataset:
-  """Examples {'encoded': string, 'label': int} (shuffled by the caller) -> batch dicts.
+def examples(encoded: tf.data.Dataset, options: ImageOptions, depth: int, num_classes: int,
+             **facts) -> builder.Examples:
+  """Examples {'encoded': string, 'label': int}, shuffled by the caller, for the builder.
 
   Each image is decoded and resized on its own (sizes may differ), then batched; batches are
-  augmented (training, options.augment) with seeds drawn from `seed` (pipeline.finish_pipeline).
+  augmented (training, options.augment) with seeds drawn from the build's seed.
   """
   def decode_one(example):
     image = resize(decode(example['encoded'], depth), options.size, options.resize_mode)
@@ -204,7 +164,7 @@ def batches(examples: tf.data.Dataset, options: ImageOptions, depth: int, num_cl
   def to_features(batch, seed=None):
     return _features(batch, seed, options=options, num_classes=num_classes)
 
-  images = examples.map(decode_one, num_parallel_calls=AUTOTUNE)
-  return finish_pipeline(images, to_features, batch_size=batch_size, shuffle=False,
-                         repeat=repeat, seed=seed,
-                         random=training and options.distort and bool(options.augment))
+  return builder.Examples(encoded.map(decode_one, num_parallel_calls=AUTOTUNE), to_features,
+                          (*options.output_size(), depth), num_classes,
+                          random=options.distort and bool(options.augment), shuffled=True,
+                          **facts)

@@ -18,14 +18,13 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError
-from input_data import DatasetSpec
+from input_data import builder
+from input_data.datasets import DATASETS
 from input_data import generate as generate_lib
-from input_data import mnist_shift
 from input_data import pipeline
-from input_data import register
 
-NUM_CLASSES = 10
-_CROP = 4  # distortion crops 28 -> 24, as the original
+NUM_CLASSES = DATASETS['mnist'].num_classes
+_CROP = 4  # distortion crops 28 -> 24, as the original (and idx.read)
 _MAX_ANGLE = np.deg2rad(15.0)
 _RAW_KEYS = {1: ('image_raw',), 2: ('image_raw_1', 'image_raw_2', 'merged_raw')}
 _LABEL_KEYS = {1: ('label',), 2: ('label_1', 'label_2')}
@@ -44,95 +43,124 @@ def default_shift(split: str, num_targets: int) -> int:
   return 6 if num_targets == 2 else (2 if split == 'train' else 0)
 
 
-@register('mnist')
-def build(*, data_dir, split, batch_size, num_targets=1, validate=False, distort=None,
-          seed=None, repeat=None, shuffle=None, generate=False, shift=None, pad=None,
-          num_pairs=None, base_shift=None):
-  """Returns (tf.data.Dataset of batch dicts, DatasetSpec) for MNIST or MultiMNIST.
+def read(dataset, options) -> builder.Examples:
+  """MNIST or MultiMNIST examples (see the module docstring).
 
-  shift picks the files (default: default_shift); generate=True reads raw IDX digits in
-  data_dir and makes examples on the fly, with pad (default 0, MultiMNIST 4), num_pairs
-  (default 1000) and base_shift ('per_pair', the default, or 'once': one shifted base digit
-  for all its pairs, as the original's files; MultiMNIST only). distort (single target
-  only): random 24x24 crop and rotation up to 15 degrees in training, central crop in
-  evaluation.
+  Own options: num_targets, validate, distort, generate; shift picks the files (default:
+  default_shift); with generate, pad (default 0, MultiMNIST 4), num_pairs (default 1000) and
+  base_shift ('per_pair', the default, or 'once': one shifted base digit for all its pairs,
+  as the original's files; MultiMNIST only). distort (single target only): random 24x24 crop
+  and rotation up to 15 degrees in training, central crop in evaluation.
   """
-  _check_args(split, batch_size, num_targets, distort, generate, pad, num_pairs, base_shift)
-  training, distort = split == 'train', bool(distort)
-  repeat = pipeline.default(repeat, training)
-  shuffle = pipeline.default(shuffle, training)
-  seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
-  shift = pipeline.default(shift, default_shift(split, num_targets))
-  builder_split = f'valid_{split}' if validate else split
+  num_targets, generate = options.get('num_targets', 1), options.get('generate', False)
+  distort = builder.distorting(dataset, options)
+  _check_args(num_targets, distort, generate, options)
+  split, seed = options.split, options.seed
+  shift = options.get('shift', default_shift(split, num_targets))
+  builder_split = f'valid_{split}' if options.get('validate') else split
   if generate:
     # Generated examples draw their digits at random when shuffled, and repeat by themselves.
     examples, (height, width), num_examples = generate_lib.examples(
-        data_dir, builder_split, num_targets=num_targets, shift=shift,
-        pad=pipeline.default(pad, 4 if num_targets == 2 else 0),
-        num_pairs=pipeline.default(num_pairs, 1000), seed=seed, shuffle=shuffle, repeat=repeat,
-        base_shift=pipeline.default(base_shift, 'per_pair'))
+        options.data_dir, builder_split, num_targets=num_targets, shift=shift,
+        pad=options.get('pad', 4 if num_targets == 2 else 0),
+        num_pairs=options.get('num_pairs', 1000), seed=seed, shuffle=options.shuffle,
+        repeat=options.repeat, base_shift=options.get('base_shift', 'per_pair'))
   else:
-    files, metadata = _find_files(data_dir, builder_split, num_targets, shift)
+    files, metadata = _find_files(options.data_dir, builder_split, num_targets, shift)
     height, width = _peek_shape(files[0])
     parse = functools.partial(_parse, num_targets=num_targets, shape=(height, width))
-    examples = pipeline.read_files(files, parse, shuffle=shuffle, seed=seed)
+    examples = pipeline.read_files(files, parse, shuffle=options.shuffle, seed=seed)
     num_examples = metadata.get('num_records')
-    if num_examples is None and not training:
+    if num_examples is None and not options.training:
       num_examples = pipeline.count_records(files)
-  to_features = functools.partial(_to_features, num_targets=num_targets, distort=distort)
-  dataset = pipeline.finish_pipeline(
-      examples, to_features, batch_size=batch_size, shuffle=shuffle and not generate,
-      repeat=repeat, seed=seed, random=distort and training)
+  features = functools.partial(to_features, num_targets=num_targets, distort=distort)
   if distort:
     height, width = height - _CROP, width - _CROP
-  return dataset, DatasetSpec(name='mnist', height=height, width=width, depth=1,
-                              num_classes=NUM_CLASSES, num_targets=num_targets,
-                              num_examples=num_examples)
+  return builder.Examples(examples, features, (height, width, 1), NUM_CLASSES, num_examples,
+                          random=distort, shuffled=generate, num_targets=num_targets)
 
 
-def _check_args(split, batch_size, num_targets, distort, generate_, pad, num_pairs, base_shift):
-  pipeline.check_split('mnist', split)
+def _check_args(num_targets, distort, generate_, options):
   if num_targets not in (1, 2):
     raise UserError(f'mnist: num_targets must be 1 (MNIST) or 2 (MultiMNIST), got {num_targets}')
-  if batch_size < 1:
-    raise UserError(f'mnist: batch_size must be positive, got {batch_size}')
   if distort and num_targets == 2:
     raise UserError('mnist: distortion applies to single-digit MNIST only (as the original)')
+  pad, num_pairs, base_shift = (options.get(k) for k in ('pad', 'num_pairs', 'base_shift'))
   if not generate_ and (pad is not None or num_pairs is not None or base_shift is not None):
     raise UserError('mnist: pad, num_pairs and base_shift apply with generate=True only; the '
                     'files carry the settings they were built with')
   if base_shift is not None:
-    mnist_shift.check_base_shift(base_shift)
+    check_base_shift(base_shift)
     if num_targets != 2:
       raise UserError(f'mnist: base_shift={base_shift!r} pairs MultiMNIST digits: it needs '
                       'num_targets=2')
+
+
+# --- file names, as input_data/tools/mnist_shift.py writes them -----------------------------
+
+def shifted_name(split: str, shift: int) -> str:
+  """'train_2shifted_mnist.tfrecords'; split valid_train -> 'train_2shifted_mnist_valid...'."""
+  base, suffix = (split[len('valid_'):], '_valid') if split.startswith('valid_') else (split, '')
+  return f'{base}_{shift}shifted_mnist{suffix}.tfrecords'
+
+
+def multi_prefix(split: str, shift: int) -> str:
+  """Prefix of MultiMNIST shards, e.g. 'multitest_6shifted_mnist.tfrecords'."""
+  return 'multi' + shifted_name(split, shift)
+
+
+def shard_names(prefix: str, num_shards: int):
+  """The original's sharded names: '<prefix>-00000-of-00010', ... (read as '<prefix>@10')."""
+  return [f'{prefix}-{i:05d}-of-{num_shards:05d}' for i in range(num_shards)]
+
+
+def metadata_path(output: str) -> str:
+  """Sidecar of an output file or shard prefix: record counts and settings, as JSON."""
+  return output + '.json'
+
+
+def builder_command(split: str, shift: int, multi_targets: bool = False) -> str:
+  """The command that writes a split's files (for 'missing file' errors)."""
+  pad = ' --pad=4 --multi_targets' if multi_targets else ''
+  return (f'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir=DIR '
+          f'--split={split} --shift={shift}{pad}')
+
+
+# MultiMNIST base digit: shifted afresh for every pair, or once for all its pairs (the original).
+BASE_SHIFTS = ('per_pair', 'once')
+
+
+def check_base_shift(base_shift: str):
+  if base_shift not in BASE_SHIFTS:
+    raise UserError(f'base_shift={base_shift!r} is not one of {", ".join(BASE_SHIFTS)}; use '
+                    "'once' for the original's pairing (one shifted base for all its pairs)")
 
 
 # --- files -----------------------------------------------------------------------------------
 
 def _find_files(data_dir, split, num_targets, shift):
   """Returns (existing TFRecord paths, the builder's metadata or {}) of one split."""
-  command = mnist_shift.builder_command(split, shift, multi_targets=num_targets == 2)
+  command = builder_command(split, shift, multi_targets=num_targets == 2)
   if num_targets == 1:
-    path = os.path.join(data_dir, mnist_shift.shifted_name(split, shift))
+    path = os.path.join(data_dir, shifted_name(split, shift))
     return pipeline.require_files([path], command), _metadata(path)
   if '@' in os.path.basename(data_dir):
     prefix, num_shards = data_dir.rsplit('@', 1)
     if not num_shards.isdigit():
       raise DataError(f'bad sharded path {data_dir!r}: expected <dir>/<prefix>@<num shards>')
   else:
-    prefix = os.path.join(data_dir, mnist_shift.multi_prefix(split, shift))
+    prefix = os.path.join(data_dir, multi_prefix(split, shift))
     num_shards = len(tf.io.gfile.glob(prefix + '-?????-of-?????'))
     if not num_shards:
       raise DataError(f'missing data file(s) in {data_dir}: no shards '
                       f'{os.path.basename(prefix)}-?????-of-?????; build them with: {command}')
-  files = mnist_shift.shard_names(prefix, int(num_shards))
+  files = shard_names(prefix, int(num_shards))
   return pipeline.require_files(files, command), _metadata(prefix)
 
 
 def _metadata(output):
   """The builder's JSON sidecar of a file or shard prefix, or {} for files without one."""
-  path = mnist_shift.metadata_path(output)
+  path = metadata_path(output)
   if not tf.io.gfile.exists(path):
     return {}
   with tf.io.gfile.GFile(path) as f:
@@ -175,18 +203,18 @@ def _scale(image):
   return tf.cast(image, tf.float32) * np.float32(1 / 255)
 
 
-def _to_features(batch, seed=None, *, num_targets, distort):
+def to_features(batch, seed=None, *, num_classes=NUM_CLASSES, num_targets=1, distort=False):
   """A batch of example dicts -> the contract's batch dict (input_data/__init__.py)."""
   if num_targets == 2:
     return {'images': _scale(batch['merged']),
-            'labels': (tf.one_hot(batch['label_1'], NUM_CLASSES)
-                       + tf.one_hot(batch['label_2'], NUM_CLASSES)),
+            'labels': (tf.one_hot(batch['label_1'], num_classes)
+                       + tf.one_hot(batch['label_2'], num_classes)),
             'recons_image': _scale(batch['image_1']), 'recons_label': batch['label_1'],
             'spare_image': _scale(batch['image_2']), 'spare_label': batch['label_2']}
   images = _scale(batch['image'])
   if distort:
     images = distort_images(images, seed)
-  return pipeline.image_features(images, batch['label'], NUM_CLASSES)
+  return pipeline.image_features(images, batch['label'], num_classes)
 
 
 def rotate(images, angles):

@@ -1,4 +1,4 @@
-"""What every dataset module shares: record files (write, find, count, read checked) and tf.data.
+"""What every reader shares: record files (find, count, read checked) and tf.data.
 
 A reader is: `require_files` -> `read_files(paths, parse)` (chunks of records, each checked
 against its file's size and parsed together) -> `finish_pipeline` (shuffle, repeat, batch,
@@ -6,91 +6,19 @@ batch dicts via `image_features`, with the batched distortions below).
 Every error about a file names the file.
 """
 
-import contextlib
 import os
 import struct
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from configs.errors import UserError
 from input_data import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 10_000  # examples; about the original's queue capacity
 PARSE_CHUNK = 256  # records parsed together
 MAX_OPEN_FILES = 8  # files (shards) read at once, chunk by chunk
-
-# ---------------------------------------------------------------- arguments
-
-
-def check_split(name: str, split: str):
-  if split not in ('train', 'test'):
-    raise UserError(f"{name}: split must be 'train' or 'test', got {split!r}")
-
-
-def default(value, fallback):
-  return fallback if value is None else value
-
-
-# ---------------------------------------------------------------- writing records
-
-
-def int64_feature(values) -> tf.train.Feature:
-  if not isinstance(values, (list, tuple)):
-    values = [values]
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-
-
-def bytes_feature(value: bytes) -> tf.train.Feature:
-  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-
-_TEMPLATES = {}
-
-
-def serialize_example(ints: Dict[str, int], raws: Dict[str, np.ndarray]) -> bytes:
-  """A tf.train.Example of one-value int64 features and uint8 arrays as bytes, serialized.
-
-  Overwrites the values of one cached Example per schema: 4x faster than building one.
-  """
-  key = (tuple(ints), tuple(raws))
-  example = _TEMPLATES.get(key)
-  if example is None:
-    feature = {k: int64_feature(0) for k in ints}
-    feature.update((k, bytes_feature(b'')) for k in raws)
-    example = _TEMPLATES[key] = tf.train.Example(features=tf.train.Features(feature=feature))
-  feature = example.features.feature
-  for k, v in ints.items():
-    feature[k].int64_list.value[0] = int(v)
-  for k, v in raws.items():
-    feature[k].bytes_list.value[0] = v.tobytes()
-  return example.SerializeToString(deterministic=True)
-
-
-def image_example(image: np.ndarray, label: int) -> bytes:
-  """The MNIST schema (shifted MNIST, affNIST) of one uint8 [H, W] or [H, W, D] image, serialized:
-  image_raw (row-major bytes), label, height, width, depth."""
-  depth = image.shape[2] if image.ndim == 3 else 1
-  return serialize_example(
-      dict(height=image.shape[0], width=image.shape[1], depth=depth, label=label),
-      dict(image_raw=image))
-
-
-@contextlib.contextmanager
-def write_whole(path: str) -> Iterator[tf.io.TFRecordWriter]:
-  """A TFRecord writer whose file appears at `path` only once it is complete."""
-  partial = path + '.partial'
-  try:
-    with tf.io.TFRecordWriter(partial) as writer:
-      yield writer
-  except BaseException:
-    if tf.io.gfile.exists(partial):
-      tf.io.gfile.remove(partial)
-    raise
-  tf.io.gfile.rename(partial, path, overwrite=True)
-
 
 # ---------------------------------------------------------------- files
 
@@ -224,6 +152,16 @@ def parse_image_examples(records, filename, *, shape: Tuple[int, int, int], num_
 
 
 # ---------------------------------------------------------------- batches
+
+
+def crop_or_distort(images, size: int, distort: Callable, seed=None):
+  """Float images [B, H, W, C] -> standardized [B, size, size, C]: `distort(images, seed, size)`
+  when a seed is given (training), else the central crop (CIFAR-10, smallNORB, augment=cifar10)."""
+  if seed is None:
+    images = tf.image.resize_with_crop_or_pad(images, size, size)
+  else:
+    images = distort(images, seed, size)
+  return tf.image.per_image_standardization(images)
 
 
 def image_features(images, labels, num_classes: int) -> Dict[str, tf.Tensor]:

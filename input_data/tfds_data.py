@@ -18,8 +18,8 @@ from absl import logging
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import DataError, images, register
-from input_data.pipeline import SHUFFLE_BUFFER, default
+from input_data import DataError, builder, images
+from input_data.pipeline import SHUFFLE_BUFFER
 
 INSTALL = "pip install -e '.[tfds]' (in the repository root)"
 
@@ -33,12 +33,7 @@ def import_tfds():
   return tfds
 
 
-def prepare_command(name: str, data_dir: str) -> str:
-  """The shell command that prepares `name` in `data_dir` (it downloads)."""
-  return f'tfds build {name.split(":")[0]} --data_dir={data_dir}'
-
-
-def load_builder(tfds, name: str, data_dir, download: bool):
+def load_builder(tfds, name: str, dataset, data_dir, download: bool):
   """The prepared builder of `name`; DataError when unknown or not prepared (and not download)."""
   if not name:
     raise UserError('tfds: name the dataset: tfds:NAME, e.g. tfds:fashion_mnist')
@@ -49,9 +44,10 @@ def load_builder(tfds, name: str, data_dir, download: bool):
                     f'{data_dir or "the TFDS data dir"}; see tfds.list_builders() for names') from e
   if not builder.is_prepared():
     where = builder.data_dir_root
+    command = dataset.prepare.format(dir=where).replace('NAME', name.split(':')[0])
     if not download:
       raise DataError(f'tfds:{name} is not prepared in {where}; prepare it (downloads) with: '
-                      f'{prepare_command(name, where)}, or pass download=True')
+                      f'{command}, or pass download=True')
     builder.download_and_prepare()
   return builder
 
@@ -79,7 +75,7 @@ def find_keys(tfds, info, image_key, label_key):
   return chosen['image'], chosen['label']
 
 
-def read_split(info, name, split, train_split, test_split, validate, fraction) -> str:
+def read_split(info, name, split, train_split, test_split, validate, options) -> str:
   """The TFDS split string read for `split`: train_split, test_split or a slice of train."""
   wanted = train_split if split == 'train' or validate else test_split
   if wanted not in info.splits:
@@ -88,8 +84,7 @@ def read_split(info, name, split, train_split, test_split, validate, fraction) -
                     f'{", ".join(info.splits.keys())}); pass {split}_split=one of them{fix}')
   if not validate:
     return wanted
-  if not 0 < fraction < 1:
-    raise UserError(f'tfds: validation_fraction must be in (0, 1), got {fraction!r}')
+  fraction = images.validation_fraction(options)
   total = info.splits[wanted].num_examples
   cut = total - min(max(1, round(fraction * total)), total - 1)
   return f'{wanted}[:{cut}]' if split == 'train' else f'{wanted}[{cut}:]'
@@ -102,48 +97,41 @@ def _examples(tfds, builder, split, image_key, label_key, *, shuffle, seed):
   return ds.map(lambda x: {'encoded': x[image_key], 'label': x[label_key]})
 
 
-@register('tfds')
-def build(*, data_dir, split, batch_size, tfds_name='', validate=False, distort=None,
-          seed=None, repeat=None, shuffle=None, image_size=None, resize_mode='resize',
-          channels=None, augment=None, crop_padding=images.CROP_PADDING,
-          validation_fraction=0.1, download=False, image_key=None, label_key=None,
-          train_split='train', test_split='test'):
-  """(dataset, ImageSpec) of TFDS dataset `tfds_name` (module docstring).
+def read(dataset, options) -> builder.Examples:
+  """The images of TFDS dataset tfds:NAME (see the module docstring).
 
   image_size (default: the feature's, else the first training image's), resize_mode,
   channels (default: the feature's, alpha dropped), augment and crop_padding: see
   input_data/images.py.
   """
-  options = images.make_options('tfds', split=split, batch_size=batch_size,
-                                image_size=image_size, resize_mode=resize_mode, channels=channels,
-                                augment=augment, distort=distort, crop_padding=crop_padding)
+  image_options = images.make_options(options)
+  name = options.get('tfds_name', options.name[len('tfds:'):])
   tfds = import_tfds()
-  builder = load_builder(tfds, tfds_name, data_dir, download)
-  info = builder.info
-  image_key, label_key = find_keys(tfds, info, image_key, label_key)
-  which = read_split(info, tfds_name, split, train_split, test_split, validate,
-                     validation_fraction)
+  tfds_builder = load_builder(tfds, name, dataset, options.data_dir, options.get('download'))
+  info = tfds_builder.info
+  image_key, label_key = find_keys(tfds, info, options.get('image_key'),
+                                   options.get('label_key'))
+  train_split = options.get('train_split', 'train')
+  which = read_split(info, name, options.split, train_split, options.get('test_split', 'test'),
+                     options.get('validate'), options)
 
   height, width, stored = info.features[image_key].shape
-  if options.size is None and None in (height, width):
-    first = next(iter(_examples(tfds, builder, train_split, image_key, label_key,
+  if image_options.size is None and None in (height, width):
+    first = next(iter(_examples(tfds, tfds_builder, train_split, image_key, label_key,
                                 shuffle=False, seed=None).take(1)))
     height, width = tf.io.decode_image(first['encoded'], expand_animations=False).shape[:2]
-  options = dataclasses.replace(options, size=options.size or (height, width))
-  images.check_square('tfds', options)
-  depth = channels or (3 if (stored or 3) >= 3 else 1)
+  image_options = dataclasses.replace(image_options, size=image_options.size or (height, width))
+  images.check_square('tfds', image_options)
+  depth = image_options.channels or (3 if (stored or 3) >= 3 else 1)
   names = tuple(info.features[label_key].names)
 
-  training = split == 'train'
-  shuffle = default(shuffle, training)
-  examples = _examples(tfds, builder, which, image_key, label_key, shuffle=shuffle, seed=seed)
-  if shuffle:
-    examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-  ds = images.batches(examples, options, depth, len(names), batch_size=batch_size,
-                      training=training, repeat=default(repeat, training), seed=seed)
+  examples = _examples(tfds, tfds_builder, which, image_key, label_key,
+                       shuffle=options.shuffle, seed=options.seed)
+  if options.shuffle:
+    examples = examples.shuffle(SHUFFLE_BUFFER, seed=options.seed, reshuffle_each_iteration=True)
   num_examples = info.splits[which].num_examples
-  out_height, out_width = options.output_size()
-  logging.info('tfds:%s %s split (%s): %d images, %d classes, %dx%dx%d', tfds_name, split,
-               which, num_examples, len(names), out_height, out_width, depth)
-  return ds, images.ImageSpec(f'tfds:{tfds_name}', out_height, out_width, depth, len(names),
-                              1, num_examples, names)
+  source = images.examples(examples, image_options, depth, len(names),
+                           num_examples=num_examples, class_names=names)
+  logging.info('tfds:%s %s split (%s): %d images, %d classes, %dx%dx%d', name, options.split,
+               which, num_examples, len(names), *source.shape)
+  return source

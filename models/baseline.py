@@ -3,7 +3,7 @@
 import keras
 
 from configs.hparams import HParams
-from input_data import DatasetSpec
+from configs.spec import DatasetSpec
 from models.registry import ComputeOptions, register
 
 

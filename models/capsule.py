@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from configs.hparams import HParams
-from input_data import DatasetSpec
+from configs.spec import DatasetSpec
 from layers import Capsule, ConvCapsule, Decoder, safe_norm
 from models.registry import ComputeOptions, register
 

@@ -2,8 +2,11 @@
 
 import dataclasses
 
+import tensorflow as tf
+
 from configs.registry import Registry
-from input_data import zeros_batch
+from configs.run_config import MODELS
+from configs.spec import DatasetSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,13 +21,18 @@ class ComputeOptions:
   jit_routing: bool = False
 
 
-_MODELS = Registry('model')
+_MODELS = Registry('model', MODELS)
 register = _MODELS.register  # decorator of `builder(hparams, spec, options: ComputeOptions)`
 
 
-def check_model_name(name: str):
-  """Raises UserError listing the models unless `name` is one."""
-  _MODELS.get(name)
+def zeros_batch(spec: DatasetSpec, batch_size: int = 1):
+  """An all-zero batch dict shaped like `spec`'s batches (to build models and trace steps)."""
+  image = tf.zeros([batch_size, spec.height, spec.width, spec.depth])
+  batch = {'images': image, 'labels': tf.zeros([batch_size, spec.num_classes]),
+           'recons_image': image, 'recons_label': tf.zeros([batch_size], tf.int32)}
+  if spec.num_targets == 2:
+    batch.update(spare_image=image, spare_label=tf.zeros([batch_size], tf.int32))
+  return batch
 
 
 def build_model(name, hparams, spec, options: ComputeOptions = ComputeOptions()):

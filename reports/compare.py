@@ -37,7 +37,7 @@ _FIRST_KEYS = ('model', 'dataset')
 def flat_config(config: dict) -> dict:
   """A run_config.json as one dict: model and dataset, the other flags, then the hparams."""
   flags = {k: v for k, v in config.items() if k != 'hparams' and k not in _IDENTITY_KEYS}
-  if 'train_batch_size' in flags:  # the batch trained with, not --batch_size=0 ("default")
+  if 'train_batch_size' in flags:  # the batch trained with, not --batch_size (None: default)
     flags['batch_size'] = flags.pop('train_batch_size')
   flat = {k: flags[k] for k in _FIRST_KEYS if k in flags}
   flat.update(sorted(flags.items()))

@@ -18,8 +18,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
 from configs.errors import UserError
+from configs.run_config import CONFIG_FILE
 
-CONFIG_FILE = 'run_config.json'  # as runner.checkpoints saves it (not imported: it loads models)
 Series = List[Tuple[int, float]]  # (step, value), by step
 
 

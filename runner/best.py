@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import tensorflow as tf
 from absl import logging
 
-from configs.run_config import RunConfig
+from configs.run_config import CONFIG_FILE, RunConfig
 from runner import checkpoints
 
 BEST_DIR = 'best'
@@ -79,9 +79,9 @@ def _replace(config: RunConfig, info: dict, write: Callable[[str], None]):
     write(os.path.join(staging, name))
     with open(os.path.join(staging, 'checkpoint'), 'w') as f:  # the state file, as TF writes it
       f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
-    run_config = os.path.join(config.train_dir, checkpoints.CONFIG_FILE)
+    run_config = os.path.join(config.train_dir, CONFIG_FILE)
     if tf.io.gfile.exists(run_config):
-      tf.io.gfile.copy(run_config, os.path.join(staging, checkpoints.CONFIG_FILE))
+      tf.io.gfile.copy(run_config, os.path.join(staging, CONFIG_FILE))
     with open(os.path.join(staging, INFO_FILE), 'w') as f:
       json.dump(info, f, indent=2)
   checkpoints.replace_dir(best_dir(config.summary_dir), fill)

@@ -16,10 +16,9 @@ from absl import logging
 
 from configs.errors import UserError, first_line
 from configs.hparams import format_overrides
-from configs.run_config import RunConfig
+from configs.run_config import CONFIG_FILE, RunConfig
 from models import import_tf1_checkpoint, is_tf1_checkpoint
 
-CONFIG_FILE = 'run_config.json'
 # What must agree between a run's checkpoints and the flags that resume or evaluate them.
 _MODEL_KEYS = ('model', 'dataset', 'num_targets', 'hparams')
 # Hparams that only steer optimisation: a resumed run may change them (with a warning).

@@ -8,7 +8,6 @@ dataset's test-time preprocessing is inside the graph. The variables `class_name
 """
 
 import dataclasses
-import inspect
 import json
 import os
 
@@ -18,7 +17,7 @@ from absl import logging
 
 from configs.errors import UserError
 from configs.run_config import RunConfig
-from input_data import cifar10, folder, images, mnist, norb
+from input_data import builder, cifar10, folder, images, mnist, norb
 from models import build_model
 from runner import checkpoints
 from runner.inputs import make_dataset
@@ -54,7 +53,7 @@ def _cifar10_input(config, spec):
 
 def _norb_input(config, spec):
   """Pairs as the reader downsamples them (--image_size, default 48), uint8."""
-  size = int(config.image_size or inspect.signature(norb.build).parameters['image_size'].default)
+  size = int(config.image_size or norb.IMAGE_SIZE)
   def preprocess(batch):
     batch = tf.cast(batch, tf.float32)
     if spec.height != size:
@@ -65,10 +64,9 @@ def _norb_input(config, spec):
 
 def _image_input(config, spec):
   """folder and tfds: images of --image_size (or the stored size), as decode_one leaves them."""
-  options = images.make_options(
-      config.dataset, split='test', batch_size=1, image_size=config.image_size,
-      resize_mode=config.resize_mode, channels=spec.depth, augment=config.augment,
-      distort=config.distort, crop_padding=images.CROP_PADDING)
+  options = images.make_options(builder.Options(
+      config.dataset, config.data_dir, 'test', 1, 0, False, False,
+      dict(config.dataset_options(), channels=spec.depth)))
   size = options.size or (spec.height, spec.width)
   if 'cifar10' in options.augment and not options.size:
     if config.dataset != 'folder':

@@ -6,8 +6,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # Two pytest processes and their experiment.py children share a GPU: each takes what it uses.
 os.environ.setdefault('TF_FORCE_GPU_ALLOW_GROWTH', 'true')
 
+import gzip  # noqa: E402
 import pathlib  # noqa: E402
 import shutil  # noqa: E402
+import struct  # noqa: E402
 import typing  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -41,15 +43,28 @@ def baseline_oracle():
   return dict(np.load(BASELINE_ORACLE_DIR / 'io.npz'))
 
 
+def write_idx(path, array) -> None:
+  """Writes uint8 images [N, H, W] or labels [N] as an IDX file; gzipped when `path` ends in
+  .gz (with mtime 0: the same arrays give the same bytes)."""
+  array = np.asarray(array)
+  if array.ndim not in (1, 3) or array.dtype != np.uint8:
+    raise ValueError(f'expected uint8 [N] or [N, H, W] for {path}, got {array.dtype} '
+                     f'{array.shape}')
+  data = (bytes([0, 0, 8, array.ndim]) + struct.pack(f'>{array.ndim}I', *array.shape)
+          + np.ascontiguousarray(array).tobytes())
+  with open(path, 'wb') as f:
+    f.write(gzip.compress(data, mtime=0) if path.endswith('.gz') else data)
+
+
 def write_raw_mnist(directory, images, labels, source='train', gz=True) -> str:
   """Raw MNIST IDX files of `source` ('train' or 'test') under MNIST's names, gzipped or plain,
   as `python -m input_data.download` leaves them; returns the directory."""
-  from input_data import idx  # pylint: disable=g-import-not-at-top
+  from input_data.datasets import MNIST_IDX  # pylint: disable=g-import-not-at-top
   os.makedirs(directory, exist_ok=True)
   suffix = '.gz' if gz else ''
-  images_name, labels_name = idx.RAW_FILES[source]
-  idx.write_images(os.path.join(directory, images_name + suffix), images)
-  idx.write_labels(os.path.join(directory, labels_name + suffix), labels)
+  images_name, labels_name = MNIST_IDX[source]
+  write_idx(os.path.join(directory, images_name + suffix), images)
+  write_idx(os.path.join(directory, labels_name + suffix), labels)
   return str(directory)
 
 

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs import RunConfig
 import input_data
-from input_data import DataError, affnist, pipeline
+from input_data import DataError, datasets
+from input_data.tools import affnist as affnist_tool
+from input_data.tools import records
 from tests import cli
 
 scipy_io = pytest.importorskip('scipy.io')
@@ -44,7 +47,7 @@ def converted(tmp_path):
   """(images, labels, data_dir) after converting a 5-image test.mat."""
   images, labels = _images(5), [3, 1, 4, 1, 5]
   _write_mat(str(tmp_path / 'test.mat'), images, labels)
-  affnist.convert(str(tmp_path), str(tmp_path / 'data'))
+  affnist_tool.convert(str(tmp_path), str(tmp_path / 'data'))
   return images, labels, str(tmp_path / 'data')
 
 
@@ -60,7 +63,7 @@ def test_converter_reads_each_column_as_a_row_major_image(converted):
 
 def test_reader_yields_pixels_over_255_and_keeps_the_last_partial_batch(converted):
   images, labels, data_dir = converted
-  ds, spec = affnist.build(data_dir=data_dir, split='test', batch_size=2)
+  ds, spec = input_data.build_dataset('affnist', data_dir=data_dir, split='test', batch_size=2)
   batches = list(ds)
   assert [len(b['images']) for b in batches] == [2, 2, 1]
   got = np.concatenate([b['images'].numpy() for b in batches])
@@ -78,7 +81,7 @@ def test_numbered_batch_files_are_read_in_numeric_order(tmp_path):
   os.makedirs(tmp_path / 'test_batches')
   for number in (1, 2, 10):
     _write_mat(str(tmp_path / 'test_batches' / f'{number}.mat'), _images(1, number), [number % 10])
-  affnist.convert(str(tmp_path), str(tmp_path))
+  affnist_tool.convert(str(tmp_path), str(tmp_path))
   records = _records(str(tmp_path / 'test_affnist.tfrecords'))
   assert [_feature(r, 'label') for r in records] == [1, 2, 0]
 
@@ -86,23 +89,26 @@ def test_numbered_batch_files_are_read_in_numeric_order(tmp_path):
 def test_validate_reads_the_converted_validation_file(tmp_path):
   _write_mat(str(tmp_path / 'test.mat'), _images(2), [0, 0])
   _write_mat(str(tmp_path / 'validation.mat'), _images(3), [7, 7, 7])
-  affnist.convert(str(tmp_path), str(tmp_path))
-  ds, spec = affnist.build(data_dir=str(tmp_path), split='test', batch_size=8, validate=True)
+  affnist_tool.convert(str(tmp_path), str(tmp_path))
+  ds, spec = input_data.build_dataset(
+      'affnist', data_dir=str(tmp_path), split='test', batch_size=8, validate=True)
   assert spec.num_examples == 3
   assert next(iter(ds))['recons_label'].numpy().tolist() == [7, 7, 7]
 
 
 def _write_train_file(data_dir, n):
-  with tf.io.TFRecordWriter(os.path.join(data_dir, affnist.TRAIN_FILE)) as writer:
+  train_file = datasets.DATASETS['affnist'].files['train']
+  with tf.io.TFRecordWriter(os.path.join(data_dir, train_file)) as writer:
     for i, image in enumerate(_images(n)):
-      writer.write(pipeline.image_example(image, i % 10))
+      writer.write(records.image_example(image, i % 10))
 
 
 def test_training_reads_expanded_mnist_repeats_and_shuffles_per_seed(tmp_path):
   _write_train_file(str(tmp_path), 12)
 
   def first_labels(seed):
-    ds, spec = affnist.build(data_dir=str(tmp_path), split='train', batch_size=5, seed=seed)
+    ds, spec = input_data.build_dataset(
+        'affnist', data_dir=str(tmp_path), split='train', batch_size=5, seed=seed)
     assert spec.num_examples is None
     return np.concatenate([b['recons_label'].numpy() for b in ds.take(5)]).tolist()
 
@@ -124,18 +130,18 @@ def test_trains_and_evaluates_through_experiment(converted, tmp_path):
 
 def test_missing_files_are_named_with_the_command_that_builds_them(tmp_path):
   with pytest.raises(DataError, match='test_affnist.tfrecords.*python -m input_data.affnist'):
-    affnist.build(data_dir=str(tmp_path), split='test', batch_size=1)
+    input_data.build_dataset('affnist', data_dir=str(tmp_path), split='test', batch_size=1)
   with pytest.raises(DataError, match=r'train_6shifted_mnist.tfrecords.*--shift=6 --pad=6'):
-    affnist.build(data_dir=str(tmp_path), split='train', batch_size=1)
+    input_data.build_dataset('affnist', data_dir=str(tmp_path), split='train', batch_size=1)
   with pytest.raises(DataError, match=r'test.mat.*affNIST'):
-    affnist.convert(str(tmp_path), str(tmp_path))
+    affnist_tool.convert(str(tmp_path), str(tmp_path))
 
 
 def test_record_of_another_size_is_an_error_naming_the_file(tmp_path):
   path = tmp_path / 'test_affnist.tfrecords'
   with tf.io.TFRecordWriter(str(path)) as writer:
-    writer.write(pipeline.image_example(np.zeros((28, 28), np.uint8), 1))
-  ds, _ = affnist.build(data_dir=str(tmp_path), split='test', batch_size=1)
+    writer.write(records.image_example(np.zeros((28, 28), np.uint8), 1))
+  ds, _ = input_data.build_dataset('affnist', data_dir=str(tmp_path), split='test', batch_size=1)
   with pytest.raises(tf.errors.InvalidArgumentError, match='test_affnist.tfrecords'):
     next(iter(ds))
 
@@ -145,7 +151,7 @@ def test_truncated_record_file_is_an_error_naming_it(converted):
   with open(path, 'r+b') as f:
     f.truncate(os.path.getsize(path) - 100)
   with pytest.raises(DataError, match='test_affnist.tfrecords is truncated'):
-    affnist.build(data_dir=converted[2], split='test', batch_size=1)
+    input_data.build_dataset('affnist', data_dir=converted[2], split='test', batch_size=1)
 
 
 def test_corrupt_record_is_an_error_naming_the_file(converted):
@@ -153,7 +159,7 @@ def test_corrupt_record_is_an_error_naming_the_file(converted):
   data = bytearray(open(path, 'rb').read())
   data[len(data) // 2] ^= 0xFF  # inside a record: its checksum no longer matches
   open(path, 'wb').write(bytes(data))
-  ds, _ = affnist.build(data_dir=converted[2], split='test', batch_size=2)
+  ds, _ = input_data.build_dataset('affnist', data_dir=converted[2], split='test', batch_size=2)
   with pytest.raises(tf.errors.InvalidArgumentError, match='test_affnist.tfrecords is corrupt'):
     list(ds)
 
@@ -163,12 +169,12 @@ def test_truncated_or_misshapen_mat_file_is_an_error_naming_it(tmp_path):
   data = (tmp_path / 'test.mat').read_bytes()
   (tmp_path / 'test.mat').write_bytes(data[:len(data) // 2])
   with pytest.raises(DataError, match='test.mat'):
-    affnist.convert(str(tmp_path), str(tmp_path / 'out'))
+    affnist_tool.convert(str(tmp_path), str(tmp_path / 'out'))
   assert not (tmp_path / 'out' / 'test_affnist.tfrecords').exists()
   scipy_io.savemat(str(tmp_path / 'test.mat'), {'affNISTdata': {
       'image': np.zeros((784, 2), np.uint8), 'label_int': np.zeros((1, 2), np.uint8)}})
   with pytest.raises(DataError, match=r'test.mat: image is \(784, 2\)'):
-    affnist.convert(str(tmp_path), str(tmp_path / 'out'))
+    affnist_tool.convert(str(tmp_path), str(tmp_path / 'out'))
 
 
 def test_options_affnist_lacks_are_refused_by_name(tmp_path):
@@ -188,9 +194,11 @@ def test_options_affnist_lacks_are_refused_by_name(tmp_path):
 
 def test_options_at_their_defaults_are_dropped_for_affnist(converted):
   images, _, data_dir = converted
+  options = RunConfig(dataset='affnist', validate=False, distort=None, generate=False,
+                      num_targets=1).dataset_options()
+  assert not options
   ds, spec = input_data.build_dataset(
-      'affnist', data_dir=data_dir, split='test', batch_size=8, num_targets=1, validate=False,
-      distort=None, generate=False, seed=1, repeat=None)
+      'affnist', data_dir=data_dir, split='test', batch_size=8, seed=1, repeat=None, **options)
   assert spec.num_examples == 5
   np.testing.assert_array_equal(next(iter(ds))['images'].numpy()[..., 0],
                                 images.astype(np.float32) * np.float32(1 / 255))
@@ -198,5 +206,5 @@ def test_options_at_their_defaults_are_dropped_for_affnist(converted):
 
 def test_cli_converts_with_its_flags(tmp_path):
   _write_mat(str(tmp_path / 'test.mat'), _images(2), [5, 6])
-  affnist.main(['affnist', f'--mat_dir={tmp_path}', f'--output_dir={tmp_path / "out"}'])
+  affnist_tool.main(['affnist', f'--mat_dir={tmp_path}', f'--output_dir={tmp_path / "out"}'])
   assert len(_records(str(tmp_path / 'out' / 'test_affnist.tfrecords'))) == 2

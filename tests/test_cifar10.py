@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs import RunConfig
 import input_data
 from input_data import DataError, cifar10, pipeline
 from tests import cli
@@ -46,7 +47,7 @@ def test_record_is_decoded_from_channel_major_to_hwc():
 
 
 def test_test_split_is_the_central_crop_standardized_without_dropping_examples(data_dir):
-  ds, spec = cifar10.build(data_dir=data_dir, split='test', batch_size=2)
+  ds, spec = input_data.build_dataset('cifar10', data_dir=data_dir, split='test', batch_size=2)
   batches = list(ds)
   assert [len(b['images']) for b in batches] == [2, 2, 1]
   images = np.concatenate([b['images'].numpy() for b in batches])
@@ -60,20 +61,22 @@ def test_test_split_is_the_central_crop_standardized_without_dropping_examples(d
 
 
 def test_test_split_is_never_randomly_distorted(data_dir):
-  plain, _ = cifar10.build(data_dir=data_dir, split='test', batch_size=5)
-  asked, _ = cifar10.build(data_dir=data_dir, split='test', batch_size=5, distort=True)
+  plain, _ = input_data.build_dataset('cifar10', data_dir=data_dir, split='test', batch_size=5)
+  asked, _ = input_data.build_dataset(
+      'cifar10', data_dir=data_dir, split='test', batch_size=5, distort=True)
   np.testing.assert_array_equal(next(iter(plain))['images'], next(iter(asked))['images'])
 
 
 def test_data_dir_may_be_the_batches_folder_itself(data_dir):
   folder = os.path.join(data_dir, 'cifar-10-batches-bin')
-  _, spec = cifar10.build(data_dir=folder, split='test', batch_size=2)
+  _, spec = input_data.build_dataset('cifar10', data_dir=folder, split='test', batch_size=2)
   assert spec.num_examples == 5
 
 
 def test_distortions_keep_shape_and_standardize_and_follow_the_seed(data_dir):
   def first_batch(seed):
-    ds, spec = cifar10.build(data_dir=data_dir, split='train', batch_size=8, seed=seed)
+    ds, spec = input_data.build_dataset(
+        'cifar10', data_dir=data_dir, split='train', batch_size=8, seed=seed)
     assert spec.num_examples is None
     return next(iter(ds))
 
@@ -114,11 +117,13 @@ def test_brightness_and_contrast_keep_shape_and_stay_within_their_bounds():
 
 
 def test_validate_holds_out_data_batch_5(data_dir):
-  ds, spec = cifar10.build(data_dir=data_dir, split='test', batch_size=10, validate=True)
+  ds, spec = input_data.build_dataset(
+      'cifar10', data_dir=data_dir, split='test', batch_size=10, validate=True)
   assert spec.num_examples == 4
   assert next(iter(ds))['recons_label'].numpy().tolist() == [5] * 4
-  ds, _ = cifar10.build(data_dir=data_dir, split='train', batch_size=16, validate=True,
-                        repeat=False, shuffle=False, distort=False)
+  ds, _ = input_data.build_dataset(
+      'cifar10', data_dir=data_dir, split='train', batch_size=16, validate=True, repeat=False,
+      shuffle=False, distort=False)
   assert sorted(set(next(iter(ds))['recons_label'].numpy().tolist())) == [1, 2, 3, 4]
 
 
@@ -136,19 +141,19 @@ def test_file_of_partial_records_is_an_error_naming_it(data_dir):
   with open(path, 'ab') as f:
     f.write(b'\0' * 100)
   with pytest.raises(DataError, match='test_batch.bin: 15465 bytes is not a whole number'):
-    cifar10.build(data_dir=data_dir, split='test', batch_size=2)
+    input_data.build_dataset('cifar10', data_dir=data_dir, split='test', batch_size=2)
 
 
 def test_label_out_of_range_is_an_error_naming_the_file(tmp_path):
   _write_batch(tmp_path / 'test_batch.bin', _images(1), [12])
-  ds, _ = cifar10.build(data_dir=str(tmp_path), split='test', batch_size=1)
+  ds, _ = input_data.build_dataset('cifar10', data_dir=str(tmp_path), split='test', batch_size=1)
   with pytest.raises(tf.errors.InvalidArgumentError, match='test_batch.bin'):
     next(iter(ds))
 
 
 def test_missing_files_are_named_with_the_download_command(tmp_path):
   with pytest.raises(DataError, match=r'data_batch_1.bin.*input_data.download --dataset=cifar10'):
-    cifar10.build(data_dir=str(tmp_path), split='train', batch_size=1)
+    input_data.build_dataset('cifar10', data_dir=str(tmp_path), split='train', batch_size=1)
 
 
 def test_generate_and_two_targets_are_refused_naming_the_option(tmp_path):
@@ -168,7 +173,7 @@ def test_generate_and_two_targets_are_refused_naming_the_option(tmp_path):
 def test_the_runners_default_options_reach_cifar10(data_dir):
   # What runner.inputs passes for `--dataset=cifar10 --validate` with every other flag unset.
   ds, spec = input_data.build_dataset(
-      'cifar10', data_dir=data_dir, split='test', batch_size=10, num_targets=1, validate=True,
-      distort=None, seed=None, repeat=None, generate=False)
+      'cifar10', data_dir=data_dir, split='test', batch_size=10, seed=None, repeat=None,
+      **RunConfig(dataset='cifar10', validate=True).dataset_options())
   assert spec.num_examples == 4  # validate reached the builder: data_batch_5
   assert next(iter(ds))['recons_label'].numpy().tolist() == [5] * 4

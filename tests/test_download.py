@@ -10,7 +10,8 @@ import threading
 import pytest
 
 from configs.errors import UserError
-from input_data import DataError, download
+from input_data import DataError
+from input_data.tools import download
 
 
 class _Server:

@@ -1,6 +1,7 @@
 """Every bad input a user can give exits non-zero with one line naming the problem and the fix."""
 
 import subprocess
+import sys
 
 import pytest
 
@@ -66,19 +67,10 @@ OWN_PROCESS_CASES = [
     (['--hparams_override=decay_rate=0'], 'hparam decay_rate=0.0 must be a finite number above 0'),
     (['--hparams_override=decay_rate=-1'], 'hparam decay_rate=-1.0 must be a finite number'),
     (['--hparams_override=decay_steps=0'], 'hparam decay_steps=0 must be at least 1'),
-]
-# These fail after TensorFlow started (data, models, checkpoints, devices). A TensorFlow start
-# costs 2-4 s, so they run one after another through experiment.main in one process
-# (cli.run_in_one_process): the same code as `python experiment.py`, but for the process exit.
-SHARED_PROCESS_CASES = [
+    (['--batch_size=0'], '--batch_size=0 must be at least 1'),
+    # Checked against the declarations before TensorFlow starts (test_flag_mistakes_...).
     (['--model=capsnet'],
      "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline"),
-    (['--data_dir={root}/nowhere'], 'missing data file(s) in {root}/nowhere: '
-     'train_2shifted_mnist.tfrecords; build them with: python -m input_data.mnist_shift'),
-    (['--dataset=cifar10', '--data_dir='], '--data_dir is required for --dataset=cifar10: '
-     'python -m input_data.download --dataset=cifar10'),
-    (['--data_dir='], '--data_dir is required for --dataset=mnist: python -m input_data.download '
-     '--dataset=mnist'),
     (['--dataset=foo'], "unknown dataset 'foo'; expected one of: affnist, cifar10"),
     (['--dataset=cifar10', '--generate', '--data_dir={root}', '--summary_dir={root}/cifar'],
      'only, not cifar10; drop --generate'),
@@ -86,6 +78,17 @@ SHARED_PROCESS_CASES = [
      'only, not norb; drop --validate'),
     (['--dataset=affnist', '--distort', '--data_dir={root}', '--summary_dir={root}/affnist'],
      'only, not affnist; drop --distort'),
+]
+# These fail after TensorFlow started (data, models, checkpoints, devices). A TensorFlow start
+# costs 2-4 s, so they run one after another through experiment.main in one process
+# (cli.run_in_one_process): the same code as `python experiment.py`, but for the process exit.
+SHARED_PROCESS_CASES = [
+    (['--data_dir={root}/nowhere'], 'missing data file(s) in {root}/nowhere: '
+     'train_2shifted_mnist.tfrecords; build them with: python -m input_data.mnist_shift'),
+    (['--dataset=cifar10', '--data_dir='], '--data_dir is required for --dataset=cifar10: '
+     'python -m input_data.download --dataset=cifar10'),
+    (['--data_dir='], '--data_dir is required for --dataset=mnist: python -m input_data.download '
+     '--dataset=mnist'),
     (['--train=false', '--checkpoint={root}/run/train/model.ckpt-9'],
      'checkpoint {root}/run/train/model.ckpt-9 not found'),
     (['--train=false', '--checkpoint={root}/run/train/model.ckpt-{{}}', '--num_trials=4'],
@@ -188,6 +191,26 @@ def test_bad_input_after_tensorflow_started_exits_with_one_clear_line(env, share
                                                                       index):
   _assert_one_error_line(shared_process_results[index],
                          SHARED_PROCESS_CASES[index][1].format(**env))
+
+
+def test_flag_mistakes_are_found_before_tensorflow_is_imported():
+  """An unknown dataset or model, or an option the dataset lacks: refused without TensorFlow."""
+  script = ('import sys\n'
+            'from configs import RunConfig, UserError\n'
+            'for bad in (dict(dataset="foo"), dict(dataset="cifar10", generate=True),\n'
+            '            dict(model="capsnet"), dict(dataset="norb", validate=True)):\n'
+            '  try:\n'
+            '    RunConfig(summary_dir="x", **bad).validate_flags()\n'
+            '  except UserError as e:\n'
+            '    print(e)\n'
+            'print("tensorflow" in sys.modules)\n')
+  done = cli.run_command([sys.executable, '-c', script])
+  assert done.stdout.splitlines() == [
+      "unknown dataset 'foo'; expected one of: affnist, cifar10, folder, kmnist, mnist, norb, "
+      'tfds', '--generate applies to --dataset=mnist only, not cifar10; drop --generate',
+      "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline",
+      '--validate applies to --dataset=affnist, cifar10, folder, kmnist, mnist, tfds only, not '
+      'norb; drop --validate', 'False']
 
 
 def test_debug_shows_the_whole_traceback_instead_of_the_line(env):

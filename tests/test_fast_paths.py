@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from configs import make_hparams
-from input_data import DatasetSpec
+from configs.spec import DatasetSpec
 from models import ComputeOptions, build_model, import_tf1_checkpoint
 from tests import cli
 from tests.conftest import ORACLE_DIR

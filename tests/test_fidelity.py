@@ -5,7 +5,7 @@ import tensorflow as tf
 
 import input_data
 from configs import RunConfig, make_hparams
-from input_data import DatasetSpec
+from configs.spec import DatasetSpec
 from models import build_model
 from runner import checkpoints
 from tests import cli

@@ -10,9 +10,11 @@ import tensorflow as tf
 import configs
 import input_data
 from configs.errors import UserError
-from input_data import DataError, folder, idx
+from input_data import DataError, folder
+from input_data.tools import folder as folder_tool
+from input_data.datasets import MNIST_IDX
 from models import build_model
-from tests.conftest import standardize
+from tests.conftest import standardize, write_idx
 
 # Created in this order; labels follow the sorted names: ant 0, moose 1, zebra 2.
 CLASSES = ('zebra', 'ant', 'moose')
@@ -70,7 +72,8 @@ def test_test_split_gives_the_written_pixels_in_order_with_the_last_partial_batc
   np.testing.assert_array_equal(first['recons_image'], first['images'])
   assert (spec.height, spec.width, spec.depth, spec.num_classes, spec.num_examples) == (
       6, 6, 1, 3, 6)
-  assert spec.class_names == ('ant', 'moose', 'zebra') == tuple(folder.class_names(gray_dir))
+  assert spec.class_names == ('ant', 'moose', 'zebra')
+  assert folder.list_split(gray_dir, 'train').classes == list(spec.class_names)
 
 
 def test_train_split_is_shuffled_by_the_seed_and_repeats(gray_dir):
@@ -296,11 +299,11 @@ def test_idx_files_become_a_folder_of_pngs_that_reads_back(tmp_path, capsys):
   data = {'train': (rng.integers(0, 256, (7, 5, 4), dtype=np.uint8), [2, 0, 1, 2, 0, 1, 1]),
           'test': (rng.integers(0, 256, (3, 5, 4), dtype=np.uint8), [1, 0, 2])}
   for split, (images, labels) in data.items():
-    names = idx.RAW_FILES[split]
-    idx.write_images(str(raw / (names[0] + '.gz')), images)
-    idx.write_labels(str(raw / names[1]), np.array(labels, np.uint8))
+    names = MNIST_IDX[split]
+    write_idx(str(raw / (names[0] + '.gz')), images)
+    write_idx(str(raw / names[1]), np.array(labels, np.uint8))
   out = str(tmp_path / 'folder')
-  folder.main(['folder', f'--make_from_idx={raw}', f'--output_dir={out}',
+  folder_tool.main(['folder', f'--make_from_idx={raw}', f'--output_dir={out}',
                '--class_names=shoe,bag,coat'])
   assert sorted(os.listdir(os.path.join(out, 'train'))) == ['0_shoe', '1_bag', '2_coat']
   assert sorted(os.listdir(os.path.join(out, 'train', '2_coat'))) == ['0.png', '3.png']
@@ -312,7 +315,7 @@ def test_idx_files_become_a_folder_of_pngs_that_reads_back(tmp_path, capsys):
                                 images[[1, 0, 2]])
   assert (spec.height, spec.width, spec.depth, spec.num_examples) == (5, 4, 1, 3)
   with pytest.raises(SystemExit) as e:
-    folder.main(['folder', f'--make_from_idx={raw}', f'--output_dir={out}'])
+    folder_tool.main(['folder', f'--make_from_idx={raw}', f'--output_dir={out}'])
   assert e.value.code == 2 and 'train already exists' in capsys.readouterr().err
 
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from configs.errors import UserError
+import input_data
 from input_data import DataError
 from input_data import mnist
-from input_data import mnist_shift
+from input_data.tools import mnist_shift
 from tests.conftest import write_raw_mnist
 
 
@@ -21,7 +22,7 @@ def _raw(tmp_path, n=20, seed=0):
 
 
 def _take(num_batches=None, **kwargs):
-  dataset, spec = mnist.build(**kwargs)
+  dataset, spec = input_data.build_dataset('mnist', **kwargs)
   dataset = dataset if num_batches is None else dataset.take(num_batches)
   return [{k: v.numpy() for k, v in b.items()} for b in dataset], spec
 
@@ -54,7 +55,7 @@ def test_unshuffled_generated_mnist_equals_the_files_the_builder_writes(tmp_path
 
 def test_generated_multimnist_has_the_builders_format_and_semantics(tmp_path):
   raw, images, labels = _raw(tmp_path)
-  prefix = str(tmp_path / mnist_shift.multi_prefix('test', 6))
+  prefix = str(tmp_path / mnist.multi_prefix('test', 6))
   mnist_shift.build_multi(images, labels, prefix, shift=6, pad=4, num_pairs=3, max_shard=100,
                           seed=0)
   (want,), file_spec = _take(data_dir=str(tmp_path), split='test', batch_size=60, num_targets=2)
@@ -108,13 +109,16 @@ def test_generated_base_shift_once_holds_across_shuffled_draws(tmp_path):
 def test_base_shift_is_refused_where_it_means_nothing(tmp_path):
   raw, _, _ = _raw(tmp_path)
   with pytest.raises(UserError, match='apply with generate=True only'):
-    mnist.build(data_dir=raw, split='test', batch_size=4, num_targets=2, base_shift='once')
+    input_data.build_dataset(
+        'mnist', data_dir=raw, split='test', batch_size=4, num_targets=2, base_shift='once')
   with pytest.raises(UserError, match="base_shift='once' pairs MultiMNIST digits: it needs "
                      'num_targets=2'):
-    mnist.build(data_dir=raw, split='test', batch_size=4, generate=True, base_shift='once')
+    input_data.build_dataset(
+        'mnist', data_dir=raw, split='test', batch_size=4, generate=True, base_shift='once')
   with pytest.raises(UserError, match="base_shift='per_image' is not one of per_pair, once"):
-    mnist.build(data_dir=raw, split='test', batch_size=4, num_targets=2, generate=True,
-                base_shift='per_image')
+    input_data.build_dataset(
+        'mnist', data_dir=raw, split='test', batch_size=4, num_targets=2, generate=True,
+        base_shift='per_image')
 
 
 def test_generated_training_shifts_stay_in_bounds(tmp_path):
@@ -157,4 +161,5 @@ def test_generated_validation_tests_on_the_first_sixth_of_train(tmp_path):
 
 def test_generate_without_raw_files_names_them(tmp_path):
   with pytest.raises(DataError, match=r't10k-images-idx3-ubyte\[\.gz\]'):
-    mnist.build(data_dir=str(tmp_path), split='test', batch_size=4, generate=True)
+    input_data.build_dataset(
+        'mnist', data_dir=str(tmp_path), split='test', batch_size=4, generate=True)

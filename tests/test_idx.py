@@ -7,7 +7,7 @@ import pytest
 
 from input_data import DataError
 from input_data import idx
-from tests.conftest import write_raw_mnist
+from tests.conftest import write_idx, write_raw_mnist
 
 
 def _digits(n=5, height=3, width=4):
@@ -16,7 +16,7 @@ def _digits(n=5, height=3, width=4):
 
 def test_image_file_is_magic_dims_then_pixels(tmp_path):
   path = str(tmp_path / 'images')
-  idx.write_images(path, _digits(2, 3, 4))
+  write_idx(path, _digits(2, 3, 4))
   data = open(path, 'rb').read()
   # 0x00000803: uint8, 3 dims; then 2, 3, 4 as big-endian uint32; then 24 pixels.
   assert data[:16] == bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4])
@@ -25,7 +25,7 @@ def test_image_file_is_magic_dims_then_pixels(tmp_path):
 
 def test_label_file_is_magic_count_then_labels(tmp_path):
   path = str(tmp_path / 'labels')
-  idx.write_labels(path, np.array([7, 0, 9], np.uint8))
+  write_idx(path, np.array([7, 0, 9], np.uint8))
   assert open(path, 'rb').read() == bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 0, 9])
 
 
@@ -33,7 +33,7 @@ def test_label_file_is_magic_count_then_labels(tmp_path):
 def test_images_round_trip_plain_and_gzip(tmp_path, name):
   path = str(tmp_path / name)
   images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
-  idx.write_images(path, images)
+  write_idx(path, images)
   back = idx.read_images(path)
   assert back.dtype == np.uint8 and back.shape == (7, 28, 28)
   np.testing.assert_array_equal(back, images)
@@ -41,9 +41,9 @@ def test_images_round_trip_plain_and_gzip(tmp_path, name):
 
 def test_gzip_file_holds_the_plain_bytes_and_is_reproducible(tmp_path):
   labels = np.array([1, 2, 3], np.uint8)
-  idx.write_labels(str(tmp_path / 'a'), labels)
-  idx.write_labels(str(tmp_path / 'a.gz'), labels)
-  idx.write_labels(str(tmp_path / 'b.gz'), labels)
+  write_idx(str(tmp_path / 'a'), labels)
+  write_idx(str(tmp_path / 'a.gz'), labels)
+  write_idx(str(tmp_path / 'b.gz'), labels)
   assert gzip.decompress((tmp_path / 'a.gz').read_bytes()) == (tmp_path / 'a').read_bytes()
   assert (tmp_path / 'a.gz').read_bytes() == (tmp_path / 'b.gz').read_bytes()
   np.testing.assert_array_equal(idx.read_labels(str(tmp_path / 'a.gz')), labels)
@@ -51,14 +51,14 @@ def test_gzip_file_holds_the_plain_bytes_and_is_reproducible(tmp_path):
 
 def test_bad_magic_names_the_file(tmp_path):
   path = str(tmp_path / 'labels-as-images')
-  idx.write_labels(path, np.array([1, 2], np.uint8))
+  write_idx(path, np.array([1, 2], np.uint8))
   with pytest.raises(DataError, match='bad magic number.*labels-as-images'):
     idx.read_images(path)
 
 
 def test_truncated_file_names_the_file_and_sizes(tmp_path):
   path = tmp_path / 'short-idx3-ubyte'
-  idx.write_images(str(path), _digits(2, 3, 4))
+  write_idx(str(path), _digits(2, 3, 4))
   path.write_bytes(path.read_bytes()[:-5])
   with pytest.raises(DataError, match=r'truncated IDX file .*short-idx3-ubyte.*2x3x4 = 24 bytes'
                                       r'.*found 19'):
@@ -67,7 +67,7 @@ def test_truncated_file_names_the_file_and_sizes(tmp_path):
 
 def test_truncated_gzip_names_the_file(tmp_path):
   path = tmp_path / 'cut.gz'
-  idx.write_images(str(path), _digits(50, 28, 28))
+  write_idx(str(path), _digits(50, 28, 28))
   path.write_bytes(path.read_bytes()[:100])
   with pytest.raises(DataError, match='cut.gz'):
     idx.read_images(str(path))
@@ -122,6 +122,6 @@ def test_missing_raw_files_are_named_with_where_to_get_them(tmp_path):
 
 def test_image_and_label_counts_must_agree(tmp_path):
   raw = _raw_dir(tmp_path, num_test=6)
-  idx.write_labels(str(tmp_path / 't10k-labels-idx1-ubyte'), np.zeros(5, np.uint8))
+  write_idx(str(tmp_path / 't10k-labels-idx1-ubyte'), np.zeros(5, np.uint8))
   with pytest.raises(DataError, match='6 images but .*t10k-labels-idx1-ubyte holds 5 labels'):
     idx.load_split(raw, 'test')

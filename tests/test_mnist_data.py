@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs.spec import DatasetSpec
 import input_data
 from input_data import DataError
+from input_data import datasets
 from input_data import idx
 from input_data import mnist
-from input_data import mnist_shift
-from input_data import pipeline
+from input_data.tools import mnist_shift
+from input_data.tools import records
 from tests.conftest import write_raw_mnist
 
 FIXTURE = os.path.join(os.path.dirname(__file__), 'testdata', 'a_valid_routing3')
@@ -20,7 +22,7 @@ FIXTURE = os.path.join(os.path.dirname(__file__), 'testdata', 'a_valid_routing3'
 def _write(path, images, labels):
   with tf.io.TFRecordWriter(str(path)) as writer:
     for image, label in zip(images, labels):
-      writer.write(pipeline.image_example(image, label))
+      writer.write(records.image_example(image, label))
   return str(path)
 
 
@@ -30,7 +32,7 @@ def _digits(n, size=28, seed=0):
 
 
 def _batches(**kwargs):
-  dataset, spec = mnist.build(**kwargs)
+  dataset, spec = input_data.build_dataset('mnist', **kwargs)
   return [{k: v.numpy() for k, v in b.items()} for b in dataset], spec
 
 
@@ -44,7 +46,7 @@ def test_reads_the_original_fixture_as_the_original_reader_did():
                                 expected['input_recons_image'])
   np.testing.assert_array_equal(batch['recons_label'], expected['input_recons_label'])
   assert batch['recons_label'].dtype == np.int32 and batch['labels'].dtype == np.float32
-  assert spec == input_data.DatasetSpec(name='mnist', height=28, width=28, depth=1,
+  assert spec == DatasetSpec(name='mnist', height=28, width=28, depth=1,
                                         num_classes=10, num_targets=1, num_examples=8)
 
 
@@ -64,7 +66,7 @@ def test_a_single_pass_keeps_the_last_partial_batch_and_endless_training_drops_i
   test, spec = _batches(data_dir=str(tmp_path), split='test', batch_size=4)
   assert [len(b['images']) for b in test] == [4, 4, 2] and spec.num_examples == 10
   np.testing.assert_array_equal(np.concatenate([b['recons_label'] for b in test]), labels)
-  train, _ = mnist.build(data_dir=str(tmp_path), split='train', batch_size=4)
+  train, _ = input_data.build_dataset('mnist', data_dir=str(tmp_path), split='train', batch_size=4)
   assert [len(b['images']) for b in train.take(6)] == [4] * 6
 
 
@@ -98,7 +100,7 @@ def _u8(x):
 
 def _multi_shards(tmp_path, num_images=20):
   images, labels = _digits(num_images, size=28)
-  prefix = str(tmp_path / mnist_shift.multi_prefix('test', 6))
+  prefix = str(tmp_path / mnist.multi_prefix('test', 6))
   names = mnist_shift.build_multi(images, labels, prefix, shift=6, pad=4, num_pairs=2,
                                   max_shard=15, seed=0)
   return prefix, names
@@ -117,13 +119,14 @@ def test_multimnist_batch_is_merged_image_two_hot_labels_and_both_digits(tmp_pat
     np.testing.assert_array_equal(
         _u8(b['images']), np.minimum(_u8(b['recons_image']) + _u8(b['spare_image']), 255))
   # A directory finds the shards of the default MultiMNIST prefix itself.
-  _, spec = mnist.build(data_dir=str(tmp_path), split='test', batch_size=16, num_targets=2)
+  _, spec = input_data.build_dataset(
+      'mnist', data_dir=str(tmp_path), split='test', batch_size=16, num_targets=2)
   assert spec.num_examples == 40
 
 
 def test_missing_file_error_names_the_file_and_the_builder_command(tmp_path):
   with pytest.raises(DataError) as e:
-    mnist.build(data_dir=str(tmp_path), split='train', batch_size=4)
+    input_data.build_dataset('mnist', data_dir=str(tmp_path), split='train', batch_size=4)
   assert 'train_2shifted_mnist.tfrecords' in str(e.value)
   assert 'python -m input_data.mnist_shift' in str(e.value) and '--split=train' in str(e.value)
 
@@ -132,12 +135,13 @@ def test_missing_shard_is_named(tmp_path):
   prefix, names = _multi_shards(tmp_path)
   os.remove(names[1])
   with pytest.raises(DataError, match=os.path.basename(names[1])):
-    mnist.build(data_dir=f'{prefix}@{len(names)}', split='test', batch_size=4, num_targets=2)
+    input_data.build_dataset(
+        'mnist', data_dir=f'{prefix}@{len(names)}', split='test', batch_size=4, num_targets=2)
 
 
 def _iterate_error(path, split='test'):
-  dataset, _ = mnist.build(data_dir=os.path.dirname(path), split=split, batch_size=2,
-                           repeat=False)
+  dataset, _ = input_data.build_dataset(
+      'mnist', data_dir=os.path.dirname(path), split=split, batch_size=2, repeat=False)
   with pytest.raises(tf.errors.InvalidArgumentError) as e:
     for _ in dataset:
       pass
@@ -152,7 +156,7 @@ def test_truncated_file_is_an_error_naming_the_file(tmp_path):
   test_path = str(tmp_path / 'test_0shifted_mnist.tfrecords')
   os.rename(path, test_path)  # evaluation counts the records first, so it fails at once
   with pytest.raises(DataError, match=f'{test_path} is truncated'):
-    mnist.build(data_dir=str(tmp_path), split='test', batch_size=2)
+    input_data.build_dataset('mnist', data_dir=str(tmp_path), split='test', batch_size=2)
 
 
 def test_corrupt_record_in_the_middle_raises_naming_the_file(tmp_path):
@@ -199,9 +203,9 @@ def test_rotation_by_a_quarter_turn_moves_bottom_to_right_per_image():
   np.testing.assert_array_equal(rotated[1], images[1])  # angle 0: unchanged
 
 
-def test_mnist_is_registered_under_its_name():
-  # The registry itself (build_dataset imports every dataset module, which other tests cover).
-  assert input_data._DATASETS.get('mnist') is mnist.build  # pylint: disable=protected-access
+def test_mnist_is_declared_under_its_name():
+  assert datasets.declared('mnist').reader == 'mnist'
+  assert datasets.declared('tfds:cifar100') is datasets.DATASETS['tfds']
 
 
 def test_default_raw_dir_holds_the_packaged_5k_digits():
@@ -214,8 +218,9 @@ def test_default_raw_dir_holds_the_packaged_5k_digits():
 
 def test_bad_arguments_are_user_errors():
   with pytest.raises(input_data.UserError, match="split must be 'train' or 'test'"):
-    mnist.build(data_dir=FIXTURE, split='valid', batch_size=4)
+    input_data.build_dataset('mnist', data_dir=FIXTURE, split='valid', batch_size=4)
   with pytest.raises(input_data.UserError, match='distortion applies to single-digit'):
-    mnist.build(data_dir=FIXTURE, split='test', batch_size=4, num_targets=2, distort=True)
+    input_data.build_dataset(
+        'mnist', data_dir=FIXTURE, split='test', batch_size=4, num_targets=2, distort=True)
   with pytest.raises(input_data.UserError, match='apply with generate=True only'):
-    mnist.build(data_dir=FIXTURE, split='test', batch_size=4, num_pairs=5)
+    input_data.build_dataset('mnist', data_dir=FIXTURE, split='test', batch_size=4, num_pairs=5)

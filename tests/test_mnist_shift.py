@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError
-from input_data import mnist_shift
+from input_data import mnist
+from input_data.tools import mnist_shift
 from tests import cli
 from tests.conftest import write_raw_mnist
 
@@ -50,10 +51,10 @@ def test_shifted_views_index_every_shift_of_every_image():
 
 
 def test_file_names_follow_the_original_and_mark_validation():
-  assert mnist_shift.shifted_name('train', 2) == 'train_2shifted_mnist.tfrecords'
-  assert mnist_shift.shifted_name('valid_test', 0) == 'test_0shifted_mnist_valid.tfrecords'
-  assert mnist_shift.multi_prefix('valid_train', 6) == 'multitrain_6shifted_mnist_valid.tfrecords'
-  assert mnist_shift.shard_names('p', 10)[9] == 'p-00009-of-00010'
+  assert mnist.shifted_name('train', 2) == 'train_2shifted_mnist.tfrecords'
+  assert mnist.shifted_name('valid_test', 0) == 'test_0shifted_mnist_valid.tfrecords'
+  assert mnist.multi_prefix('valid_train', 6) == 'multitrain_6shifted_mnist_valid.tfrecords'
+  assert mnist.shard_names('p', 10)[9] == 'p-00009-of-00010'
 
 
 def test_shifted_build_writes_every_shift_of_every_padded_image(tmp_path):

@@ -5,9 +5,10 @@ import pytest
 import tensorflow as tf
 
 from configs import HParams, UserError, make_hparams
-from input_data import DatasetSpec, zeros_batch
+from configs.spec import DatasetSpec
 from layers import model_losses
 from models import build_model
+from models.registry import zeros_batch
 
 MNIST = DatasetSpec('mnist', 28, 28, 1, 10)
 

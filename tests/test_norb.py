@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs import RunConfig
 import input_data
 from input_data import DataError, norb
+from input_data.tools import norb as norb_tool
 from tests import cli
 from tests.conftest import standardize
 
@@ -50,7 +52,7 @@ def converted(tmp_path):
   raw.mkdir()
   _write_raw(str(raw), TRAIN, 3, seed=1, gz=True)
   images, labels, info = _write_raw(str(raw), TEST, 5)
-  assert norb.convert(str(raw), str(tmp_path)) == {'train': 3, 'test': 5}
+  assert norb_tool.convert(str(raw), str(tmp_path)) == {'train': 3, 'test': 5}
   return images, labels, info, str(tmp_path)
 
 
@@ -69,7 +71,8 @@ def test_converter_writes_the_original_duo_schema_byte_for_byte(converted):
 
 def test_undistorted_reader_keeps_every_other_pixel_of_the_hwc_pair(converted):
   images, labels, _, data_dir = converted
-  ds, spec = norb.build(data_dir=data_dir, split='test', batch_size=2, distort=False)
+  ds, spec = input_data.build_dataset(
+      'norb', data_dir=data_dir, split='test', batch_size=2, distort=False)
   batches = list(ds)
   assert [len(b['images']) for b in batches] == [2, 2, 1]
   got = np.concatenate([b['images'].numpy() for b in batches])
@@ -93,7 +96,7 @@ def test_downsampling_equals_the_tf1_bilinear_resize_of_the_2017_code(image_size
 
 def test_test_split_takes_the_central_32_crop_by_default(converted):
   images, _, _, data_dir = converted
-  ds, spec = norb.build(data_dir=data_dir, split='test', batch_size=5)
+  ds, spec = input_data.build_dataset('norb', data_dir=data_dir, split='test', batch_size=5)
   got = next(iter(ds))['images'].numpy()
   expected = [standardize(x.transpose(1, 2, 0)[::2, ::2][8:40, 8:40].astype(np.float64))
               for x in images]
@@ -105,8 +108,8 @@ def test_training_distortions_keep_shape_and_follow_the_seed(converted):
   data_dir = converted[3]
 
   def first_batch(seed, image_size=48):
-    ds, spec = norb.build(data_dir=data_dir, split='train', batch_size=4, seed=seed,
-                          image_size=image_size)
+    ds, spec = input_data.build_dataset(
+        'norb', data_dir=data_dir, split='train', batch_size=4, seed=seed, image_size=image_size)
     return next(iter(ds))['images'].numpy(), spec
 
   images, spec = first_batch(5)
@@ -134,12 +137,12 @@ def test_truncated_or_trailing_raw_files_are_errors_naming_them(tmp_path):
   data = dat.read_bytes()
   dat.write_bytes(data[:-10])
   with pytest.raises(DataError, match='training-dat.mat is truncated'):
-    norb.convert(str(tmp_path), str(tmp_path / 'out'), splits=('train',))
+    norb_tool.convert(str(tmp_path), str(tmp_path / 'out'), splits=('train',))
   assert not (tmp_path / 'out' / 'trainduo.tfrecords').exists()
   assert not (tmp_path / 'out' / 'trainduo.tfrecords.partial').exists()
   dat.write_bytes(data + b'\0')
   with pytest.raises(DataError, match='training-dat.mat: has bytes past the 2 rows'):
-    norb.convert(str(tmp_path), str(tmp_path / 'out'), splits=('train',))
+    norb_tool.convert(str(tmp_path), str(tmp_path / 'out'), splits=('train',))
 
 
 def test_truncated_gzip_is_an_error_naming_the_file(tmp_path):
@@ -147,7 +150,7 @@ def test_truncated_gzip_is_an_error_naming_the_file(tmp_path):
   cat = tmp_path / (TEST.format('cat') + '.gz')
   cat.write_bytes(cat.read_bytes()[:-12])
   with pytest.raises(DataError, match=r'testing-cat.mat.gz'):
-    norb.convert(str(tmp_path), str(tmp_path), splits=('test',))
+    norb_tool.convert(str(tmp_path), str(tmp_path), splits=('test',))
 
 
 def test_wrong_element_type_or_magic_is_an_error_naming_the_file(tmp_path):
@@ -155,24 +158,24 @@ def test_wrong_element_type_or_magic_is_an_error_naming_the_file(tmp_path):
   info = tmp_path / TEST.format('info')
   info.write_bytes(_matrix(0x1E3D4C55, np.zeros((2, 4), np.uint8)))
   with pytest.raises(DataError, match=r'testing-info.mat: holds uint8 \[2, 4\]; expected int32'):
-    norb.convert(str(tmp_path), str(tmp_path), splits=('test',))
+    norb_tool.convert(str(tmp_path), str(tmp_path), splits=('test',))
   info.write_bytes(b'\x00\x01\x02\x03' * 8)
   with pytest.raises(DataError, match=r'testing-info.mat: not a smallNORB matrix'):
-    norb.convert(str(tmp_path), str(tmp_path), splits=('test',))
+    norb_tool.convert(str(tmp_path), str(tmp_path), splits=('test',))
 
 
 def test_files_that_disagree_on_the_count_are_an_error(tmp_path):
   _write_raw(str(tmp_path), TEST, 2)
   (tmp_path / TEST.format('cat')).write_bytes(_matrix(0x1E3D4C54, np.zeros(3, '<i4')))
   with pytest.raises(DataError, match='2 images, 3 labels, 2 info rows'):
-    norb.convert(str(tmp_path), str(tmp_path), splits=('test',))
+    norb_tool.convert(str(tmp_path), str(tmp_path), splits=('test',))
 
 
 def test_missing_files_are_named_with_how_to_get_them(tmp_path):
   with pytest.raises(DataError, match=r'testduo.tfrecords.*python -m input_data.norb'):
-    norb.build(data_dir=str(tmp_path), split='test', batch_size=1)
+    input_data.build_dataset('norb', data_dir=str(tmp_path), split='test', batch_size=1)
   with pytest.raises(DataError, match=r'training-dat.mat.*cs.nyu.edu'):
-    norb.convert(str(tmp_path), str(tmp_path))
+    norb_tool.convert(str(tmp_path), str(tmp_path))
 
 
 def test_unsupported_options_are_rejected(converted):
@@ -185,7 +188,7 @@ def test_unsupported_options_are_rejected(converted):
   assert listed and {'affnist', 'cifar10', 'mnist'} <= set(listed[1].split(', '))
   assert 'norb' not in listed[1]
   with pytest.raises(DataError, match=r'image_size must be one of \[32, 48\]'):
-    norb.build(**common, image_size=40)
+    input_data.build_dataset('norb', **common, image_size=40)
   with pytest.raises(input_data.UserError, match='^--num_targets=2 applies to --dataset=.*'
                      'mnist.* only, not norb; drop --num_targets$'):
     input_data.build_dataset('norb', num_targets=2, **common)
@@ -201,8 +204,8 @@ def test_the_runners_default_options_reach_norb(converted):
   images, _, _, data_dir = converted
   # What runner.inputs passes for `--dataset=norb --distort=false`, other flags unset.
   ds, spec = input_data.build_dataset(
-      'norb', data_dir=data_dir, split='test', batch_size=5, num_targets=1, validate=False,
-      distort=False, seed=None, repeat=None, generate=False)
+      'norb', data_dir=data_dir, split='test', batch_size=5, seed=None, repeat=None,
+      **RunConfig(dataset='norb', distort=False).dataset_options())
   assert (spec.height, spec.num_examples) == (48, 5)  # distort=False reached it: no crop
   got = next(iter(ds))['images'].numpy()
   expected = [standardize(x.transpose(1, 2, 0)[::2, ::2].astype(np.float64)) for x in images]
@@ -212,7 +215,7 @@ def test_the_runners_default_options_reach_norb(converted):
 def test_cli_converts_with_its_flags(tmp_path):
   _write_raw(str(tmp_path), TRAIN, 1)
   _write_raw(str(tmp_path), TEST, 1)
-  norb.main(['norb', f'--raw_dir={tmp_path}', f'--output_dir={tmp_path / "out"}'])
+  norb_tool.main(['norb', f'--raw_dir={tmp_path}', f'--output_dir={tmp_path / "out"}'])
   assert sorted(os.listdir(tmp_path / 'out')) == ['testduo.tfrecords', 'trainduo.tfrecords']
 
 

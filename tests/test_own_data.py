@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tests import cli
+from tests.conftest import write_raw_mnist
 
 
 def write_folder(root, split, per_class, size=24, seed=0):
@@ -161,3 +162,23 @@ def test_predict_refuses_a_glob_matching_nothing_and_a_folder_without_a_model(ex
       predict.main(args)
     assert exit_status.value.code == 2
     assert capsys.readouterr().err.startswith(message)
+
+
+def test_a_dataset_declared_in_one_entry_trains_and_evaluates(tmp_path):
+  """docs/data_own.md's worked example: KMNIST, declared in input_data/datasets.py alone."""
+  rng = np.random.default_rng(0)
+  for split, count in (('train', 12), ('test', 6)):
+    write_raw_mnist(tmp_path / 'kmnist', rng.integers(0, 256, (count, 28, 28), np.uint8),
+                    np.arange(count, dtype=np.uint8) % 10, split)
+  common = ['--dataset=kmnist', f'--data_dir={tmp_path}/kmnist', f'--summary_dir={tmp_path}/run',
+            cli.TINY, '--batch_size=4']
+  cli.run(*common, '--max_steps=2')
+  out = tmp_path / 'p.npz'
+  cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/run/train/model.ckpt-2',
+          f'--predictions_out={out}')
+  predictions = np.load(out)
+  assert predictions['logits'].shape == (6, 10)
+  np.testing.assert_array_equal(predictions['labels'].argmax(1), np.arange(6))
+  missing = cli.run('--dataset=kmnist', f'--data_dir={tmp_path}/nowhere',
+                    f'--summary_dir={tmp_path}/run2', check=False)
+  assert missing.returncode == 2 and 'github.com/rois-codh/kmnist' in missing.stderr

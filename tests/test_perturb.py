@@ -4,8 +4,9 @@ import numpy as np
 import tensorflow as tf
 
 from configs import HParams
-from input_data import DatasetSpec, zeros_batch
+from configs.spec import DatasetSpec
 from models import build_model
+from models.registry import zeros_batch
 from runner.perturb import DELTAS, perturbation_grid
 
 from tests import cli

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from configs import UserError, make_hparams
-from input_data import DatasetSpec
+from configs.spec import DatasetSpec
 from layers import correct_and_almost, model_losses
 from models import build_model, import_tf1_checkpoint, is_tf1_checkpoint
 from models.tf1_import import chw_to_hwc_columns

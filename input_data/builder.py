@@ -1,0 +1,90 @@
+"""One builder for every dataset: its declaration and options -> (tf.data pipeline, spec).
+
+The builder checks the options against the declaration, resolves the defaults every dataset
+shares (shuffle and repeat the training split only), asks the declared reader module for the
+examples (`read(dataset, options) -> Examples`), then shuffles, repeats, batches and maps them
+to batch dicts (pipeline.finish_pipeline).
+"""
+
+import dataclasses
+import importlib
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from configs.errors import UserError
+from configs.spec import DatasetSpec
+from input_data import datasets, pipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """A build's resolved options; `get(name, default)` reads the dataset's own ones."""
+  name: str
+  data_dir: str
+  split: str
+  batch_size: int
+  seed: int
+  shuffle: bool
+  repeat: bool
+  own: dict
+
+  @property
+  def training(self) -> bool:
+    return self.split == 'train'
+
+  def get(self, option: str, default=None):
+    value = self.own.get(option)
+    return default if value is None else value
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+  """What a reader gives the builder: example dicts and how to make batch dicts of them."""
+  examples: tf.data.Dataset
+  to_features: Callable  # (batch of examples, seed [2] or None) -> batch dict
+  shape: Tuple[int, int, int]  # of the batches' images
+  num_classes: int
+  num_examples: Optional[int] = None
+  random: bool = False  # the training split's to_features takes a seed (distortion)
+  shuffled: bool = False  # the reader shuffled (or draws at random) already
+  num_targets: int = 1
+  class_names: Tuple[str, ...] = ()
+
+
+def build(name: str, *, data_dir, split, batch_size, seed=None, repeat=None, shuffle=None,
+          **own) -> Tuple[tf.data.Dataset, DatasetSpec]:
+  """The batches and spec of dataset `name` (input_data/datasets.py) for split 'train' or
+  'test'; shuffle and repeat default to split == 'train'."""
+  dataset = datasets.declared(name)
+  datasets.check_options(name, own)
+  short = name.split(':')[0]
+  if split not in ('train', 'test'):
+    raise UserError(f"{short}: split must be 'train' or 'test', got {split!r}")
+  if batch_size < 1:
+    raise UserError(f'{short}: batch_size must be positive, got {batch_size}')
+  training = split == 'train'
+  seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
+  options = Options(name, data_dir, split, batch_size, seed,
+                    training if shuffle is None else shuffle,
+                    training if repeat is None else repeat, own)
+  source = importlib.import_module(f'input_data.{dataset.reader}').read(dataset, options)
+  batches = pipeline.finish_pipeline(
+      source.examples, source.to_features, batch_size=batch_size,
+      shuffle=options.shuffle and not source.shuffled, repeat=options.repeat, seed=seed,
+      random=training and source.random)
+  return batches, DatasetSpec(name, *source.shape, source.num_classes, source.num_targets,
+                              source.num_examples, source.class_names)
+
+
+def distorting(dataset: datasets.Dataset, options: Options) -> bool:
+  """Whether the training split is distorted: the distort option, else the declared default."""
+  return bool(options.get('distort', dataset.distort))
+
+
+def split_files(dataset: datasets.Dataset, options: Options):
+  """The declared file(s) of the split read ('valid_<split>' with validate, where declared)."""
+  files = dataset.files
+  valid = f'valid_{options.split}'
+  return files[valid] if options.get('validate') and valid in files else files[options.split]

@@ -1,0 +1,154 @@
+"""Every dataset as a declaration: what it reads, what it accepts, how its data is prepared.
+
+Pure Python, no TensorFlow: experiment.py checks flags against these before TensorFlow starts.
+input_data/builder.py turns a declaration and options into the tf.data pipeline. Adding a
+dataset is one entry of DATASETS (and, for a new file format, one reader module); see
+docs/data_own.md "A new dataset in one declaration".
+"""
+
+import dataclasses
+from typing import Mapping, Optional, Sequence, Tuple, Union
+
+from configs.errors import UserError
+from configs.registry import check_name
+
+# RunConfig settings that are dataset options: passed to a dataset only when set (not at their
+# RunConfig default), and refused by a dataset that does not declare them.
+FLAG_OPTIONS = ('validate', 'distort', 'num_targets', 'generate', 'image_size', 'resize_mode',
+                'channels', 'augment', 'download')
+IMAGE_OPTIONS = ('validate', 'distort', 'image_size', 'resize_mode', 'channels', 'augment',
+                 'crop_padding', 'validation_fraction')
+RESIZE_MODES = ('resize', 'pad', 'crop')
+AUGMENTATIONS = ('crop', 'flip', 'cifar10')  # of images (input_data/images.py)
+DISTORT_DEFAULT = ('crop', 'flip')  # what distort=True means when no augment is chosen
+VALIDATION_FRACTION = 0.1  # of train/, held out by validate=True where no split is declared
+# The four files of a raw MNIST directory (LeCun's names, also Fashion-MNIST's and KMNIST's).
+MNIST_IDX = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+             'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
+MNIST_DOWNLOAD = 'python -m input_data.download --dataset=mnist --output_dir={dir}'
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """A dataset's declared facts (big_vision's datasets/core.py)."""
+  reader: str  # input_data module whose `read(dataset, options)` gives the examples
+  prepare: str  # the command that prepares --data_dir ('{dir}': that directory)
+  options: Tuple[str, ...] = ()  # options beyond data_dir, split, batch_size, seed, repeat, shuffle
+  files: Mapping[str, object] = dataclasses.field(default_factory=dict)  # split -> file(s)
+  shape: Optional[Tuple[int, int, int]] = None  # stored [height, width, depth]; None: the data's
+  num_classes: Optional[int] = None  # None: from the data
+  distort: Optional[bool] = None  # distortion when the distort option is not given
+
+
+DATASETS = {
+    'mnist': Dataset(
+        'mnist', MNIST_DOWNLOAD.format(dir='data/mnist_raw') + ', then python -m '
+        'input_data.mnist_shift --data_dir=data/mnist_raw --output_dir={dir} --split=train '
+        '--shift=2 (and --split=test --shift=0)',
+        ('validate', 'distort', 'num_targets', 'generate', 'shift', 'pad', 'num_pairs',
+         'base_shift'), MNIST_IDX, num_classes=10, distort=False),
+    'affnist': Dataset(
+        'affnist', 'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir={dir} '
+        '--split=train --shift=6 --pad=6 and python -m input_data.affnist '
+        '--mat_dir=AFFNIST_MAT_DIR --output_dir={dir}', ('validate',),
+        {'train': 'train_6shifted_mnist.tfrecords', 'test': 'test_affnist.tfrecords',
+         'valid_test': 'validation_affnist.tfrecords'}, (40, 40, 1), 10),
+    'cifar10': Dataset(
+        'cifar10', 'python -m input_data.download --dataset=cifar10 --output_dir={dir}',
+        ('validate', 'distort'),
+        {'train': [f'data_batch_{i}.bin' for i in range(1, 6)], 'test': ['test_batch.bin'],
+         'valid_train': [f'data_batch_{i}.bin' for i in range(1, 5)],
+         'valid_test': ['data_batch_5.bin']}, (32, 32, 3), 10, distort=True),
+    'norb': Dataset(
+        'norb', 'python -m input_data.norb --raw_dir=SMALLNORB_DIR --output_dir={dir}',
+        ('distort', 'image_size'), {'train': 'trainduo.tfrecords', 'test': 'testduo.tfrecords'},
+        (96, 96, 2), 5, distort=True),
+    'folder': Dataset(
+        'folder', 'python -m input_data.folder --make_from_idx=IDX_DIR --output_dir={dir}, or '
+        'any DIR/{{train,test}}/<class>/<images>', IMAGE_OPTIONS + ('validation_seed',
+                                                                     'check_files')),
+    'tfds': Dataset(
+        'tfds_data', 'tfds build NAME --data_dir={dir}',
+        IMAGE_OPTIONS + ('download', 'tfds_name', 'image_key', 'label_key', 'train_split',
+                         'test_split')),
+    # The worked example of docs/data_own.md: Kuzushiji-MNIST in MNIST's IDX format.
+    'kmnist': Dataset(
+        'idx', 'download the four IDX files of https://github.com/rois-codh/kmnist (their '
+        'names are MNIST\'s: train-images-idx3-ubyte.gz, ...) into {dir}',
+        ('validate', 'distort'), MNIST_IDX, (28, 28, 1), 10, distort=False),
+}
+
+
+def declared(name: str) -> Dataset:
+  """The declaration of --dataset=name (any 'tfds:NAME' is the tfds one); UserError if none."""
+  name = 'tfds' if name.startswith('tfds:') else name
+  check_name('dataset', name, DATASETS)
+  return DATASETS[name]
+
+
+def check_options(name: str, options: Mapping[str, object]):
+  """UserError for the first option `name` does not declare, naming the datasets that do."""
+  taken = declared(name).options
+  for option, value in options.items():
+    if option in taken:
+      continue
+    shown = str(value).lower() if isinstance(value, bool) else value
+    flag = f'--{option}' if value is True else f'--{option}={shown}'
+    takers = sorted(n for n, d in DATASETS.items() if option in d.options)
+    if not takers:
+      raise UserError(f'{flag}: no dataset takes option {option!r}; --dataset={name} takes: '
+                      f'{", ".join(taken)}')
+    raise UserError(f'{flag} applies to --dataset={", ".join(takers)} only, not {name}; '
+                    f'drop --{option}')
+  check_values(name.split(':')[0], options)
+
+
+def check_values(name: str, options: Mapping[str, object]):
+  """UserError for a bad image_size, augment or resize_mode (TensorFlow need not start)."""
+  parse_size(name, options.get('image_size'))
+  parse_augment(name, options.get('augment'), options.get('distort'))
+  if 'resize_mode' in options:
+    check_resize_mode(name, options['resize_mode'])
+
+
+def check_resize_mode(name: str, mode: str):
+  if mode not in RESIZE_MODES:
+    raise UserError(f'{name}: resize_mode must be one of {", ".join(RESIZE_MODES)}, got '
+                    f'{mode!r}')
+
+
+def parse_size(name: str, image_size) -> Optional[Tuple[int, int]]:
+  """None, N, 'N', 'HxW' or (H, W) -> (height, width) of positive ints, or None."""
+  if image_size is None or image_size == '':
+    return None
+  try:
+    if isinstance(image_size, str):
+      parts = [int(p) for p in image_size.lower().split('x')]
+    elif isinstance(image_size, int):
+      parts = [image_size]
+    else:
+      parts = [int(p) for p in image_size]
+  except (TypeError, ValueError):
+    parts = []
+  if len(parts) == 1:
+    parts *= 2
+  if len(parts) != 2 or min(parts) < 1:
+    raise UserError(f'{name}: image_size must be N, "HxW" or (H, W) of positive ints, got '
+                    f'{image_size!r}')
+  return tuple(parts)
+
+
+def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
+                  distort: Optional[bool]) -> Tuple[str, ...]:
+  """The augmentations chosen: 'crop,flip' or ['crop', 'flip']; distort=True with none chosen
+  means DISTORT_DEFAULT."""
+  if isinstance(augment, str):
+    augment = augment.split(',')
+  chosen = tuple(a.strip().lower() for a in (augment or ()) if a.strip())
+  unknown = [a for a in chosen if a not in AUGMENTATIONS]
+  if unknown:
+    raise UserError(f'{name}: unknown augment {", ".join(unknown)}; expected a comma-separated '
+                    f'list of: {", ".join(AUGMENTATIONS)}')
+  if 'cifar10' in chosen and len(set(chosen)) > 1:
+    raise UserError(f"{name}: augment 'cifar10' already crops and flips; use it alone")
+  return chosen or (DISTORT_DEFAULT if distort else ())

@@ -1,0 +1,90 @@
+"""The data tools' command lines (`python -m input_data.<tool>`): own flags, one error line;
+their worker processes and progress lines.
+
+Each tool defines its flags on a private FlagValues, so importing its module defines no global
+flags; a UserError (missing or bad data) prints one line `error: ...` and exits 2.
+"""
+
+import collections
+import multiprocessing
+import sys
+from typing import Callable, List
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from configs.errors import UserError
+
+LOG_EVERY_S = 10.0
+
+
+def run(argv: List[str], define: Callable[[flags.FlagValues], None],
+        action: Callable[[flags.FlagValues], None]):
+  """Parses `argv` into the flags `define(values)` makes, then calls `action(values)`."""
+  values = flags.FlagValues()
+  define(values)
+  try:
+    values(argv)
+  except flags.Error as e:
+    raise app.UsageError(str(e)) from e
+  try:
+    action(values)
+  except UserError as e:
+    sys.stderr.write(f'error: {e}\n')
+    sys.exit(2)
+
+
+def input_and_output_dirs(input_flag: str, input_help: str, output_help: str):
+  """A `define` for run(): the required flags --INPUT_FLAG and --output_dir of a converter."""
+  def define(values: flags.FlagValues):
+    flags.DEFINE_string(input_flag, None, input_help, flag_values=values)
+    flags.DEFINE_string('output_dir', None, output_help, flag_values=values)
+    flags.mark_flags_as_required([input_flag, 'output_dir'], flag_values=values)
+  return define
+
+
+def start(main: Callable[[List[str]], None]):
+  """Runs `main(argv)` as the program (absl's app.run), leaving the flags to `main`."""
+  # app.run insists that the global flags are parsed; ours live in main's own FlagValues.
+  app.run(main, flags_parser=lambda argv: [*flags.FLAGS(argv[:1]), *argv[1:]])
+
+
+def report(done, progress, what, force=False):
+  """Logs records written, records/s and ETA, at most every LOG_EVERY_S seconds."""
+  if force or progress.due(LOG_EVERY_S):
+    logging.info('%s: %d / %d records (%.1f%%), %.0f records/s, ETA %s', what, done,
+                 progress.total, 100.0 * done / max(progress.total, 1), progress.rate(done),
+                 progress.eta(done))
+
+
+def run_tasks(init, clear, fn, tasks, init_args, num_workers, report):
+  """Yields fn(task) in task order, in-process or from a pool of `num_workers` processes, each
+  set up by init(*init_args, counter), with a bounded backlog; report(counter.value) as they go."""
+  context = multiprocessing.get_context('spawn')  # forking a process that imported TF is unsafe
+  counter = context.Value('q', 0)
+  if num_workers <= 1:
+    init(*init_args, counter)
+    try:
+      for task in tasks:
+        yield fn(task)
+        report(counter.value)
+    finally:
+      clear()
+    return
+  with context.Pool(num_workers, initializer=init,
+                    initargs=(*init_args, counter)) as pool:
+    pending = collections.deque()
+    for task in tasks:
+      pending.append(pool.apply_async(fn, (task,)))
+      while len(pending) >= 2 * num_workers:
+        yield _wait(pending.popleft(), counter, report)
+    while pending:
+      yield _wait(pending.popleft(), counter, report)
+
+
+def _wait(result, counter, report):
+  while not result.ready():
+    result.wait(1.0)
+    report(counter.value)
+  return result.get()
