@@ -34,7 +34,8 @@ def read(dataset, options) -> builder.Examples:
   path = os.path.join(options.data_dir, builder.split_files(dataset, options))
   require_files([path], dataset.prepare.format(dir=options.data_dir))
   return builder.Examples(read_files([path], _parse), _to_features, dataset.shape, NUM_CLASSES,
-                          None if options.training else count_records([path]))
+                          None if options.training and not options.start
+                          else count_records([path]))
 
 
 if __name__ == '__main__':  # the tool: input_data/tools/affnist.py

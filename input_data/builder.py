@@ -2,8 +2,9 @@
 
 The builder checks the options against the declaration, resolves the defaults every dataset
 shares (shuffle and repeat the training split only), asks the declared reader module for the
-examples (`read(dataset, options) -> Examples`), then shuffles, repeats, batches and maps them
-to batch dicts (pipeline.finish_pipeline).
+examples (`read(dataset, options) -> Examples`), then orders them (one epoch for evaluation;
+for training epoch after epoch, each shuffled by the seed and its number: pipeline.epochs),
+batches and maps them to batch dicts (pipeline.batches).
 """
 
 import dataclasses
@@ -29,6 +30,7 @@ class Options:
   shuffle: bool
   repeat: bool
   own: dict
+  start: int = 0  # examples of the stream already read (a resumed run's step x batch size)
 
   @property
   def training(self) -> bool:
@@ -46,17 +48,19 @@ class Examples:
   to_features: Callable  # (batch of examples, seed [2] or None) -> batch dict
   shape: Tuple[int, int, int]  # of the batches' images
   num_classes: int
-  num_examples: Optional[int] = None
+  num_examples: Optional[int] = None  # of one epoch; needed for evaluation and a resume
   random: bool = False  # the training split's to_features takes a seed (distortion)
-  shuffled: bool = False  # the reader shuffled (or draws at random) already
+  decode: Optional[Callable] = None  # example -> example, after the order is decided (cheap skip)
+  endless: bool = False  # drawn at random by position from options.start on (generated data)
   num_targets: int = 1
   class_names: Tuple[str, ...] = ()
 
 
 def build(name: str, *, data_dir, split, batch_size, seed=None, repeat=None, shuffle=None,
-          **own) -> Tuple[tf.data.Dataset, DatasetSpec]:
+          start=0, **own) -> Tuple[tf.data.Dataset, DatasetSpec]:
   """The batches and spec of dataset `name` (input_data/datasets.py) for split 'train' or
-  'test'; shuffle and repeat default to split == 'train'."""
+  'test'; shuffle and repeat default to split == 'train'. The stream starts at example `start`
+  of its order (pipeline.epochs), a multiple of batch_size."""
   dataset = datasets.declared(name)
   datasets.check_options(name, own)
   short = name.split(':')[0]
@@ -66,16 +70,32 @@ def build(name: str, *, data_dir, split, batch_size, seed=None, repeat=None, shu
     raise UserError(f'{short}: batch_size must be positive, got {batch_size}')
   training = split == 'train'
   seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
+  if start % batch_size:
+    raise ValueError(f'start={start} is not a multiple of batch_size={batch_size}')
   options = Options(name, data_dir, split, batch_size, seed,
                     training if shuffle is None else shuffle,
-                    training if repeat is None else repeat, own)
+                    training if repeat is None else repeat, own, start)
   source = importlib.import_module(f'input_data.{dataset.reader}').read(dataset, options)
-  batches = pipeline.finish_pipeline(
-      source.examples, source.to_features, batch_size=batch_size,
-      shuffle=options.shuffle and not source.shuffled, repeat=options.repeat, seed=seed,
-      random=training and source.random)
+  examples = source.examples
+  if not source.endless:
+    examples = pipeline.epochs(examples, seed=seed, shuffle=options.shuffle,
+                               repeat=options.repeat, start=start,
+                               count=lambda: _epoch_size(source))
+  if source.decode:
+    examples = examples.map(source.decode, num_parallel_calls=pipeline.AUTOTUNE)
+  batches = pipeline.batches(examples, source.to_features, batch_size=batch_size,
+                             drop_remainder=options.repeat,
+                             seed=seed if training and source.random else None,
+                             first_batch=start // batch_size)
   return batches, DatasetSpec(name, *source.shape, source.num_classes, source.num_targets,
                               source.num_examples, source.class_names)
+
+
+def _epoch_size(source: Examples) -> int:
+  """Examples in one epoch: as the reader knows it, else counted by reading them once."""
+  if source.num_examples is not None:
+    return source.num_examples
+  return int(source.examples.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
 
 
 def distorting(dataset: datasets.Dataset, options: Options) -> bool:

@@ -80,8 +80,7 @@ def read(dataset, options) -> builder.Examples:
   """24x24x3 standardized CIFAR-10 images (see the module docstring)."""
   paths = batch_files(dataset, options.data_dir, builder.split_files(dataset, options))
   num_examples = count_examples(paths)
-  records = read_files(paths, decode_records, _chunks, shuffle=options.shuffle,
-                       seed=options.seed)
+  records = read_files(paths, decode_records, _chunks)
   return builder.Examples(records, _features, (CROP_SIZE, CROP_SIZE, DEPTH), NUM_CLASSES,
-                          None if options.training else num_examples,
+                          num_examples,
                           random=builder.distorting(dataset, options))

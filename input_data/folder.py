@@ -186,11 +186,7 @@ def read(dataset, options) -> builder.Examples:
     verify_files(listing, color, detected=channels is None)
 
   files = tf.data.Dataset.from_tensor_slices({'path': listing.paths, 'label': listing.labels})
-  if options.shuffle:
-    files = files.shuffle(len(listing.paths), seed=options.seed, reshuffle_each_iteration=True)
-  encoded = files.map(lambda f: {'encoded': tf.io.read_file(f['path']), 'label': f['label']},
-                      num_parallel_calls=AUTOTUNE)
-  source = images.examples(encoded, image_options, 3 if color else 1, len(train.classes),
+  source = images.examples(files, image_options, 3 if color else 1, len(train.classes),
                            num_examples=len(listing.paths), class_names=tuple(train.classes))
   logging.info('folder: %s split of %s: %d images, %d classes (label name: %s), %dx%dx%d',
                split, data_dir, len(listing.paths), len(train.classes),

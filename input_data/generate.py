@@ -1,8 +1,8 @@
 """Shifted MNIST and MultiMNIST made on the fly inside tf.data from raw IDX digits.
 
-Example n is a pure function of (seed, n) through stateless random ops. Unshuffled, shifted
-MNIST equals the file input_data/tools/mnist_shift.py writes, byte for byte; shuffled, every
-example draws its base image at random. MultiMNIST partners are drawn per pair among the other
+Example n is a pure function of (seed, n) through stateless random ops. In order, shifted MNIST
+equals the file input_data/tools/mnist_shift.py writes, byte for byte; drawn at random (training),
+every example draws its base image at random. MultiMNIST partners are drawn per pair among the other
 classes; base_shift: docs/data_mnist.md "On the fly".
 """
 
@@ -12,11 +12,13 @@ import tensorflow as tf
 from input_data import idx
 
 
-def examples(raw_dir, split, *, num_targets, shift, pad, num_pairs, seed, shuffle, repeat,
+def examples(raw_dir, split, *, num_targets, shift, pad, num_pairs, seed, endless, start=0,
              base_shift='per_pair'):
   """Returns (dataset of example dicts, (height, width), examples per epoch).
 
   split: a builder split (train, test, valid_train, valid_test) of the raw files in raw_dir.
+  endless: random draws, example n of the stream a function of (seed, n), from n = start on;
+  else one epoch in the builder's order.
   """
   images, labels = idx.load_split(raw_dir, split)
   margin = pad + shift  # padded by pad, then room to slice out any shift
@@ -24,16 +26,12 @@ def examples(raw_dir, split, *, num_targets, shift, pad, num_pairs, seed, shuffl
   shape = (images.shape[1] + 2 * pad, images.shape[2] + 2 * pad)
   if num_targets == 1:
     per_image = (2 * shift + 1) ** 2
-    make = _single_maker(table, labels, shape, shift, seed, shuffle)
+    make = _single_maker(table, labels, shape, shift, seed, endless)
   else:
     per_image = num_pairs
-    make = _pair_maker(table, labels, shape, shift, num_pairs, seed, shuffle, base_shift)
+    make = _pair_maker(table, labels, shape, shift, num_pairs, seed, endless, base_shift)
   count = len(images) * per_image
-  if shuffle and repeat:
-    indices = tf.data.Dataset.counter()  # fresh draws forever
-  else:
-    indices = tf.data.Dataset.range(count)
-    indices = indices.repeat() if repeat else indices
+  indices = tf.data.Dataset.counter(start) if endless else tf.data.Dataset.range(count)
   return indices.map(make, num_parallel_calls=tf.data.AUTOTUNE), shape, count
 
 
@@ -59,14 +57,14 @@ def _random_int(seed, shape, low, high):
   return tf.random.stateless_uniform(shape, seed, low, high, dtype=tf.int32)
 
 
-def _single_maker(table, labels, shape, shift, seed, shuffle):
+def _single_maker(table, labels, shape, shift, seed, random):
   """n -> {'image', 'label'}: image n // K at shift n % K (K = (2 shift + 1)^2), or random."""
   labels = tf.constant(labels, tf.int32)
   side = 2 * shift + 1
   num_images = int(labels.shape[0])
 
   def make(n):
-    if shuffle:
+    if random:
       image_seed, shift_seed = _seeds(seed, n, 2)
       i = _random_int(image_seed, [], 0, num_images)
       dy, dx = tf.unstack(_random_int(shift_seed, [2], -shift, shift + 1))
@@ -78,7 +76,7 @@ def _single_maker(table, labels, shape, shift, seed, shuffle):
   return make
 
 
-def _pair_maker(table, labels, shape, shift, num_pairs, seed, shuffle, base_shift):
+def _pair_maker(table, labels, shape, shift, num_pairs, seed, random, base_shift):
   """n -> MultiMNIST example: base image, a partner of another class, both shifted.
 
   base_shift='once': the base image's shift comes from the image's own seed, so all of its
@@ -93,7 +91,7 @@ def _pair_maker(table, labels, shape, shift, num_pairs, seed, shuffle, base_shif
 
   def make(n):
     base_seed, partner_seed, shift_seed = _seeds(seed, n, 3)
-    if shuffle:
+    if random:
       i = _random_int(base_seed, [], 0, num_images)
     else:
       i = tf.cast(n // num_pairs, tf.int32)

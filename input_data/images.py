@@ -21,7 +21,7 @@ from configs.errors import UserError
 from input_data import builder, cifar10
 from input_data.datasets import (VALIDATION_FRACTION, check_resize_mode, parse_augment,
                                  parse_size)
-from input_data.pipeline import (AUTOTUNE, crop_or_distort, image_features, random_crop,
+from input_data.pipeline import (crop_or_distort, image_features, random_crop,
                                  random_flip_left_right)
 
 CROP_PADDING = 4  # pixels; the usual CIFAR padding before a random crop
@@ -149,22 +149,23 @@ def _features(batch, seed=None, *, options: ImageOptions, num_classes: int):
   return image_features(images, batch['label'], num_classes)
 
 
-def examples(encoded: tf.data.Dataset, options: ImageOptions, depth: int, num_classes: int,
+def examples(files: tf.data.Dataset, options: ImageOptions, depth: int, num_classes: int,
              **facts) -> builder.Examples:
-  """Examples {'encoded': string, 'label': int}, shuffled by the caller, for the builder.
+  """Examples {'encoded': string or 'path': its file, 'label': int} for the builder.
 
-  Each image is decoded and resized on its own (sizes may differ), then batched; batches are
+  Each image is read and decoded once the builder has chosen the order (so skipping in on a
+  resume reads no image), resized on its own (sizes may differ), then batched; batches are
   augmented (training, options.augment) with seeds drawn from the build's seed.
   """
   def decode_one(example):
-    image = resize(decode(example['encoded'], depth), options.size, options.resize_mode)
+    encoded = example['encoded'] if 'encoded' in example else tf.io.read_file(example['path'])
+    image = resize(decode(encoded, depth), options.size, options.resize_mode)
     return {'image': tf.ensure_shape(image / 255.0, [*options.size, depth]),
             'label': tf.cast(example['label'], tf.int32)}
 
   def to_features(batch, seed=None):
     return _features(batch, seed, options=options, num_classes=num_classes)
 
-  return builder.Examples(encoded.map(decode_one, num_parallel_calls=AUTOTUNE), to_features,
-                          (*options.output_size(), depth), num_classes,
-                          random=options.distort and bool(options.augment), shuffled=True,
+  return builder.Examples(files, to_features, (*options.output_size(), depth), num_classes,
+                          random=options.distort and bool(options.augment), decode=decode_one,
                           **facts)

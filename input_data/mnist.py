@@ -59,25 +59,26 @@ def read(dataset, options) -> builder.Examples:
   shift = options.get('shift', default_shift(split, num_targets))
   builder_split = f'valid_{split}' if options.get('validate') else split
   if generate:
-    # Generated examples draw their digits at random when shuffled, and repeat by themselves.
+    # Shuffled training draws its digits at random by position, endlessly (generate.py).
+    endless = options.shuffle and options.repeat
     examples, (height, width), num_examples = generate_lib.examples(
         options.data_dir, builder_split, num_targets=num_targets, shift=shift,
         pad=options.get('pad', 4 if num_targets == 2 else 0),
-        num_pairs=options.get('num_pairs', 1000), seed=seed, shuffle=options.shuffle,
-        repeat=options.repeat, base_shift=options.get('base_shift', 'per_pair'))
+        num_pairs=options.get('num_pairs', 1000), seed=seed, endless=endless,
+        start=options.start, base_shift=options.get('base_shift', 'per_pair'))
   else:
     files, metadata = _find_files(options.data_dir, builder_split, num_targets, shift)
     height, width = _peek_shape(files[0])
     parse = functools.partial(_parse, num_targets=num_targets, shape=(height, width))
-    examples = pipeline.read_files(files, parse, shuffle=options.shuffle, seed=seed)
+    examples, endless = pipeline.read_files(files, parse), False
     num_examples = metadata.get('num_records')
-    if num_examples is None and not options.training:
+    if num_examples is None and (not options.training or options.start):
       num_examples = pipeline.count_records(files)
   features = functools.partial(to_features, num_targets=num_targets, distort=distort)
   if distort:
     height, width = height - _CROP, width - _CROP
   return builder.Examples(examples, features, (height, width, 1), NUM_CLASSES, num_examples,
-                          random=distort, shuffled=generate, num_targets=num_targets)
+                          random=distort, endless=endless, num_targets=num_targets)
 
 
 def _check_args(num_targets, distort, generate_, options):

@@ -73,7 +73,8 @@ def read(dataset, options) -> builder.Examples:
   parse = functools.partial(_parse, image_size=image_size)
   to_features = functools.partial(_features, crop_size=crop_size)
   return builder.Examples(read_files([path], parse), to_features, (crop_size, crop_size, DEPTH),
-                          NUM_CLASSES, None if options.training else count_records([path]),
+                          NUM_CLASSES,
+                          None if options.training and not options.start else count_records([path]),
                           random=distort)
 
 

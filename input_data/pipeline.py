@@ -1,8 +1,8 @@
 """What every reader shares: record files (find, count, read checked) and tf.data.
 
 A reader is: `require_files` -> `read_files(paths, parse)` (chunks of records, each checked
-against its file's size and parsed together) -> `finish_pipeline` (shuffle, repeat, batch,
-batch dicts via `image_features`, with the batched distortions below).
+against its file's size and parsed together); the builder then orders the examples (`epochs`)
+and makes batch dicts of them (`batches`, `image_features`, the batched distortions below).
 Every error about a file names the file.
 """
 
@@ -16,7 +16,9 @@ import tensorflow as tf
 from input_data import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
-SHUFFLE_BUFFER = 10_000  # examples; about the original's queue capacity
+SHUFFLE_BUFFER = 10_000  # examples; the original's queue held 5,000 and more
+_EPOCH_SEED_STRIDE = 1_000_003  # epoch e of seed s shuffles with seed s + e * stride
+_FOREVER = 2**62
 PARSE_CHUNK = 256  # records parsed together
 MAX_OPEN_FILES = 8  # files (shards) read at once, chunk by chunk
 
@@ -98,20 +100,19 @@ def checked_tfrecords(path, size) -> tf.data.Dataset:
 # ---------------------------------------------------------------- reading
 
 
-def read_files(paths: Sequence[str], parse: Callable, chunks: Callable = checked_tfrecords, *,
-               shuffle: bool = False, seed: Optional[int] = None) -> tf.data.Dataset:
-  """The examples of files `paths`; `parse(records, filename)` makes a chunk of records a dict.
+def read_files(paths: Sequence[str], parse: Callable,
+               chunks: Callable = checked_tfrecords) -> tf.data.Dataset:
+  """The examples of files `paths`, in a fixed order; `parse(records, filename)` makes a chunk
+  of records a dict.
 
   `chunks(path, size)` cuts a file into chunks of records. Up to MAX_OPEN_FILES files are read
-  at once, chunk by chunk, in order or, with `shuffle`, in a seeded random order. Parsing a
-  chunk at a time is many times faster than one record at a time; the filename travels with
-  each chunk, so errors name the file.
+  at once, chunk by chunk, interleaved (so a shuffle buffer mixes shards). Parsing a chunk at a
+  time is many times faster than one record at a time; the filename travels with each chunk,
+  so errors name the file.
   """
   paths = list(paths)
   sizes = tf.constant([tf.io.gfile.stat(p).length for p in paths], tf.int64)
   files = tf.data.Dataset.from_tensor_slices((paths, sizes))
-  if shuffle:
-    files = files.shuffle(len(paths), seed=seed)
   named_chunks = files.interleave(
       lambda path, size: chunks(path, size).map(lambda records: (records, path)),
       cycle_length=min(len(paths), MAX_OPEN_FILES), num_parallel_calls=AUTOTUNE)
@@ -170,22 +171,40 @@ def image_features(images, labels, num_classes: int) -> Dict[str, tf.Tensor]:
           'recons_image': images, 'recons_label': labels}
 
 
-def finish_pipeline(ds: tf.data.Dataset, to_features: Callable, *, batch_size: int,
-                    shuffle: bool, repeat: bool, seed: Optional[int],
-                    random: bool = False) -> tf.data.Dataset:
-  """Shuffle (seeded), repeat, batch, map batches to features, prefetch.
+def epochs(examples: tf.data.Dataset, *, seed: int, shuffle: bool, repeat: bool, start: int = 0,
+           count: Optional[Callable[[], int]] = None) -> tf.data.Dataset:
+  """The examples in the order a run reads them, from example `start` of that order on.
 
-  With `random`, `to_features(batch, seed)` gets a stateless seed per batch, drawn from a
-  stream seeded by `seed`, so distortions are reproducible under a parallel map.
-  Only an endless (repeated) dataset drops its last partial batch, so no example is lost.
+  Evaluation reads one epoch as stored. Training reads epoch after epoch, epoch e shuffled
+  (a SHUFFLE_BUFFER of examples) with a seed of (seed, e) alone: the order is a function of
+  the seed and the position, so a run resumed at step k reads on from example k * batch with
+  any number of replicas or workers. Skipping in costs reading up to one epoch; `count()`
+  gives the examples of an epoch and is called only then.
   """
-  if shuffle:
-    ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    ds = ds.repeat()
-  ds = ds.batch(batch_size, drop_remainder=repeat)
-  if random:
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+  def epoch(e):
+    if not shuffle:
+      return examples
+    return examples.shuffle(SHUFFLE_BUFFER, seed=seed + e * _EPOCH_SEED_STRIDE,
+                            reshuffle_each_iteration=False)
+  if not repeat:
+    return epoch(tf.constant(0, tf.int64)).skip(start)
+  first, offset = divmod(start, count()) if start else (0, 0)
+  return tf.data.Dataset.range(first, _FOREVER).flat_map(epoch).skip(offset)
+
+
+def batches(examples: tf.data.Dataset, to_features: Callable, *, batch_size: int,
+            drop_remainder: bool, seed: Optional[int] = None, first_batch: int = 0):
+  """Batches of examples mapped to batch dicts, prefetched.
+
+  With `seed`, `to_features(batch, [seed, n])` gets the stateless seed of batch n of the stream
+  (`first_batch` for the first one read), so distortions are a function of the position too,
+  under a parallel map. Only an endless stream drops its last partial batch: no example is lost.
+  """
+  ds = examples.batch(batch_size, drop_remainder=drop_remainder)
+  if seed is not None:
+    seeds = tf.data.Dataset.range(first_batch, _FOREVER).map(
+        lambda n: tf.stack([tf.constant(seed, tf.int64), n]))
+    ds = tf.data.Dataset.zip((ds, seeds))
   return ds.map(to_features, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 

@@ -19,7 +19,6 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError, builder, images
-from input_data.pipeline import SHUFFLE_BUFFER
 
 INSTALL = "pip install -e '.[tfds]' (in the repository root)"
 
@@ -90,9 +89,10 @@ def read_split(info, name, split, train_split, test_split, validate, options) ->
   return f'{wanted}[:{cut}]' if split == 'train' else f'{wanted}[{cut}:]'
 
 
-def _examples(tfds, builder, split, image_key, label_key, *, shuffle, seed):
-  ds = builder.as_dataset(split=split, shuffle_files=shuffle,
-                          read_config=tfds.ReadConfig(shuffle_seed=seed),
+def _examples(tfds, builder, split, image_key, label_key):
+  """The split's encoded images and labels, in the order TFDS stores them (the builder
+  shuffles)."""
+  ds = builder.as_dataset(split=split, shuffle_files=False,
                           decoders={image_key: tfds.decode.SkipDecoding()})
   return ds.map(lambda x: {'encoded': x[image_key], 'label': x[label_key]})
 
@@ -117,18 +117,14 @@ def read(dataset, options) -> builder.Examples:
 
   height, width, stored = info.features[image_key].shape
   if image_options.size is None and None in (height, width):
-    first = next(iter(_examples(tfds, tfds_builder, train_split, image_key, label_key,
-                                shuffle=False, seed=None).take(1)))
+    first = next(iter(_examples(tfds, tfds_builder, train_split, image_key, label_key).take(1)))
     height, width = tf.io.decode_image(first['encoded'], expand_animations=False).shape[:2]
   image_options = dataclasses.replace(image_options, size=image_options.size or (height, width))
   images.check_square('tfds', image_options)
   depth = image_options.channels or (3 if (stored or 3) >= 3 else 1)
   names = tuple(info.features[label_key].names)
 
-  examples = _examples(tfds, tfds_builder, which, image_key, label_key,
-                       shuffle=options.shuffle, seed=options.seed)
-  if options.shuffle:
-    examples = examples.shuffle(SHUFFLE_BUFFER, seed=options.seed, reshuffle_each_iteration=True)
+  examples = _examples(tfds, tfds_builder, which, image_key, label_key)
   num_examples = info.splits[which].num_examples
   source = images.examples(examples, image_options, depth, len(names),
                            num_examples=num_examples, class_names=names)

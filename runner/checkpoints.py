@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import uuid
+import zlib
 from typing import Callable
 
 import tensorflow as tf
@@ -123,14 +124,31 @@ def save_run_config(config: RunConfig):
   tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
 
 
+def saved_config(directory: str) -> dict:
+  """The run config saved in `directory` (a run's train/), or {} when there is none."""
+  path = os.path.join(directory, CONFIG_FILE)
+  if not tf.io.gfile.exists(path):
+    return {}
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def run_seed(config: RunConfig) -> int:
+  """The run's seed: --seed, else the one its first start recorded, else one derived from
+  --summary_dir (so every worker of a cluster draws the same)."""
+  if config.seed is not None:
+    return config.seed
+  saved = saved_config(config.train_dir).get('seed')
+  return zlib.crc32(config.summary_dir.encode()) % 2**31 if saved is None else saved
+
+
 def check_run_config(config: RunConfig, directory: str, keys=_MODEL_KEYS, free=_FREE_HPARAMS):
   """Raises UserError when the run saved in `directory` differs from `config` in `keys`; a
   change of an hparam in `free` is only a warning."""
   path = os.path.join(directory, CONFIG_FILE)
-  if not tf.io.gfile.exists(path):
+  saved = saved_config(directory)
+  if not saved:
     return
-  with tf.io.gfile.GFile(path) as f:
-    saved = json.load(f)
   current = json.loads(config.to_json())
   diffs, fix = [], {}
   for key in keys:
@@ -204,16 +222,9 @@ def restore_model(model, path: str, config: RunConfig) -> int:
 
 
 def _resume(checkpoint, path: str):
-  """Restores model, optimizer, step and, when the checkpoint has it, the data position."""
-  names = tf.train.load_checkpoint(path).get_variable_to_shape_map()
-  if (getattr(checkpoint, 'data', None) is None
-      or any(name.startswith('data/') for name in names)):
-    checkpoint.restore(path).assert_existing_objects_matched()
-    return
-  logging.warning('%s holds no data position (written over several replicas, or by an older '
-                  'version): the data stream restarts from the seed', path)
-  tf.train.Checkpoint(model=checkpoint.model, optimizer=checkpoint.optimizer,
-                      step=checkpoint.step).restore(path).assert_existing_objects_matched()
+  """Restores model, optimizer and step (an older version's saved input iterator is ignored:
+  the data position now follows from the step)."""
+  checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
 
 
 def restore_or_start(manager, checkpoint, model, step, config: RunConfig) -> str:

@@ -12,8 +12,9 @@ from configs.run_config import BUILTIN_DATA, RunConfig
 from input_data import datasets
 
 
-def make_dataset(config: RunConfig, split: str, batch_size: int, repeat=None):
-  """(tf.data.Dataset of batch dicts, DatasetSpec) for `split` ('train' or 'test')."""
+def make_dataset(config: RunConfig, split: str, batch_size: int, repeat=None, start: int = 0):
+  """(tf.data.Dataset of batch dicts, DatasetSpec) for `split` ('train' or 'test'), from
+  example `start` of its stream (input_data/pipeline.epochs)."""
   data_dir, options = config.data_dir, config.dataset_options()
   if data_dir == BUILTIN_DATA:
     from input_data import mnist  # pylint: disable=g-import-not-at-top
@@ -29,7 +30,7 @@ def make_dataset(config: RunConfig, split: str, batch_size: int, repeat=None):
                                f'{how}{builtin}')
   return input_data.build_dataset(config.dataset, data_dir=data_dir, split=split,
                                   batch_size=batch_size, seed=config.seed, repeat=repeat,
-                                  **options)
+                                  start=start, **options)
 
 
 # What reading bad files raises: a corrupt or truncated record (the pipeline's own checks are

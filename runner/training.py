@@ -4,7 +4,6 @@ import dataclasses
 import shutil
 import signal
 import tempfile
-import zlib
 from typing import Optional
 
 import keras
@@ -80,24 +79,18 @@ def train(config: RunConfig) -> dict:
 def _train(config, strategy, lock):
   """train(), once the run's lock is held."""
   multi_worker = is_multi_worker(strategy)
-  if multi_worker and config.seed is None:
-    # Every worker must draw the same data order to take its own share of it.
-    config = dataclasses.replace(config, seed=zlib.crc32(config.summary_dir.encode()) % 2**31)
-    logging.info('several workers: --seed=%d, from --summary_dir', config.seed)
+  # The data order is a function of the seed and the step (input_data/pipeline.epochs): a run
+  # keeps its seed for good, and every worker draws the same one.
+  config = dataclasses.replace(config, seed=checkpoints.run_seed(config))
   set_precision(config.mixed_precision, config.deterministic, config.seed, config.use_tf32)
 
-  # Input.
+  # Input: its shape, and a fixed batch for reconstruction images.
   dataset, spec = make_dataset(config, 'train', config.train_batch_size, repeat=True)
   if config.train_batch_size % strategy.num_replicas_in_sync:
     raise UserError(f'--batch_size={config.train_batch_size} does not split over '
                     f'{strategy.num_replicas_in_sync} replicas; use a multiple of it')
   with reading_data(config):
-    preview = next(iter(dataset))  # a fixed batch for reconstruction images
-  if multi_worker:  # each worker reads all the data and keeps its part of every global batch
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dataset = dataset.with_options(options)
-  iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    preview = next(iter(dataset))
 
   # Model, optimizer, checkpoint.
   with strategy.scope():
@@ -106,15 +99,19 @@ def _train(config, strategy, lock):
     optimizer = make_optimizer(config.hparams, step, config.mixed_precision)
     optimizer.build(model.trainable_variables)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-  if isinstance(iterator, tf.__internal__.tracking.Trackable):
-    checkpoint.data = iterator  # a resumed run continues the data stream where it stopped
-  else:
-    logging.warning('the data position is not saved over %d replicas (TensorFlow cannot '
-                    'checkpoint a distributed iterator): a resumed run restarts its data stream '
-                    'from the seed', strategy.num_replicas_in_sync)
   logging.info('total_params: %d', sum(int(tf.size(v)) for v in model.trainable_variables))
   manager = checkpoints.make_manager(checkpoint, config, step)
   start = checkpoints.restore_or_start(manager, checkpoint, model, step, config)
+
+  # The data stream from the step reached: example step x batch of the run's order.
+  if int(step.numpy()):
+    dataset, _ = make_dataset(config, 'train', config.train_batch_size, repeat=True,
+                              start=int(step.numpy()) * config.train_batch_size)
+  if multi_worker:  # each worker reads all the data and keeps its part of every global batch
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
   scratch = None
   if is_chief(strategy):
     checkpoints.save_run_config(config)

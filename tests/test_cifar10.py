@@ -77,7 +77,7 @@ def test_distortions_keep_shape_and_standardize_and_follow_the_seed(data_dir):
   def first_batch(seed):
     ds, spec = input_data.build_dataset(
         'cifar10', data_dir=data_dir, split='train', batch_size=8, seed=seed)
-    assert spec.num_examples is None
+    assert spec.num_examples == 20  # 5 batches of 4: an epoch, for a resume to skip in
     return next(iter(ds))
 
   batch = first_batch(3)
