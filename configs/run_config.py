@@ -1,8 +1,9 @@
 """RunConfig: every setting of one run of experiment.py, defined once.
 
 Each field that has `help` in its metadata is a command-line flag of the same name, default and
-help text (experiment.py generates the flags from these fields); README.md lists them and a test
-keeps the three in step. `hparams` is resolved from --preset and --hparams_override.
+help text (experiment.py generates the flags from these fields); docs/flags.md lists them
+(configs/flag_docs.py writes it) and a test keeps the three in step. `hparams` is resolved from
+--preset and --hparams_override.
 """
 
 import dataclasses
