@@ -24,7 +24,8 @@ def markdown() -> str:
       'Generated from the fields of `configs/run_config.py`; after changing one, regenerate:', '',
       f'    {COMMAND}', '',
       '(a test fails until then). `python experiment.py --help` prints the same. Boolean flags',
-      'also take `--noNAME`; "unset" means the run decides, as the help says.', '',
+      'also take `--noNAME`; "unset" means the run decides, as the help says. How the flags',
+      'combine: [running.md](running.md).', '',
       '| flag | default | help |', '| --- | --- | --- |']
   for field in RunConfig.flag_fields():
     help_text = field.metadata['help'].replace('|', '\\|')

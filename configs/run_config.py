@@ -37,7 +37,7 @@ class RunConfig:
   data_dir: str = setting(
       '', f'Directory of the dataset files; {BUILTIN_DATA!r} (with --dataset=mnist) is the '
       'packaged 5,000 real MNIST digits, for a first look.')
-  dataset: str = setting('mnist', 'The dataset to train or evaluate on (see README "Data").')
+  dataset: str = setting('mnist', 'The dataset to train or evaluate on (see docs/data.md).')
   model: str = setting('capsule', 'The model: capsule, baseline (the original\'s conv_model) '
                        'or paper_baseline (the paper\'s CNN).')
   hparams_override: str = setting(

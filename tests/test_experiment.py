@@ -212,7 +212,8 @@ def test_distort_evaluates_central_24x24_crops(validated_and_distorted):
 
 def test_help_and_flag_docs_explain_every_setting():
   """Flags are generated from RunConfig: --help names every one, docs/flags.md is the table
-  configs.flag_docs generates from them, and README.md names no flag that does not exist."""
+  configs.flag_docs generates from them, the README links to it, and docs/running.md sorts every
+  flag into the original's and the additions."""
   done = cli.run('--help', check=False)  # absl exits 1 after printing help
   fields = RunConfig.flag_fields()
   assert len(fields) > 30
@@ -220,7 +221,8 @@ def test_help_and_flag_docs_explain_every_setting():
     assert re.search(rf'--(\[no\])?{field.name}: \S', done.stdout), field.name
   assert (cli.ROOT / 'docs' / 'flags.md').read_text() == flag_docs.markdown(), (
       f'docs/flags.md is not RunConfig\'s flags: regenerate it with {flag_docs.COMMAND}')
-  readme = (cli.ROOT / 'README.md').read_text()
-  documented = set(re.findall(r'`--(\w+)', readme.split('## Running experiments')[1]
-                              .split('\n## ')[0]))
-  assert documented <= {f.name for f in fields}, documented - {f.name for f in fields}
+  assert '](docs/flags.md)' in (cli.ROOT / 'README.md').read_text()
+  running = (cli.ROOT / 'docs' / 'running.md').read_text()
+  listed, names = set(re.findall(r'`--(\w+)', running.split('\n## ')[0])), {f.name for f in fields}
+  assert listed == names, (f'docs/running.md\'s first paragraph lacks {names - listed} and '
+                           f'names gone flags {listed - names}')
