@@ -1,8 +1,9 @@
 """RunConfig: every setting of one run of experiment.py, defined once.
 
 Each field that has `help` in its metadata is a command-line flag of the same name, default and
-help text (experiment.py generates the flags from these fields); README.md lists them and a test
-keeps the three in step. `hparams` is resolved from --preset and --hparams_override.
+help text (experiment.py generates the flags from these fields); docs/flags.md lists them
+(configs/flag_docs.py writes it) and a test keeps the three in step. `hparams` is resolved from
+--preset and --hparams_override.
 """
 
 import dataclasses
@@ -36,7 +37,7 @@ class RunConfig:
   data_dir: str = setting(
       '', f'Directory of the dataset files; {BUILTIN_DATA!r} (with --dataset=mnist) is the '
       'packaged 5,000 real MNIST digits, for a first look.')
-  dataset: str = setting('mnist', 'The dataset to train or evaluate on (see README "Data").')
+  dataset: str = setting('mnist', 'The dataset to train or evaluate on (see docs/data.md).')
   model: str = setting('capsule', 'The model: capsule, baseline (the original\'s conv_model) '
                        'or paper_baseline (the paper\'s CNN).')
   hparams_override: str = setting(

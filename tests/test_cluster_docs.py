@@ -6,11 +6,9 @@ import shlex
 import subprocess
 
 import pytest
-from absl import flags
 
-import experiment
-from configs import RunConfig, make_hparams
 from tests import cli
+from tests.test_docs import check_flags
 
 DOC = (cli.ROOT / 'docs' / 'cluster.md').read_text()
 SCRIPTS = [block for block in re.findall(r'```sh\n(.*?)```', DOC, re.S)
@@ -66,10 +64,5 @@ def test_job_script_commands_are_valid_experiment_flags(script):
   commands = experiment_commands(script)
   assert commands and any('--train=false' not in c for c in commands)
   for args in commands:
-    values = flags.FlagValues()
-    experiment.define_flags(values)
-    values(['experiment.py', *args])
-    settings = {f.name: values[f.name].value for f in RunConfig.flag_fields()}
-    RunConfig(**settings, hparams=make_hparams(settings['preset'],
-                                               settings['hparams_override'])).validate_flags()
+    settings = check_flags(args)
     assert settings['summary_dir'].startswith('/shared/')  # on the shared file system

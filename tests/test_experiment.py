@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import RunConfig, make_hparams
+from configs import RunConfig, flag_docs, make_hparams
 from input_data import idx, mnist
 from layers import model_losses
 from models import build_model
@@ -210,15 +210,19 @@ def test_distort_evaluates_central_24x24_crops(validated_and_distorted):
   assert predictions['reconstructions'].shape == (666, 1, 24 * 24)
 
 
-def test_help_and_readme_explain_every_setting():
-  """Flags are generated from RunConfig: --help and README.md must name every one of them."""
+def test_help_and_flag_docs_explain_every_setting():
+  """Flags are generated from RunConfig: --help names every one, docs/flags.md is the table
+  configs.flag_docs generates from them, the README links to it, and docs/running.md sorts every
+  flag into the original's and the additions."""
   done = cli.run('--help', check=False)  # absl exits 1 after printing help
-  readme = (cli.ROOT / 'README.md').read_text()
   fields = RunConfig.flag_fields()
   assert len(fields) > 30
   for field in fields:
     assert re.search(rf'--(\[no\])?{field.name}: \S', done.stdout), field.name
-    assert f'--{field.name}' in readme, f'README.md does not mention --{field.name}'
-  documented = set(re.findall(r'`--(\w+)', readme.split('## Running experiments')[1]
-                              .split('\n## ')[0]))
-  assert documented <= {f.name for f in fields}, documented - {f.name for f in fields}
+  assert (cli.ROOT / 'docs' / 'flags.md').read_text() == flag_docs.markdown(), (
+      f'docs/flags.md is not RunConfig\'s flags: regenerate it with {flag_docs.COMMAND}')
+  assert '](docs/flags.md)' in (cli.ROOT / 'README.md').read_text()
+  running = (cli.ROOT / 'docs' / 'running.md').read_text()
+  listed, names = set(re.findall(r'`--(\w+)', running.split('\n## ')[0])), {f.name for f in fields}
+  assert listed == names, (f'docs/running.md\'s first paragraph lacks {names - listed} and '
+                           f'names gone flags {listed - names}')
