@@ -96,14 +96,18 @@ def one_process_run(tmp_path_factory):
   return data, root / 'one'
 
 
-@pytest.mark.parametrize('cluster', ['tf_config', 'slurm'])
+@pytest.mark.parametrize('cluster, resumed', [('tf_config', False), ('slurm', True)],
+                         ids=['tf_config', 'slurm_stopped_and_resumed'])
 def test_two_workers_train_as_one_process_and_only_the_chief_writes(one_process_run, tmp_path,
-                                                                    launch, cluster):
+                                                                    launch, cluster, resumed):
   data, one_dir = one_process_run
   scratch = tmp_path / 'scratch'
   scratch.mkdir()
-  results = finish(start_workers(launch, train_args(data, tmp_path / 'two', *TWO_WORKER_FLAGS),
-                                 scratch, cluster=cluster))
+  args = train_args(data, tmp_path / 'two', *TWO_WORKER_FLAGS)
+  if resumed:  # stopped after step 2 and rerun: the data stream reads on
+    first = finish(start_workers(launch, [*args, '--max_steps=2'], scratch, cluster=cluster))
+    assert [code for code, _ in first] == [0, 0], first[1][1][-3000:]
+  results = finish(start_workers(launch, args, scratch, cluster=cluster))
   assert [code for code, _ in results] == [0, 0], results[1][1][-3000:]
   two, one = saved(tmp_path / 'two/train/model.ckpt-4'), saved(one_dir / 'train/model.ckpt-4')
   assert two.keys() == one.keys() and len(one) > 10
@@ -114,7 +118,8 @@ def test_two_workers_train_as_one_process_and_only_the_chief_writes(one_process_
                              [v for _, v in cli.scalars(one_dir / 'train')['loss/total']],
                              rtol=1e-5)
   written = sorted(p.name for p in (tmp_path / 'two').rglob('*') if p.is_file())
-  assert len([n for n in written if n.startswith('events.')]) == 2  # train/ and the HParams one
+  # train/'s (one per start) and the HParams one
+  assert len([n for n in written if n.startswith('events.')]) == 2 + resumed
   assert [n for n in written if not n.startswith('events.')] == sorted([
       'checkpoint', 'model.ckpt-2.index', 'model.ckpt-2.data-00000-of-00001',
       'model.ckpt-4.index', 'model.ckpt-4.data-00000-of-00001', 'run_config.json'])
