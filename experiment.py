@@ -2,7 +2,8 @@
 
 Kept short on purpose: its flags are RunConfig's fields (configs/run_config.py: one definition
 of each setting, with its default and help); it checks them into one RunConfig and calls
-runner.train, runner.evaluate, runner.evaluate_ensemble or runner.export. README.md has the recipes.
+runner.train, runner.evaluate, runner.evaluate_ensemble or runner.export. README.md and docs/
+have the recipes.
 """
 
 import os

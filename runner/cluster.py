@@ -35,7 +35,7 @@ def resolver(cluster: str, port_base: Optional[int] = None):
   if chosen == 'tf_config':
     if not os.environ.get('TF_CONFIG'):
       raise UserError('--cluster=tf_config but TF_CONFIG is not set; set it on every worker '
-                      '(README, "Several GPUs, several machines") or use --cluster=auto')
+                      '(docs/cluster.md) or use --cluster=auto')
     return tf.distribute.cluster_resolver.TFConfigClusterResolver()
   if chosen == 'slurm':
     return slurm_resolver(port_base)
