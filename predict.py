@@ -14,6 +14,7 @@ and exit status 2.
 
 import argparse
 import csv
+import glob
 import json
 import os
 import sys
@@ -27,20 +28,31 @@ from absl import logging  # noqa: E402
 
 from configs.errors import UserError  # noqa: E402
 from configs.progress import Progress  # noqa: E402
-from input_data import images  # noqa: E402
+from input_data import folder, images  # noqa: E402
 
 SHOWN = 3  # classes per file: the prediction and the next two
 REPORT_SECONDS = 10
 
 
 def find_files(patterns: List[str]) -> List[str]:
-  """The files each pattern (a path or a glob) names, in order; UserError for one naming none."""
+  """The image files each pattern (a path or a glob) names, in order (a glob's other files are
+  left out); UserError for a pattern naming none, or a file named in a format not read."""
   files = []
   for pattern in patterns:
     matched = sorted(tf.io.gfile.glob(pattern))
     if not matched:
       raise UserError(f'{pattern} matches no file')
-    files += matched
+    if not glob.has_magic(pattern) and not folder.is_image(os.path.basename(pattern)):
+      raise UserError(f'{pattern}: unsupported image format; expected one of '
+                      f'{", ".join(folder.IMAGE_EXTENSIONS)}')
+    found = [f for f in matched if folder.is_image(os.path.basename(f))]
+    if len(found) < len(matched):
+      logging.info('%s: left out %d file(s) that are not images', pattern,
+                   len(matched) - len(found))
+    files += found
+  if not files:
+    raise UserError(f'{" ".join(patterns)}: no image file among them (expected '
+                    f'{", ".join(folder.IMAGE_EXTENSIONS)})')
   return files
 
 

@@ -44,7 +44,7 @@ class Listing:
     return ', '.join(names) + (', ...' if len(index) > _SHOWN else '')
 
 
-def _is_image(name: str) -> bool:
+def is_image(name: str) -> bool:
   return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.')
 
 
@@ -65,7 +65,7 @@ def list_split(data_dir: str, split: str) -> Listing:
     for folder, subdirs, files in tf.io.gfile.walk(os.path.join(root, name)):
       subdirs[:] = [d for d in subdirs if not d.startswith('.')]
       for f in files:
-        (found if _is_image(f) else skipped).append(os.path.join(folder, f))
+        (found if is_image(f) else skipped).append(os.path.join(folder, f))
     if not found:
       raise DataError(f'class folder {os.path.join(root, name)} has no images '
                       f'({", ".join(IMAGE_EXTENSIONS)}); add some or remove the folder')

@@ -150,14 +150,17 @@ def test_predict_names_each_files_class_and_goes_on_past_a_broken_file(exported,
   assert rows[-1][1] in names
 
 
-def test_predict_refuses_a_glob_matching_nothing_and_a_folder_without_a_model(exported,
-                                                                              tmp_path, capsys):
-  out, *_ = exported
+def test_predict_refuses_no_file_a_folder_without_a_model_and_a_file_not_an_image(exported,
+                                                                                  tmp_path,
+                                                                                  capsys):
+  out, test_files, _ = exported
   import predict  # pylint: disable=g-import-not-at-top
   for args, message in (([f'--model={out}/model', f'{tmp_path}/*.png'],
                          f'error: {tmp_path}/*.png matches no file\n'),
-                        ([f'--model={tmp_path}', f'{out}/p.npz'],
-                         f'error: --model={tmp_path} holds no SavedModel; ')):
+                        ([f'--model={tmp_path}', str(test_files[0])],
+                         f'error: --model={tmp_path} holds no SavedModel; '),
+                        ([f'--model={out}/model', f'{out}/p.npz'],
+                         f'error: {out}/p.npz: unsupported image format; expected one of .bmp')):
     with pytest.raises(SystemExit) as exit_status:
       predict.main(args)
     assert exit_status.value.code == 2
