@@ -107,14 +107,14 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope='session')
 def tiny_run(tmp_path_factory, tiny_data):
   """The tiny model trained 4 steps on tiny_data (checkpoints at 2 and 4), then rerun to 6
-  (a resume); each batch is all 8 digits. Shared by several test files, so trained once: copy
-  it (`.copy_to(dir)`) before writing into it."""
+  (a resume), both in one process; each batch is all 8 digits. Shared by several test files,
+  so trained once: copy it (`.copy_to(dir)`) before writing into it."""
   from tests import cli  # pylint: disable=g-import-not-at-top
   run_dir = tmp_path_factory.mktemp('tiny_run')
   args = [f'--data_dir={tiny_data}', f'--summary_dir={run_dir}', cli.TINY, '--batch_size=8',
           '--save_step=2', '--log_every=1', '--seed=3']
-  first = cli.run(*args, '--max_steps=4')
-  second = cli.run(*args, '--max_steps=6')
+  first, second = cli.run_in_one_process([[*args, '--max_steps=4'], [*args, '--max_steps=6']],
+                                         check=True)
   return TrainedRun(run_dir, args, first, second)
 
 
