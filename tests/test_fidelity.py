@@ -65,14 +65,16 @@ def test_evaluation_with_other_routing_than_training_warns_and_runs(tmp_path):
   routing=3 model; shape-changing hparams are still refused."""
   data_dir = cli.tiny_mnist_dir(tmp_path / 'data')
   common = [f'--data_dir={data_dir}', f'--summary_dir={tmp_path / "run"}', '--batch_size=8']
-  cli.run(*common, cli.TINY, '--max_steps=1')
   checkpoint = f'--checkpoint={tmp_path}/run/train/model.ckpt-1'
-  done = cli.run(*common, f'{cli.TINY},routing=1,leaky=true', '--train=false', checkpoint)
+  *done, refused = cli.run_in_one_process([
+      [*common, cli.TINY, '--max_steps=1'],
+      [*common, f'{cli.TINY},routing=1,leaky=true', '--train=false', checkpoint],
+      [*common, f'{cli.TINY},prime_atoms=4', '--train=false', checkpoint]])
+  assert [d.returncode for d in done] == [0, 0], done[0].stderr[-2000:] + done[1].stderr[-2000:]
+  done = done[1]
   assert 'hparam routing changed from 3 to 1 (from --hparams_override)' in done.stderr
   assert 'hparam leaky changed from False to True' in done.stderr
   assert 'Total wrong predictions: ' in done.stdout
-  refused = cli.run(*common, f'{cli.TINY},prime_atoms=4', '--train=false', checkpoint,
-                    check=False)
   assert refused.returncode == 2
   assert 'prime_atoms=8 (now 4, from --hparams_override)' in refused.stderr
 
