@@ -93,10 +93,26 @@ def test_a_signal_saves_the_current_step_and_the_rerun_continues(signalled, sign
   assert (run_dir / 'train' / f'model.ckpt-{step + 1}.index').exists()
 
 
-def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tiny_run, tmp_path):
-  run = tiny_run.copy_to(tmp_path / 'run')  # checkpoints 2, 4 and 6
+@pytest.fixture(scope='module')
+def rerun(tiny_run, deterministic_run, tmp_path_factory):
+  """In one process: deterministic_run's flags again at 3 steps per call (first, as in a fresh
+  process), then a copy of tiny_run (checkpoints 2, 4 and 6) trained on at learning rate 1e30.
+  (folder, the loop-size run's folder, the tiny run's copy, its CompletedProcess)."""
+  args, _ = deterministic_run
+  loop_dir = tmp_path_factory.mktemp('loop_size')
+  run = tiny_run.copy_to(tmp_path_factory.mktemp('non_finite') / 'run')
   huge = [a if a != cli.TINY else cli.TINY + ',learning_rate=1e30' for a in run.args]
-  done = cli.run(*huge, '--save_step=1', '--max_steps=50', check=False)
+  # Later flags win: logs every 3 steps, so each call runs 3 steps.
+  loop_size, non_finite = cli.run_in_one_process([
+      [*args, f'--summary_dir={loop_dir}', '--max_steps=6', '--steps_per_loop=4',
+       '--log_every=3'],
+      [*huge, '--save_step=1', '--max_steps=50']])
+  assert loop_size.returncode == 0, loop_size.stderr[-2000:]
+  return loop_dir, run, non_finite
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(rerun):
+  _, run, done = rerun
   assert done.returncode == 2
   error = [l for l in done.stderr.splitlines() if l.startswith('error:')][0]
   step = int(re.search(r'loss is not finite at step (\d+)', error).group(1))
@@ -109,12 +125,9 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tin
 
 
 def test_seed_with_deterministic_gives_identical_losses_in_any_loop_size(deterministic_run,
-                                                                         tmp_path):
-  args, one_step_per_call = deterministic_run
-  # Later flags win: logs every 3 steps, so each call runs 3 steps.
-  cli.run(*args, f'--summary_dir={tmp_path}', '--max_steps=6', '--steps_per_loop=4',
-          '--log_every=3')
-  losses = cli.scalars(tmp_path / 'train')['loss/total']
+                                                                         rerun):
+  _, one_step_per_call = deterministic_run
+  losses = cli.scalars(rerun[0] / 'train')['loss/total']
   assert [s for s, _ in losses] == [3, 6]
   assert losses == [(s, v) for s, v in one_step_per_call if s in (3, 6)]
 
