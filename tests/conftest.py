@@ -25,6 +25,19 @@ tf.config.experimental.enable_tensor_float_32_execution(False)
 
 ORACLE_DIR = pathlib.Path(__file__).parent / 'testdata' / 'a_valid_routing3'
 
+# The files that take longest (a minute or more of one CPU each), longest first. --dist loadfile
+# hands whole files to the two pytest processes in collection order (setup.cfg turns off
+# xdist's own order, by number of tests): a long file handed out last is the suite's tail,
+# the other process idle meanwhile. A file not listed keeps its place after these.
+LONGEST_FIRST = ('test_multi_worker.py', 'test_long_runs.py', 'test_reliability.py',
+                 'test_data_stream.py', 'test_experiment.py', 'test_gpu_check.py',
+                 'test_own_data.py', 'test_errors.py', 'test_export.py')
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: else as collected
+
 
 @pytest.fixture(scope='session')
 def oracle():
