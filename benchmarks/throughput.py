@@ -190,10 +190,12 @@ def pipeline_rates(shapes, batch_size):
   """Input-pipeline images/s for each dataset shape, on files written to a temporary dir."""
   import tempfile  # pylint: disable=g-import-not-at-top
   from benchmarks import input_pipeline  # pylint: disable=g-import-not-at-top
+  needed = {PIPELINES[shape] for shape in shapes}
   with tempfile.TemporaryDirectory() as workdir:
     rows = {}
-    for source in input_pipeline.ROW_SOURCES:
-      rows.update(source(workdir, batch_size))
+    for source in input_pipeline.ROW_SOURCES:  # only until the rows asked for exist
+      if not needed <= rows.keys():
+        rows.update(source(workdir, batch_size))
     return {shape: input_pipeline.images_per_second(rows[PIPELINES[shape]](), 50)
             for shape in set(shapes)}
 
@@ -266,15 +268,18 @@ def main(argv):
     print(json.dumps(run_row(FLAGS.row, FLAGS.batch_size, FLAGS.warmup, FLAGS.steps,
                              FLAGS.steps_per_loop)))
     return
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  gpu = bool(tf.config.list_physical_devices('GPU'))
-  names = FLAGS.rows.split(',') if FLAGS.rows else (GPU_ROWS if gpu else CPU_ROWS)
-  largest = FLAGS.largest_rows.split(',') if FLAGS.largest_rows else names
-  unknown = [n for n in names + largest if n not in ROWS]
+  # Flag mistakes are refused before TensorFlow starts (seconds).
+  names = FLAGS.rows.split(',') if FLAGS.rows else []
+  largest = FLAGS.largest_rows.split(',') if FLAGS.largest_rows else []
+  unknown = [n for n in dict.fromkeys(names + largest) if n not in ROWS]
   if unknown:
     sys.exit(f'error: unknown row(s) {", ".join(unknown)}; expected some of {", ".join(ROWS)}')
   if FLAGS.repeats < 1:
     sys.exit(f'error: --repeats must be at least 1, got {FLAGS.repeats}')
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  gpu = bool(tf.config.list_physical_devices('GPU'))
+  names = names or (GPU_ROWS if gpu else CPU_ROWS)
+  largest = largest or names
   peak = peak_matmul_flops()
   peaks = {False: peak, True: peak_matmul_flops(tf32=True) if gpu else peak}
   inputs = pipeline_rates([ROWS[n][1] for n in names], FLAGS.batch_size)

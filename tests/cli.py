@@ -52,10 +52,10 @@ def run_module(module, *args, timeout=300, check=False):
 
 
 def train_and_evaluate(*args, predictions_out) -> dict:
-  """Trains with ARGS, then evaluates the last checkpoint (--train=false) into predictions_out;
-  checks the original's stdout line against the predictions and returns them."""
-  run(*args)
-  done = run(*args, '--train=false', f'--predictions_out={predictions_out}')
+  """Trains with ARGS, then evaluates the last checkpoint (--train=false) into predictions_out,
+  in one process; checks the original's stdout line against the predictions and returns them."""
+  _, done = run_in_one_process([args, [*args, '--train=false',
+                                       f'--predictions_out={predictions_out}']], check=True)
   predictions = dict(np.load(predictions_out))
   total = len(predictions['labels'])
   wrong = int(np.sum(predictions['logits'].argmax(1) != predictions['labels'].argmax(1)))
@@ -181,21 +181,27 @@ def serve_elsewhere(exports, tmp_path) -> list:
   return served
 
 
-def run_in_one_process(cases, timeout=300, env=None, setup=''):
+def run_in_one_process(cases, timeout=300, env=None, setup='', check=False):
   """Runs experiment.py's main() on each argument list in `cases`, one after another in ONE
   fresh process (TensorFlow starts once, not once per case), exactly as `python experiment.py
   ARGS` runs it but for the process exit. Returns a CompletedProcess per case. `env`: extra
   environment variables.
 
   `setup`, 'module:function', is called first in that process (to simulate a failure there).
+  `check`: every case must exit 0 (as run() checks one).
   """
   cases = [list(map(str, c)) for c in cases]
   done = run_command([sys.executable, '-m', 'tests.cli'], timeout=timeout, check=False,
                      env=dict(ENV, **(env or {}), CLI_CASES=json.dumps(cases), CLI_SETUP=setup))
   if done.returncode:
     raise AssertionError(f'the cases\' process failed:\n{done.stderr[-3000:]}')
-  return [subprocess.CompletedProcess(args, **result)
-          for args, result in zip(cases, json.loads(done.stdout.splitlines()[-1]))]
+  results = [subprocess.CompletedProcess(args, **result)
+             for args, result in zip(cases, json.loads(done.stdout.splitlines()[-1]))]
+  for result in results if check else ():
+    if result.returncode:
+      raise AssertionError(f'experiment.py {" ".join(result.args[:2])} exit '
+                           f'{result.returncode}:\n{result.stderr[-3000:]}')
+  return results
 
 
 def _run_cases():

@@ -6,10 +6,13 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # Two pytest processes and their experiment.py children share a GPU: each takes what it uses.
 os.environ.setdefault('TF_FORCE_GPU_ALLOW_GROWTH', 'true')
 
+import fcntl  # noqa: E402
 import gzip  # noqa: E402
+import json  # noqa: E402
 import pathlib  # noqa: E402
 import shutil  # noqa: E402
 import struct  # noqa: E402
+import subprocess  # noqa: E402
 import typing  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -21,6 +24,19 @@ import tensorflow as tf  # noqa: E402
 tf.config.experimental.enable_tensor_float_32_execution(False)
 
 ORACLE_DIR = pathlib.Path(__file__).parent / 'testdata' / 'a_valid_routing3'
+
+# The files that take longest (a minute or more of one CPU each), longest first. --dist loadfile
+# hands whole files to the two pytest processes in collection order (setup.cfg turns off
+# xdist's own order, by number of tests): a long file handed out last is the suite's tail,
+# the other process idle meanwhile. A file not listed keeps its place after these.
+LONGEST_FIRST = ('test_multi_worker.py', 'test_long_runs.py', 'test_reliability.py',
+                 'test_data_stream.py', 'test_experiment.py', 'test_gpu_check.py',
+                 'test_own_data.py', 'test_errors.py', 'test_export.py')
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: else as collected
 
 
 @pytest.fixture(scope='session')
@@ -97,6 +113,24 @@ class TrainedRun(typing.NamedTuple):
     return self._replace(dir=target, args=args)
 
 
+def built_once(tmp_path_factory, name, build):
+  """What build(folder) returns (JSON), built once per test session in a folder `name`: the
+  first pytest-xdist worker that asks builds it, the others wait and read it (each worker's
+  session fixtures are its own: without this, each would train the same run again)."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    root = root.parent  # shared by the workers of this session
+  with open(root / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    result = root / f'{name}.json'
+    if not result.exists():
+      if (root / name).exists():
+        raise RuntimeError(f'{name} failed in another pytest worker: see its first error')
+      (root / name).mkdir()
+      result.write_text(json.dumps(build(root / name)))
+    return root / name, json.loads(result.read_text())
+
+
 @pytest.fixture(scope='session')
 def tiny_data(tmp_path_factory):
   """A data dir of the oracle's 8 real-format MNIST records (tests.cli.tiny_mnist_dir)."""
@@ -105,29 +139,41 @@ def tiny_data(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
-def tiny_run(tmp_path_factory, tiny_data):
-  """The tiny model trained 4 steps on tiny_data (checkpoints at 2 and 4), then rerun to 6
-  (a resume); each batch is all 8 digits. Shared by several test files, so trained once: copy
-  it (`.copy_to(dir)`) before writing into it."""
+def tiny_run(tmp_path_factory):
+  """The tiny model trained 4 steps on a copy of tiny_data (checkpoints at 2 and 4), then rerun
+  to 6 (a resume), both in one process; each batch is all 8 digits. Shared by several test files
+  on either pytest worker, so trained once (built_once): copy it (`.copy_to(dir)`) before
+  writing into it."""
   from tests import cli  # pylint: disable=g-import-not-at-top
-  run_dir = tmp_path_factory.mktemp('tiny_run')
-  args = [f'--data_dir={tiny_data}', f'--summary_dir={run_dir}', cli.TINY, '--batch_size=8',
-          '--save_step=2', '--log_every=1', '--seed=3']
-  first = cli.run(*args, '--max_steps=4')
-  second = cli.run(*args, '--max_steps=6')
-  return TrainedRun(run_dir, args, first, second)
+
+  def train(folder):
+    data, run_dir = cli.tiny_mnist_dir(folder / 'data'), folder / 'run'
+    args = [f'--data_dir={data}', f'--summary_dir={run_dir}', cli.TINY, '--batch_size=8',
+            '--save_step=2', '--log_every=1', '--seed=3']
+    runs = cli.run_in_one_process([[*args, '--max_steps=4'], [*args, '--max_steps=6']],
+                                  check=True)
+    return {'args': args, 'runs': [vars(done) for done in runs]}
+
+  folder, built = built_once(tmp_path_factory, 'tiny_run', train)
+  first, second = (subprocess.CompletedProcess(**done) for done in built['runs'])
+  return TrainedRun(folder / 'run', built['args'], first, second)
 
 
 @pytest.fixture(scope='session')
-def deterministic_trained(tmp_path_factory, tiny_data):
+def deterministic_trained(tmp_path_factory):
   """(run directory, flags) of 6 steps with --seed=7 --deterministic, one step per call, one
-  checkpoint at 6: the reference that other loop sizes, device counts and runs must reproduce."""
+  checkpoint at 6: the reference that other loop sizes, device counts and runs must reproduce
+  (built_once: one training for every pytest worker)."""
   from tests import cli  # pylint: disable=g-import-not-at-top
-  run_dir = tmp_path_factory.mktemp('deterministic_run')
-  args = [f'--data_dir={tiny_data}', cli.TINY, '--batch_size=4', '--seed=7', '--deterministic',
-          '--distort=false', '--log_every=1', '--save_step=6']
-  cli.run(*args, f'--summary_dir={run_dir}', '--max_steps=6')
-  return run_dir, args
+
+  def train(folder):
+    args = [f'--data_dir={cli.tiny_mnist_dir(folder / "data")}', cli.TINY, '--batch_size=4',
+            '--seed=7', '--deterministic', '--distort=false', '--log_every=1', '--save_step=6']
+    cli.run(*args, f'--summary_dir={folder}/run', '--max_steps=6')
+    return args
+
+  folder, args = built_once(tmp_path_factory, 'deterministic_run', train)
+  return folder / 'run', args
 
 
 @pytest.fixture(scope='session')

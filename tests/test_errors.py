@@ -58,8 +58,6 @@ OWN_PROCESS_CASES = [
     (['--preset=quickstart', '--perturb', '--train=false',
       '--checkpoint={root}/run/train/model.ckpt-2', '--hparams_override=remake=false'],
      '--perturb needs the decoder, but remake=false comes from --hparams_override'),
-    (['--data_dir={corrupt}', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
-     'corrupt/test_0shifted_mnist.tfrecords'),  # a TensorFlow error (DataLossError), one line
     (['--cpu_replicas=3', '--batch_size=4'], '--batch_size=4 does not split over 3 replicas'),
     (['--keep_checkpoints=0'], '--keep_checkpoints=0 must be at least 1'),
     (['--hparams_override=learning_rate=nan'],
@@ -111,6 +109,8 @@ SHARED_PROCESS_CASES = [
     (['--train=false', '--summary_dir={root}/never_trained', '--eval_timeout_secs=2'],
      'no checkpoint appeared in {root}/never_trained/train within 2s; start training there or '
      'pass --checkpoint'),
+    (['--data_dir={corrupt}', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
+     'corrupt/test_0shifted_mnist.tfrecords'),  # a TensorFlow error (DataLossError), one line
     # A TFRecord cut short, read by training: the line is ours, not TensorFlow's wrapping.
     (['--data_dir={corrupt}', '--summary_dir={root}/corrupt_run'],
      'error: cannot read the data in --data_dir={corrupt}: {corrupt}/train_2shifted_mnist.'

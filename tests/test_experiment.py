@@ -30,6 +30,33 @@ def trained(tmp_path_factory, tiny_run):
   return run.dir, run.args, run.first, run.second
 
 
+@pytest.fixture(scope='module')
+def evaluated(trained, tmp_path_factory):
+  """What only reads `trained` or the original checkpoint, one experiment.main after another in
+  one process (a TensorFlow start each would prove nothing more): a new run started from its
+  checkpoint 4, checkpoint 4 evaluated, the original checkpoint's predictions, and an ensemble
+  of checkpoints 2 and 4 copied to m0 and m1. (folder, {name: CompletedProcess})."""
+  run_dir, common, *_ = trained
+  out = tmp_path_factory.mktemp('evaluated')
+  for i, step in enumerate((2, 4)):
+    for suffix in ('.index', '.data-00000-of-00001'):
+      shutil.copy(run_dir / 'train' / f'model.ckpt-{step}{suffix}', out / f'm{i}{suffix}')
+  cases = {
+      'from_checkpoint': [*[a for a in common if not a.startswith(('--summary_dir=',
+                                                                  '--batch_size='))],
+                          f'--summary_dir={out}/new', '--batch_size=8',
+                          f'--checkpoint={run_dir}/train/model.ckpt-4', '--max_steps=5'],
+      'checkpoint_4': [*common, '--train=false', f'--checkpoint={run_dir}/train/model.ckpt-4',
+                       f'--predictions_out={out}/p.npz'],
+      'ensemble': [*common, '--train=false', f'--checkpoint={out}/m{{}}', '--num_trials=2',
+                   f'--predictions_out={out}/ensemble.npz'],
+      'oracle': ['--train=false', '--notf32', f'--checkpoint={ORACLE_DIR}/model.ckpt-0',
+                 f'--data_dir={ORACLE_DIR}', '--hparams_override=num_prime_capsules=2,remake=false',
+                 f'--predictions_out={out}/oracle.npz'],
+  }
+  return out, dict(zip(cases, cli.run_in_one_process(cases.values(), check=True)))
+
+
 def test_training_writes_checkpoints_events_and_config(trained):
   run_dir, _, first, _ = trained
   train_dir = run_dir / 'train'
@@ -48,15 +75,13 @@ def test_rerun_resumes_at_the_saved_step(trained):
 
 
 def test_training_from_a_checkpoint_into_a_new_run_starts_at_its_step_with_its_weights(
-    trained, data_dir, tmp_path):
+    trained, data_dir, evaluated):
   """--checkpoint=<a run's checkpoint 4> into an empty --summary_dir: the new run starts at step
   4 with those weights. At --batch_size=8 every batch is the data's 8 records, so its first
   step's losses are checkpoint 4's on them, computed here by hand."""
-  run_dir, common, *_ = trained
-  new_dir = tmp_path / 'new'
-  args = [a for a in common if not a.startswith(('--summary_dir=', '--batch_size='))]
-  done = cli.run(*args, f'--summary_dir={new_dir}', '--batch_size=8',
-                 f'--checkpoint={run_dir}/train/model.ckpt-4', '--max_steps=5')
+  run_dir, *_ = trained
+  new_dir = evaluated[0] / 'new'
+  done = evaluated[1]['from_checkpoint']
   assert f'started from {run_dir}/train/model.ckpt-4 at step 4' in done.stderr
   config = RunConfig(hparams=make_hparams('mnist', cli.TINY.split('=', 1)[1]),
                      data_dir=str(data_dir))
@@ -87,11 +112,9 @@ def test_training_events_hold_scalars_images_and_hparams(trained):
   np.testing.assert_allclose(learning_rates[2000 // 1000], 0.001 * 0.96 ** (2 / 2000), rtol=1e-6)
 
 
-def test_evaluation_counts_match_the_logits_it_wrote(trained, data_dir, tmp_path):
-  run_dir, common, *_ = trained
-  out = tmp_path / 'p.npz'
-  done = cli.run(*common, '--train=false', f'--checkpoint={run_dir}/train/model.ckpt-4',
-                 f'--predictions_out={out}')
+def test_evaluation_counts_match_the_logits_it_wrote(trained, evaluated):
+  run_dir, *_ = trained
+  out, done = evaluated[0] / 'p.npz', evaluated[1]['checkpoint_4']
   predictions = np.load(out)
   assert predictions['logits'].shape == (8, 10) and predictions['labels'].shape == (8, 10)
   assert predictions['reconstructions'].shape == (8, 1, 784)
@@ -103,29 +126,22 @@ def test_evaluation_counts_match_the_logits_it_wrote(trained, data_dir, tmp_path
   assert test_scalars['wrong'] == [(4, wrong)] and test_scalars['correct'] == [(4, 8 - wrong)]
 
 
-def test_predictions_of_the_original_checkpoint_reproduce_its_logits(tmp_path, oracle):
-  out = tmp_path / 'oracle.npz'
-  cli.run('--train=false', '--notf32', f'--checkpoint={ORACLE_DIR}/model.ckpt-0',
-          f'--data_dir={ORACLE_DIR}', '--hparams_override=num_prime_capsules=2,remake=false',
-          f'--predictions_out={out}')
+def test_predictions_of_the_original_checkpoint_reproduce_its_logits(evaluated, oracle):
+  out = evaluated[0] / 'oracle.npz'
   np.testing.assert_allclose(np.load(out)['logits'], oracle['expected_logits'], atol=1e-5, rtol=0)
 
 
-def test_ensemble_sums_member_logits(trained, data_dir, tmp_path):
-  run_dir, common, *_ = trained
+def test_ensemble_sums_member_logits(trained, data_dir, evaluated):
+  run_dir, *_ = trained
   evaluator = Evaluator(RunConfig(hparams=make_hparams('mnist', cli.TINY.split('=', 1)[1]),
                                   data_dir=str(data_dir), train=False))
   members = []
-  for i, step in enumerate((2, 4)):
-    for suffix in ('.index', '.data-00000-of-00001'):
-      shutil.copy(run_dir / 'train' / f'model.ckpt-{step}{suffix}', tmp_path / f'm{i}{suffix}')
+  for step in (2, 4):  # the checkpoints the fixture copied to m0 and m1
     evaluator.restore(str(run_dir / 'train' / f'model.ckpt-{step}'))
     members.append(evaluator.predict()['logits'])
   predict = evaluator._predict  # pylint: disable=protected-access
   assert predict.experimental_get_tracing_count() == 1  # one compiled function for every member
-  out = tmp_path / 'ensemble.npz'
-  done = cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{{}}', '--num_trials=2',
-                 f'--predictions_out={out}')
+  out, done = evaluated[0] / 'ensemble.npz', evaluated[1]['ensemble']
   np.testing.assert_allclose(np.load(out)['logits'], members[0] + members[1], rtol=1e-5)
   assert 'ensemble of 2: ' in done.stderr and done.stderr.count('member ') == 2
   assert done.stdout.count('Total wrong predictions: ') == 3  # each member, then the ensemble
@@ -172,9 +188,10 @@ def test_multimnist_trains_and_evaluates_with_two_targets(tmp_path):
   common = ['--data_dir=builtin', '--generate', '--num_targets=2', f'--summary_dir={tmp_path}',
             cli.TINY,
             '--batch_size=4', '--max_steps=2', '--save_step=2']
-  cli.run(*common)
   out = tmp_path / 'p.npz'
-  done = cli.run(*common, '--train=false', '--eval_size=6', f'--predictions_out={out}')
+  _, done = cli.run_in_one_process(
+      [common, [*common, '--train=false', '--eval_size=6', f'--predictions_out={out}']],
+      check=True)
   predictions = np.load(out)
   assert predictions['labels'].shape == (6, 10) and set(predictions['labels'].sum(1)) == {2.0}
   assert predictions['reconstructions'].shape == (6, 2, 36 * 36)
@@ -186,12 +203,12 @@ def test_multimnist_trains_and_evaluates_with_two_targets(tmp_path):
 @pytest.fixture(scope='module')
 def validated_and_distorted(tmp_path_factory):
   """The packaged digits trained 2 steps and evaluated with --validate --distort: the
-  evaluation's predictions (one run serves both flags' tests)."""
+  evaluation's predictions (one run serves both flags' tests; one process)."""
   run_dir = tmp_path_factory.mktemp('validate_distort')
   common = ['--data_dir=builtin', '--validate', '--distort', f'--summary_dir={run_dir}', cli.TINY,
             '--batch_size=8', '--max_steps=2']
-  cli.run(*common)
-  done = cli.run(*common, '--train=false', f'--predictions_out={run_dir}/p.npz')
+  _, done = cli.run_in_one_process(
+      [common, [*common, '--train=false', f'--predictions_out={run_dir}/p.npz']], check=True)
   return done, np.load(run_dir / 'p.npz')
 
 

@@ -45,14 +45,29 @@ def test_bfloat16_policy_keeps_oracle_logits_within_bfloat16_precision(oracle):
   np.testing.assert_allclose(logits, oracle['expected_logits'], atol=0.03)
 
 
-@pytest.mark.parametrize('precision', ['bfloat16', 'float16'])
-def test_mixed_precision_xla_training_runs_and_saves_float32_weights(tmp_path, precision):
-  data_dir = cli.tiny_mnist_dir(tmp_path / 'data')
-  cli.run(f'--data_dir={data_dir}', f'--summary_dir={tmp_path}/run', cli.TINY, '--batch_size=4',
-          '--max_steps=2', '--log_every=1', f'--mixed_precision={precision}', '--jit_compile')
-  losses = [v for _, v in cli.scalars(tmp_path / 'run' / 'train')['loss/total']]
+PRECISIONS = ['bfloat16', 'float16']
+
+
+@pytest.fixture(scope='module')
+def mixed_precision_runs(tmp_path_factory):
+  """A run of 2 XLA steps per --mixed_precision, one after another in one process (each run
+  sets its own precision): their folder."""
+  root = tmp_path_factory.mktemp('mixed_precision')
+  data_dir = cli.tiny_mnist_dir(root / 'data')
+  cli.run_in_one_process([[f'--data_dir={data_dir}', f'--summary_dir={root}/{precision}', cli.TINY,
+                           '--batch_size=4', '--max_steps=2', '--log_every=1',
+                           f'--mixed_precision={precision}', '--jit_compile']
+                          for precision in PRECISIONS], check=True)
+  return root
+
+
+@pytest.mark.parametrize('precision', PRECISIONS)
+def test_mixed_precision_xla_training_runs_and_saves_float32_weights(mixed_precision_runs,
+                                                                    precision):
+  run = mixed_precision_runs / precision
+  losses = [v for _, v in cli.scalars(run / 'train')['loss/total']]
   assert len(losses) == 2 and np.all(np.isfinite(losses))
-  reader = tf.train.load_checkpoint(str(tmp_path / 'run' / 'train' / 'model.ckpt-2'))
+  reader = tf.train.load_checkpoint(str(run / 'train' / 'model.ckpt-2'))
   dtypes = reader.get_variable_to_dtype_map()
   weights = [k for k in dtypes if k.startswith('model/') and 'OPTIMIZER' not in k]
   assert weights and all(dtypes[k] == tf.float32 for k in weights)

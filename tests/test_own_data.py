@@ -24,20 +24,42 @@ def write_folder(root, split, per_class, size=24, seed=0):
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
-  """A 3-class RGB folder, a run trained 2 steps with augmentation, then resumed to 3."""
+  """A 3-class RGB folder, a run trained 2 steps with augmentation, then resumed to 3; then what
+  only reads it: checkpoint 3 evaluated with --perturb, checkpoints 2 and 3 (copied to
+  members/m0, m1) evaluated alone and as an ensemble, checkpoint 3 evaluated into out/p.npz and
+  exported to out/model; training in one process, the rest in another (a TensorFlow start each
+  would prove nothing more): (root, flags, first, second, {name: CompletedProcess})."""
   root = tmp_path_factory.mktemp('own')
-  data = root / 'data'
+  data, members, out = root / 'data', root / 'members', root / 'out'
   write_folder(data, 'train', per_class=4)
   write_folder(data, 'test', per_class=3, seed=1)
   common = ['--dataset=folder', f'--data_dir={data}', f'--summary_dir={root / "run"}', cli.TINY,
             '--batch_size=4', '--save_step=2', '--log_every=1', '--seed=2']
-  first = cli.run(*common, '--max_steps=2', '--augment=crop,flip')
-  second = cli.run(*common, '--max_steps=3', '--augment=crop,flip')
-  return root, common, first, second
+  first, second = cli.run_in_one_process([[*common, '--max_steps=2', '--augment=crop,flip'],
+                                          [*common, '--max_steps=3', '--augment=crop,flip']],
+                                         check=True)
+  members.mkdir()
+  out.mkdir()
+  for i, step in enumerate((2, 3)):
+    for suffix in ('.index', '.data-00000-of-00001'):
+      shutil.copy(root / 'run' / 'train' / f'model.ckpt-{step}{suffix}', members / f'm{i}{suffix}')
+  last = f'--checkpoint={root}/run/train/model.ckpt-3'
+  evaluate = [*common, '--train=false']
+  cases = {'perturb': [*evaluate, last, f'--predictions_out={root}/perturb.npz', '--perturb'],
+           'member0': [*evaluate, f'--checkpoint={members}/m0',
+                       f'--predictions_out={members}/member0.npz'],
+           'member1': [*evaluate, f'--checkpoint={members}/m1',
+                       f'--predictions_out={members}/member1.npz'],
+           'ensemble': [*evaluate, f'--checkpoint={members}/m{{}}', '--num_trials=2',
+                        f'--predictions_out={members}/ensemble.npz'],
+           'evaluate': [*evaluate, last, f'--predictions_out={out}/p.npz'],
+           'export': [*evaluate, last, f'--export_dir={out}/model']}
+  evaluated = dict(zip(cases, cli.run_in_one_process(cases.values(), check=True)))
+  return root, common, first, second, evaluated
 
 
 def test_folder_run_trains_resumes_and_shows_color_reconstructions(run):
-  root, _, first, second = run
+  root, _, first, second, _ = run
   assert 'resumed from' in second.stderr and 'at step 2' in second.stderr
   assert [s for s, _ in cli.scalars(root / 'run' / 'train')['loss/total']] == [1, 2, 3]
   strip = cli.images(root / 'run' / 'train', 'reconstruction')
@@ -46,12 +68,10 @@ def test_folder_run_trains_resumes_and_shows_color_reconstructions(run):
   assert 'total_params:' in first.stderr
 
 
-def test_folder_evaluation_predicts_every_test_image_and_draws_figure_4(run, tmp_path):
-  root, common, *_ = run
-  out = tmp_path / 'p.npz'
-  checkpoint = f'--checkpoint={root}/run/train/model.ckpt-3'
-  done = cli.run(*common, '--train=false', checkpoint, f'--predictions_out={out}', '--perturb')
-  predictions = np.load(out)
+def test_folder_evaluation_predicts_every_test_image_and_draws_figure_4(run):
+  root, *_, evaluated = run
+  done = evaluated['perturb']
+  predictions = np.load(root / 'perturb.npz')
   assert predictions['logits'].shape == (9, 3)
   np.testing.assert_array_equal(predictions['labels'].argmax(1), [0, 0, 0, 1, 1, 1, 2, 2, 2])
   assert predictions['reconstructions'].shape == (9, 1, 24 * 24 * 3)
@@ -60,19 +80,11 @@ def test_folder_evaluation_predicts_every_test_image_and_draws_figure_4(run, tmp
   assert figure.shape == (16 * 24, 11 * 24, 3)
 
 
-def test_folder_ensemble_sums_its_members_logits(run, tmp_path):
-  root, common, *_ = run
-  members = []
-  for i, step in enumerate((2, 3)):
-    for suffix in ('.index', '.data-00000-of-00001'):
-      shutil.copy(root / 'run' / 'train' / f'model.ckpt-{step}{suffix}', tmp_path / f'm{i}{suffix}')
-    out = tmp_path / f'member{i}.npz'
-    cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{i}', f'--predictions_out={out}')
-    members.append(np.load(out)['logits'])
-  out = tmp_path / 'ensemble.npz'
-  cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/m{{}}', '--num_trials=2',
-          f'--predictions_out={out}')
-  np.testing.assert_allclose(np.load(out)['logits'], members[0] + members[1], rtol=1e-5)
+def test_folder_ensemble_sums_its_members_logits(run):
+  members = run[0] / 'members'  # checkpoints 2 and 3, as m0 and m1
+  logits = [np.load(members / f'member{i}.npz')['logits'] for i in range(2)]
+  np.testing.assert_allclose(np.load(members / 'ensemble.npz')['logits'], logits[0] + logits[1],
+                             rtol=1e-5)
 
 
 def test_folder_options_are_refused_for_other_datasets(tmp_path):
@@ -89,30 +101,26 @@ def test_tfds_dataset_prepared_offline_trains_and_evaluates_through_the_cli(tmp_
   tiny_shapes(tfds)(data_dir=str(data)).download_and_prepare()
   common = ['--dataset=tfds:tiny_shapes', f'--data_dir={data}', f'--summary_dir={tmp_path}/run',
             cli.TINY, '--batch_size=5', '--image_size=24']
-  cli.run(*common, '--max_steps=2')
   out = tmp_path / 'p.npz'
-  done = cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/run/train/model.ckpt-2',
-                 f'--predictions_out={out}')
+  trained, done, missing = cli.run_in_one_process([
+      [*common, '--max_steps=2'],
+      [*common, '--train=false', f'--checkpoint={tmp_path}/run/train/model.ckpt-2',
+       f'--predictions_out={out}'],
+      ['--dataset=tfds:mnist', f'--data_dir={tmp_path}/empty', f'--summary_dir={tmp_path}/run2']])
+  assert trained.returncode == done.returncode == 0, trained.stderr[-2000:] + done.stderr[-2000:]
   predictions = np.load(out)
   assert predictions['logits'].shape == (4, 3)  # 4 test images of 3 classes
   assert sorted(predictions['labels'].argmax(1)) == sorted(i % 3 for i in range(100, 104))
   assert predictions['reconstructions'].shape == (4, 1, 24 * 24)
   assert 'Total wrong predictions: ' in done.stdout
-  missing = cli.run('--dataset=tfds:mnist', f'--data_dir={tmp_path}/empty',
-                    f'--summary_dir={tmp_path}/run2', check=False)
   assert missing.returncode == 2 and 'tfds build mnist' in missing.stderr
 
 
 @pytest.fixture(scope='module')
-def exported(run, tmp_path_factory):
-  """The folder run's last checkpoint evaluated into an .npz and exported, in one process."""
-  root, common, *_ = run
-  out = tmp_path_factory.mktemp('exported')
-  checkpoint = f'--checkpoint={root}/run/train/model.ckpt-3'
-  for case in cli.run_in_one_process([
-      [*common, '--train=false', checkpoint, f'--predictions_out={out}/p.npz'],
-      [*common, '--train=false', checkpoint, f'--export_dir={out}/model']]):
-    assert case.returncode == 0, case.stderr[-2000:]
+def exported(run):
+  """The folder run's last checkpoint evaluated into an .npz and exported (by `run`)."""
+  root = run[0]
+  out = root / 'out'
   test_files = sorted((root / 'data' / 'test').glob('*/*.png'))  # the evaluation's order
   return out, test_files, np.load(out / 'p.npz')['logits']
 
@@ -175,13 +183,14 @@ def test_a_dataset_declared_in_one_entry_trains_and_evaluates(tmp_path):
                     np.arange(count, dtype=np.uint8) % 10, split)
   common = ['--dataset=kmnist', f'--data_dir={tmp_path}/kmnist', f'--summary_dir={tmp_path}/run',
             cli.TINY, '--batch_size=4']
-  cli.run(*common, '--max_steps=2')
   out = tmp_path / 'p.npz'
-  cli.run(*common, '--train=false', f'--checkpoint={tmp_path}/run/train/model.ckpt-2',
-          f'--predictions_out={out}')
+  *done, missing = cli.run_in_one_process([
+      [*common, '--max_steps=2'],
+      [*common, '--train=false', f'--checkpoint={tmp_path}/run/train/model.ckpt-2',
+       f'--predictions_out={out}'],
+      ['--dataset=kmnist', f'--data_dir={tmp_path}/nowhere', f'--summary_dir={tmp_path}/run2']])
+  assert [d.returncode for d in done] == [0, 0], done[0].stderr[-2000:] + done[1].stderr[-2000:]
   predictions = np.load(out)
   assert predictions['logits'].shape == (6, 10)
   np.testing.assert_array_equal(predictions['labels'].argmax(1), np.arange(6))
-  missing = cli.run('--dataset=kmnist', f'--data_dir={tmp_path}/nowhere',
-                    f'--summary_dir={tmp_path}/run2', check=False)
   assert missing.returncode == 2 and 'github.com/rois-codh/kmnist' in missing.stderr

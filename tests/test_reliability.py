@@ -51,28 +51,68 @@ def test_sigkill_at_any_moment_resumes_from_the_last_complete_checkpoint(tiny_da
     step = int(latest.rsplit('-', 1)[1])
 
 
-@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
-def test_a_signal_saves_the_current_step_and_the_rerun_continues(tiny_data, tmp_path, launch,
-                                                                 signum):
+SIGNALS = [signal.SIGTERM, signal.SIGINT]
+
+
+@pytest.fixture(scope='module')
+def signalled(tiny_data, tmp_path_factory):
+  """Per signal: a run stopped by it after step 2 ((exit status, stderr), its folder, and the
+  checkpoints it left); then both reruns to one step more, in one process (their
+  CompletedProcess)."""
+  stopped = {}
+  for signum in SIGNALS:
+    run_dir = tmp_path_factory.mktemp(signum.name)
+    process = cli.Background(*train_args(tiny_data, run_dir, 1000, '--save_step=1000'))
+    try:
+      process.wait_for('step 2/1000')
+      process.send_signal(signum)
+      code, _, stderr = process.finish()
+    finally:
+      process.kill()
+    found = re.search(rf'stopped by signal {int(signum)} at step (\d+)', stderr)
+    stopped[signum] = (code, stderr, run_dir, int(found.group(1)) if found else None,
+                       [p.name for p in (run_dir / 'train').glob('*.index')])
+  reruns = cli.run_in_one_process([train_args(tiny_data, run_dir, step + 1)
+                                   for _, _, run_dir, step, _ in stopped.values()
+                                   if step is not None])
+  return stopped, dict(zip([s for s, v in stopped.items() if v[3] is not None], reruns))
+
+
+@pytest.mark.parametrize('signum', SIGNALS, ids=['SIGTERM', 'SIGINT'])
+def test_a_signal_saves_the_current_step_and_the_rerun_continues(signalled, signum):
   """A scheduler's preemption (SIGTERM: exit 143) or Ctrl-C (SIGINT: exit 130)."""
-  process = launch(*train_args(tiny_data, tmp_path, 1000, '--save_step=1000'))
-  process.wait_for('step 2/1000')
-  process.send_signal(signum)
-  code, _, stderr = process.finish()
+  stopped, reruns = signalled
+  code, stderr, run_dir, step, checkpoints = stopped[signum]
   assert code == 128 + signum, stderr[-2000:]
-  step = int(re.search(rf'stopped by signal {int(signum)} at step (\d+)', stderr).group(1))
-  assert step >= 2 and 'Traceback' not in stderr
+  assert step is not None and step >= 2 and 'Traceback' not in stderr, stderr[-2000:]
   # The only checkpoint: the one the signal saved, at the step it arrived.
-  assert [p.name for p in (tmp_path / 'train').glob('*.index')] == [f'model.ckpt-{step}.index']
-  done = cli.run(*train_args(tiny_data, tmp_path, step + 1))
+  assert checkpoints == [f'model.ckpt-{step}.index']
+  done = reruns[signum]
+  assert done.returncode == 0, done.stderr[-2000:]
   assert resumed_step(done.stderr) == step
-  assert (tmp_path / 'train' / f'model.ckpt-{step + 1}.index').exists()
+  assert (run_dir / 'train' / f'model.ckpt-{step + 1}.index').exists()
 
 
-def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tiny_run, tmp_path):
-  run = tiny_run.copy_to(tmp_path / 'run')  # checkpoints 2, 4 and 6
+@pytest.fixture(scope='module')
+def rerun(tiny_run, deterministic_run, tmp_path_factory):
+  """In one process: deterministic_run's flags again at 3 steps per call (first, as in a fresh
+  process), then a copy of tiny_run (checkpoints 2, 4 and 6) trained on at learning rate 1e30.
+  (folder, the loop-size run's folder, the tiny run's copy, its CompletedProcess)."""
+  args, _ = deterministic_run
+  loop_dir = tmp_path_factory.mktemp('loop_size')
+  run = tiny_run.copy_to(tmp_path_factory.mktemp('non_finite') / 'run')
   huge = [a if a != cli.TINY else cli.TINY + ',learning_rate=1e30' for a in run.args]
-  done = cli.run(*huge, '--save_step=1', '--max_steps=50', check=False)
+  # Later flags win: logs every 3 steps, so each call runs 3 steps.
+  loop_size, non_finite = cli.run_in_one_process([
+      [*args, f'--summary_dir={loop_dir}', '--max_steps=6', '--steps_per_loop=4',
+       '--log_every=3'],
+      [*huge, '--save_step=1', '--max_steps=50']])
+  assert loop_size.returncode == 0, loop_size.stderr[-2000:]
+  return loop_dir, run, non_finite
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(rerun):
+  _, run, done = rerun
   assert done.returncode == 2
   error = [l for l in done.stderr.splitlines() if l.startswith('error:')][0]
   step = int(re.search(r'loss is not finite at step (\d+)', error).group(1))
@@ -85,12 +125,9 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tin
 
 
 def test_seed_with_deterministic_gives_identical_losses_in_any_loop_size(deterministic_run,
-                                                                         tmp_path):
-  args, one_step_per_call = deterministic_run
-  # Later flags win: logs every 3 steps, so each call runs 3 steps.
-  cli.run(*args, f'--summary_dir={tmp_path}', '--max_steps=6', '--steps_per_loop=4',
-          '--log_every=3')
-  losses = cli.scalars(tmp_path / 'train')['loss/total']
+                                                                         rerun):
+  _, one_step_per_call = deterministic_run
+  losses = cli.scalars(rerun[0] / 'train')['loss/total']
   assert [s for s, _ in losses] == [3, 6]
   assert losses == [(s, v) for s, v in one_step_per_call if s in (3, 6)]
 

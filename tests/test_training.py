@@ -46,10 +46,10 @@ def test_training_learns_to_classify_real_digits(tmp_path):
   falls and it classifies the 1,000 test digits far above chance (10%; it gets about 92%)."""
   common = ['--data_dir=builtin', f'--summary_dir={tmp_path}', '--max_steps=200', '--seed=1',
             '--hparams_override=conv1_filters=16,num_prime_capsules=4,remake=false']
-  cli.run(*common, '--batch_size=64', '--log_every=25')
+  _, done = cli.run_in_one_process([[*common, '--batch_size=64', '--log_every=25'],
+                                    [*common, '--train=false']], check=True)
   losses = [v for _, v in cli.scalars(tmp_path / 'train')['loss/total']]
   assert len(losses) == 8 and losses[-1] < losses[0] / 2
-  done = cli.run(*common, '--train=false')
   wrong, percent = re.search(r'Total wrong predictions: (\d+), wrong percent: ([\d.]+)%\n',
                              done.stdout).groups()
   assert float(percent) == 100 * int(wrong) / 1000
