@@ -18,6 +18,7 @@ from absl import logging
 from configs.errors import UserError
 from configs.run_config import RunConfig
 from input_data import builder, cifar10, folder, images, mnist, norb
+from input_data.pipeline import crop_or_distort
 from models import build_model
 from runner import checkpoints
 from runner.inputs import make_dataset
@@ -43,22 +44,18 @@ def _affnist_input(config, spec):
 
 
 def _cifar10_input(config, spec):
+  """The central crop, standardized: the reader's test split (pipeline.crop_or_distort)."""
   del config, spec
   def preprocess(batch):
-    batch = tf.image.resize_with_crop_or_pad(tf.cast(batch, tf.float32), cifar10.CROP_SIZE,
-                                             cifar10.CROP_SIZE)
-    return tf.image.per_image_standardization(batch)
+    return crop_or_distort(tf.cast(batch, tf.float32), cifar10.CROP_SIZE, cifar10.distort_images)
   return (cifar10.IMAGE_SIZE, cifar10.IMAGE_SIZE, cifar10.DEPTH), preprocess
 
 
 def _norb_input(config, spec):
   """Pairs as the reader downsamples them (--image_size, default 48), uint8."""
   size = int(config.image_size or norb.IMAGE_SIZE)
-  def preprocess(batch):
-    batch = tf.cast(batch, tf.float32)
-    if spec.height != size:
-      batch = tf.image.resize_with_crop_or_pad(batch, spec.height, spec.width)
-    return tf.image.per_image_standardization(batch)
+  def preprocess(batch):  # the central crop (of the distorted size), standardized
+    return crop_or_distort(tf.cast(batch, tf.float32), spec.height, norb.distort_images)
   return (size, size, spec.depth), preprocess
 
 
