@@ -92,10 +92,10 @@ def build(name: str, *, data_dir, split, batch_size, seed=None, repeat=None, shu
 
 
 def _epoch_size(source: Examples) -> int:
-  """Examples in one epoch: as the reader knows it, else counted by reading them once."""
-  if source.num_examples is not None:
-    return source.num_examples
-  return int(source.examples.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+  """Examples in one epoch, which every reader gives for a resume (options.start)."""
+  if source.num_examples is None:
+    raise ValueError('a reader must give num_examples (of one epoch) when options.start > 0')
+  return source.num_examples
 
 
 def distorting(dataset: datasets.Dataset, options: Options) -> bool:
