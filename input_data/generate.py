@@ -9,7 +9,7 @@ classes; base_shift: docs/data_mnist.md "On the fly".
 import numpy as np
 import tensorflow as tf
 
-from input_data import idx
+from input_data import idx, pipeline
 
 
 def examples(raw_dir, split, *, num_targets, shift, pad, num_pairs, seed, endless, start=0,
@@ -32,7 +32,7 @@ def examples(raw_dir, split, *, num_targets, shift, pad, num_pairs, seed, endles
     make = _pair_maker(table, labels, shape, shift, num_pairs, seed, endless, base_shift)
   count = len(images) * per_image
   indices = tf.data.Dataset.counter(start) if endless else tf.data.Dataset.range(count)
-  return indices.map(make, num_parallel_calls=tf.data.AUTOTUNE), shape, count
+  return indices.map(pipeline.unconverted(make), num_parallel_calls=tf.data.AUTOTUNE), shape, count
 
 
 def _seeds(seed, n, num):

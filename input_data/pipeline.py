@@ -25,6 +25,12 @@ MAX_OPEN_FILES = 8  # files (shards) read at once, chunk by chunk
 # ---------------------------------------------------------------- files
 
 
+def unconverted(fn: Callable) -> Callable:
+  """`fn` for tf.data as written: its Python is plain (tf.cond where it branches on a tensor),
+  so autograph's conversion, a second or more of every start, is skipped."""
+  return tf.autograph.experimental.do_not_convert(fn)
+
+
 def require_files(paths: Iterable[str], how_to_build: str) -> List[str]:
   """Returns `paths` as a list, or raises DataError naming every missing one and the fix."""
   paths = list(paths)
@@ -116,7 +122,7 @@ def read_files(paths: Sequence[str], parse: Callable,
   named_chunks = files.interleave(
       lambda path, size: chunks(path, size).map(lambda records: (records, path)),
       cycle_length=min(len(paths), MAX_OPEN_FILES), num_parallel_calls=AUTOTUNE)
-  return named_chunks.map(parse, num_parallel_calls=AUTOTUNE).unbatch()
+  return named_chunks.map(unconverted(parse), num_parallel_calls=AUTOTUNE).unbatch()
 
 
 def parse_image_examples(records, filename, *, shape: Tuple[int, int, int], num_classes: int,
@@ -205,7 +211,7 @@ def batches(examples: tf.data.Dataset, to_features: Callable, *, batch_size: int
     seeds = tf.data.Dataset.range(first_batch, _FOREVER).map(
         lambda n: tf.stack([tf.constant(seed, tf.int64), n]))
     ds = tf.data.Dataset.zip((ds, seeds))
-  return ds.map(to_features, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+  return ds.map(unconverted(to_features), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 # ---------------------------------------------------------------- batched distortions

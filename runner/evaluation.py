@@ -30,7 +30,8 @@ class Evaluator:
     self.dataset, self.spec = make_dataset(config, 'test', config.eval_batch_size, repeat=False)
     self.model = model or build_model(config.model, config.hparams, self.spec,
                                       compute_options(config))
-    self._predict = tf.function(self.model, jit_compile=use_xla(config.jit_compile))
+    self._predict = tf.function(self.model, jit_compile=use_xla(config.jit_compile),
+                                autograph=False)  # the model's Python is plain
 
   def restore(self, path: str) -> int:
     return checkpoints.restore_model(self.model, path, self.config)

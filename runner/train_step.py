@@ -96,13 +96,19 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig, whole_s
   def first_bad(bad_step, metrics):
     return tf.where((bad_step == 0) & ~tf.math.is_finite(metrics['total']), step, bad_step)
 
-  @tf.function
+  # autograph=False: nothing here needs converting, and converting the model's code took a
+  # second or two of every start.
+  @tf.function(autograph=False)
   def train_steps(iterator, num_steps):
+    def next_step(done, bad_step, last):
+      del last  # the last step's metrics are returned
+      metrics = global_step(iterator)
+      return done + 1, first_bad(bad_step, metrics), metrics
+
     metrics = global_step(iterator)  # the loop's variables need their structure before it
     bad_step = first_bad(tf.constant(0, tf.int64), metrics)
-    for _ in tf.range(num_steps - 1):
-      metrics = global_step(iterator)
-      bad_step = first_bad(bad_step, metrics)
+    _, bad_step, metrics = tf.while_loop(lambda done, *_: done < num_steps, next_step,
+                                         (tf.ones_like(num_steps), bad_step, metrics))
     return {**metrics, 'learning_rate': learning_rate(config.hparams, step),
             'first_bad_step': bad_step}
 
