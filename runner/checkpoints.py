@@ -69,13 +69,19 @@ def _warn_if_low_space(manager):
 
 
 def save(manager, step: int):
-  """Saves checkpoint `step`; a full disk is one UserError naming the last complete checkpoint."""
+  """Saves checkpoint `step`; a full disk is one UserError naming the last complete checkpoint,
+  and the partial files of `step` are removed, freeing what they took."""
   _warn_if_low_space(manager)
   try:
     manager.save(checkpoint_number=step)
   except (tf.errors.ResourceExhaustedError, OSError) as e:
     if 'No space left on device' not in str(e):
       raise
+    for partial in tf.io.gfile.glob(os.path.join(manager.directory, f'*-{step}_temp*')):
+      if tf.io.gfile.isdir(partial):
+        tf.io.gfile.rmtree(partial)
+      else:
+        tf.io.gfile.remove(partial)
     latest = manager.latest_checkpoint
     raise UserError(f'no space left on device while saving checkpoint {step} to '
                     f'{manager.directory}; the last complete checkpoint is '

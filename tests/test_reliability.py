@@ -162,3 +162,29 @@ def test_low_free_space_before_a_save_is_warned_once_with_the_numbers(tmp_path, 
   warnings = [r.getMessage() for r in caplog.records if 'free in' in r.getMessage()]
   assert warnings == [f'only 1.8 MB free in {tmp_path}, less than twice the last checkpoint '
                       f'({tmp_path}/ckpt-1, 1.2 MB): free space before the disk fills up']
+
+
+def test_a_save_that_fills_the_disk_removes_its_partial_files_and_names_the_last_checkpoint(
+    tmp_path, monkeypatch):
+  from configs.errors import UserError  # pylint: disable=g-import-not-at-top
+  from runner import checkpoints  # pylint: disable=g-import-not-at-top
+  manager = tf.train.CheckpointManager(tf.train.Checkpoint(weights=tf.Variable(tf.zeros([4]))),
+                                       str(tmp_path), max_to_keep=5, checkpoint_name='model.ckpt')
+  checkpoints.save(manager, 1)
+  save = tf.train.CheckpointManager.save
+
+  def fill_the_disk(self, checkpoint_number=None, **kwargs):
+    if checkpoint_number != 2:
+      return save(self, checkpoint_number=checkpoint_number, **kwargs)
+    partial = tmp_path / 'model.ckpt-2_temp'  # what TensorFlow's saver had written so far
+    partial.mkdir()
+    (partial / 'part-00000-of-00001.data-00000-of-00001.tempstate1').write_bytes(b'x' * 1000)
+    raise tf.errors.ResourceExhaustedError(None, None, f'{partial}/part-00000-of-00001; No space '
+                                           'left on device [Op:SaveV2]')
+
+  monkeypatch.setattr(tf.train.CheckpointManager, 'save', fill_the_disk)
+  with pytest.raises(UserError, match='while saving checkpoint 2 to .*; the last complete '
+                     'checkpoint is 1; free space'):
+    checkpoints.save(manager, 2)
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      'checkpoint', 'model.ckpt-1.data-00000-of-00001', 'model.ckpt-1.index']
