@@ -3,10 +3,14 @@ error so far (a tie keeps the earlier step), beside best.json (step, split, erro
 
 best/ is built beside the old one and swapped in by renames (checkpoints.replace_dir): a reader
 never sees a partial one. CheckpointManager (--keep_checkpoints) only deletes files in
-train/, so best/ stays.
+train/, so best/ stays. Evaluators of one run (several --train=false, or one inside training)
+take turns through an flock on SUMMARY_DIR/best.lock, so a better checkpoint is never replaced
+by a worse one read before it landed.
 """
 
+import contextlib
 import datetime
+import fcntl
 import json
 import os
 from typing import Callable, Optional
@@ -19,6 +23,7 @@ from runner import checkpoints
 
 BEST_DIR = 'best'
 INFO_FILE = 'best.json'
+LOCK_FILE = 'best.lock'
 
 
 def best_dir(summary_dir: str) -> str:
@@ -59,17 +64,26 @@ def keep_if_best(config: RunConfig, result: dict, write: Callable[[str], None]) 
   info = {'step': result['step'], 'split': split,
           'error': result['wrong'] / max(result['total'], 1),
           'time': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
-  old = read_info(config.summary_dir)
-  if old and old['split'] != split:
-    logging.warning('%s holds the best on the %s split; not replaced by a %s evaluation',
-                    best_dir(config.summary_dir), old['split'], split)
-    return False
-  if old and (old['error'], old['step']) <= (info['error'], info['step']):
-    return False
-  _replace(config, info, write)
+  with _one_at_a_time(config.summary_dir):
+    old = read_info(config.summary_dir)
+    if old and old['split'] != split:
+      logging.warning('%s holds the best on the %s split; not replaced by a %s evaluation',
+                      best_dir(config.summary_dir), old['split'], split)
+      return False
+    if old and (old['error'], old['step']) <= (info['error'], info['step']):
+      return False
+    _replace(config, info, write)
   logging.info('best checkpoint: step %d, %.2f%% %s error, in %s', info['step'],
                100 * info['error'], split, best_dir(config.summary_dir))
   return True
+
+
+@contextlib.contextmanager
+def _one_at_a_time(summary_dir: str):
+  """Holds SUMMARY_DIR/best.lock (flock; NFS and Lustre mounted with flock support honour it)."""
+  with open(os.path.join(summary_dir, LOCK_FILE), 'a') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    yield
 
 
 def _replace(config: RunConfig, info: dict, write: Callable[[str], None]):

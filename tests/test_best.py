@@ -3,7 +3,10 @@
 
 import filecmp
 import json
+import pathlib
 import shutil
+import threading
+import time
 
 import pytest
 
@@ -75,3 +78,27 @@ def test_continuous_evaluation_copies_the_best_checkpoint_and_a_tie_keeps_the_ea
   assert best.keep_if_best(config, dict(tie, step=step - 1),
                            best.copier(str(tmp_path / 'train' / f'model.ckpt-{step}')))
   assert best.read_info(str(tmp_path))['step'] == step - 1
+
+
+def test_two_evaluators_at_once_keep_the_better_checkpoint(tmp_path):
+  """Evaluator A (error 40%) is still writing best/ when B (30%) decides: without taking turns
+  B would compare with no best at all, and A's slower write would land last."""
+  config = RunConfig(summary_dir=str(tmp_path), train=False)
+  started = threading.Event()
+
+  def write(step, slow):
+    def fill(prefix):
+      if slow:
+        started.set()
+        time.sleep(1.0)
+      pathlib.Path(f'{prefix}.index').write_text(str(step))
+    return fill
+
+  a = threading.Thread(target=best.keep_if_best,
+                       args=(config, {'step': 4, 'wrong': 4, 'total': 10}, write(4, True)))
+  a.start()
+  started.wait(10)
+  assert best.keep_if_best(config, {'step': 6, 'wrong': 3, 'total': 10}, write(6, False))
+  a.join()
+  assert best.read_info(str(tmp_path))['step'] == 6
+  assert (tmp_path / 'best' / 'model.ckpt-6.index').read_text() == '6'
