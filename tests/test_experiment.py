@@ -32,10 +32,11 @@ def trained(tmp_path_factory, tiny_run):
 
 @pytest.fixture(scope='module')
 def evaluated(trained, tmp_path_factory):
-  """What only reads `trained` or the original checkpoint, one experiment.main after another in
-  one process (a TensorFlow start each would prove nothing more): a new run started from its
-  checkpoint 4, checkpoint 4 evaluated, the original checkpoint's predictions, and an ensemble
-  of checkpoints 2 and 4 copied to m0 and m1. (folder, {name: CompletedProcess})."""
+  """One experiment.main after another in one process (a TensorFlow start each would prove
+  nothing more): a new run started from `trained`'s checkpoint 4, checkpoint 4 evaluated, the
+  original checkpoint's predictions, an ensemble of checkpoints 2 and 4 copied to m0 and m1;
+  then MultiMNIST, and the packaged digits with --validate --distort, each trained 2 steps and
+  evaluated. (folder, {name: CompletedProcess})."""
   run_dir, common, *_ = trained
   out = tmp_path_factory.mktemp('evaluated')
   for i, step in enumerate((2, 4)):
@@ -54,6 +55,16 @@ def evaluated(trained, tmp_path_factory):
                  f'--data_dir={ORACLE_DIR}', '--hparams_override=num_prime_capsules=2,remake=false',
                  f'--predictions_out={out}/oracle.npz'],
   }
+  multi = ['--data_dir=builtin', '--generate', '--num_targets=2', f'--summary_dir={out}/multi',
+           cli.TINY, '--batch_size=4', '--max_steps=2', '--save_step=2']
+  validated = ['--data_dir=builtin', '--validate', '--distort', f'--summary_dir={out}/validated',
+               cli.TINY, '--batch_size=8', '--max_steps=2']
+  cases.update({
+      'multi_trained': multi,
+      'multi': [*multi, '--train=false', '--eval_size=6', f'--predictions_out={out}/multi.npz'],
+      'validated_trained': validated,
+      'validated': [*validated, '--train=false', f'--predictions_out={out}/validated.npz'],
+  })
   return out, dict(zip(cases, cli.run_in_one_process(cases.values(), check=True)))
 
 
@@ -184,32 +195,22 @@ def test_two_logical_cpu_devices_match_one_device(deterministic_run, tmp_path):
                              rtol=1e-4)
 
 
-def test_multimnist_trains_and_evaluates_with_two_targets(tmp_path):
-  common = ['--data_dir=builtin', '--generate', '--num_targets=2', f'--summary_dir={tmp_path}',
-            cli.TINY,
-            '--batch_size=4', '--max_steps=2', '--save_step=2']
-  out = tmp_path / 'p.npz'
-  _, done = cli.run_in_one_process(
-      [common, [*common, '--train=false', '--eval_size=6', f'--predictions_out={out}']],
-      check=True)
-  predictions = np.load(out)
+def test_multimnist_trains_and_evaluates_with_two_targets(evaluated):
+  out, done = evaluated[0], evaluated[1]['multi']
+  predictions = np.load(out / 'multi.npz')
   assert predictions['labels'].shape == (6, 10) and set(predictions['labels'].sum(1)) == {2.0}
   assert predictions['reconstructions'].shape == (6, 2, 36 * 36)
   assert 'Total wrong predictions' in done.stdout
-  assert 'reconstruction' in cli.tags(tmp_path / 'train')
-  assert 'loss/reconstruction_spare' in cli.tags(tmp_path / 'train')
+  assert 'reconstruction' in cli.tags(out / 'multi' / 'train')
+  assert 'loss/reconstruction_spare' in cli.tags(out / 'multi' / 'train')
 
 
 @pytest.fixture(scope='module')
-def validated_and_distorted(tmp_path_factory):
-  """The packaged digits trained 2 steps and evaluated with --validate --distort: the
-  evaluation's predictions (one run serves both flags' tests; one process)."""
-  run_dir = tmp_path_factory.mktemp('validate_distort')
-  common = ['--data_dir=builtin', '--validate', '--distort', f'--summary_dir={run_dir}', cli.TINY,
-            '--batch_size=8', '--max_steps=2']
-  _, done = cli.run_in_one_process(
-      [common, [*common, '--train=false', f'--predictions_out={run_dir}/p.npz']], check=True)
-  return done, np.load(run_dir / 'p.npz')
+def validated_and_distorted(evaluated):
+  """The packaged digits trained 2 steps and evaluated with --validate --distort (one run
+  serves both flags' tests): (CompletedProcess, the evaluation's predictions)."""
+  out, done = evaluated
+  return done['validated'], np.load(out / 'validated.npz')
 
 
 def test_validate_evaluates_the_first_sixth_of_the_training_digits(validated_and_distorted):
