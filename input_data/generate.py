@@ -1,26 +1,22 @@
-"""Shifted MNIST and MultiMNIST made on the fly inside tf.data from raw IDX digits.
+"""The one shifted MNIST / MultiMNIST sampler, in tf.data: the reader's generate=True and the
+builder (input_data/tools/mnist_shift.py) both draw from it; docs/data_mnist.md "On the fly".
 
-Example n is a pure function of (seed, n) through stateless random ops. In order, shifted MNIST
-equals the file input_data/tools/mnist_shift.py writes, byte for byte; drawn at random (training),
-every example draws its base image at random. MultiMNIST partners are drawn per pair among the other
-classes; base_shift: docs/data_mnist.md "On the fly".
+Example n is a pure function of (seed, n) through stateless random ops.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from input_data import idx, pipeline
+from input_data import pipeline
 
 
-def examples(raw_dir, split, *, num_targets, shift, pad, num_pairs, seed, endless, start=0,
+def examples(images, labels, *, num_targets, shift, pad, num_pairs, seed, endless, start=0,
              base_shift='per_pair'):
-  """Returns (dataset of example dicts, (height, width), examples per epoch).
+  """(dataset of example dicts, (height, width), examples per epoch) of uint8 digits [N, H, W].
 
-  split: a builder split (train, test, valid_train, valid_test) of the raw files in raw_dir.
-  endless: random draws, example n of the stream a function of (seed, n), from n = start on;
-  else one epoch in the builder's order.
+  endless: random draws, example n a function of (seed, n), from n = start on; else one epoch
+  in the builder's order. Classes are the labels' own: 0..max(labels).
   """
-  images, labels = idx.load_split(raw_dir, split)
   margin = pad + shift  # padded by pad, then room to slice out any shift
   table = tf.constant(np.pad(images, ((0, 0), (margin, margin), (margin, margin)))[..., None])
   shape = (images.shape[1] + 2 * pad, images.shape[2] + 2 * pad)

@@ -21,7 +21,7 @@ from input_data import DataError
 from input_data import builder
 from input_data.datasets import DATASETS
 from input_data import generate as generate_lib
-from input_data import pipeline
+from input_data import idx, pipeline
 
 NUM_CLASSES = DATASETS['mnist'].num_classes
 _CROP = 4  # distortion crops 28 -> 24, as the original (and idx.read)
@@ -62,7 +62,7 @@ def read(dataset, options) -> builder.Examples:
     # Shuffled training draws its digits at random by position, endlessly (generate.py).
     endless = options.shuffle and options.repeat
     examples, (height, width), num_examples = generate_lib.examples(
-        options.data_dir, builder_split, num_targets=num_targets, shift=shift,
+        *idx.load_split(options.data_dir, builder_split), num_targets=num_targets, shift=shift,
         pad=options.get('pad', 4 if num_targets == 2 else 0),
         num_pairs=options.get('num_pairs', 1000), seed=seed, endless=endless,
         start=options.start, base_shift=options.get('base_shift', 'per_pair'))
