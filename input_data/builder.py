@@ -9,7 +9,8 @@ batches and maps them to batch dicts (pipeline.batches).
 
 import dataclasses
 import importlib
-from typing import Callable, Optional, Tuple
+import os
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -103,8 +104,16 @@ def distorting(dataset: datasets.Dataset, options: Options) -> bool:
   return bool(options.get('distort', dataset.distort))
 
 
-def split_files(dataset: datasets.Dataset, options: Options):
-  """The declared file(s) of the split read ('valid_<split>' with validate, where declared)."""
-  files = dataset.files
-  valid = f'valid_{options.split}'
-  return files[valid] if options.get('validate') and valid in files else files[options.split]
+def split_paths(dataset: datasets.Dataset, options: Options, folder: str = '') -> List[str]:
+  """The declared files of the split read ('valid_<split>' with validate, where declared) in
+  `folder` (default: data_dir); DataError naming any missing one and how to prepare it."""
+  files, valid = dataset.files, f'valid_{options.split}'
+  names = files[valid] if options.get('validate') and valid in files else files[options.split]
+  names = [names] if isinstance(names, str) else names
+  return pipeline.require_files([os.path.join(folder or options.data_dir, n) for n in names],
+                                dataset.prepare.format(dir=options.data_dir))
+
+
+def epoch_size(paths, options: Options) -> Optional[int]:
+  """Records in TFRecord `paths` where a run needs them (evaluation, a resume), else None."""
+  return None if options.training and not options.start else pipeline.count_records(paths)

@@ -7,16 +7,14 @@ test centrally; then per-image standardization.
 """
 
 import functools
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from input_data import DataError, builder
 from input_data.datasets import DATASETS, parse_size
-from input_data.pipeline import (count_records, crop_or_distort, image_features,
-                                 parse_image_examples, random_brightness, random_contrast,
-                                 random_crop, read_files, require_files)
+from input_data.pipeline import (crop_or_distort, image_features, parse_image_examples,
+                                 random_brightness, random_contrast, random_crop, read_files)
 
 RAW_SIZE, _, DEPTH = DATASETS['norb'].shape
 NUM_CLASSES = DATASETS['norb'].num_classes
@@ -68,14 +66,11 @@ def read(dataset, options) -> builder.Examples:
   image_size = height
   distort = builder.distorting(dataset, options)
   crop_size = CROP_SIZES[image_size] if distort else image_size
-  path = os.path.join(options.data_dir, builder.split_files(dataset, options))
-  require_files([path], dataset.prepare.format(dir=options.data_dir))
+  paths = builder.split_paths(dataset, options)
   parse = functools.partial(_parse, image_size=image_size)
   to_features = functools.partial(_features, crop_size=crop_size)
-  return builder.Examples(read_files([path], parse), to_features, (crop_size, crop_size, DEPTH),
-                          NUM_CLASSES,
-                          None if options.training and not options.start else count_records([path]),
-                          random=distort)
+  return builder.Examples(read_files(paths, parse), to_features, (crop_size, crop_size, DEPTH),
+                          NUM_CLASSES, builder.epoch_size(paths, options), random=distort)
 
 
 if __name__ == '__main__':  # the tool: input_data/tools/norb.py
