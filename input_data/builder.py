@@ -83,7 +83,8 @@ def build(name: str, *, data_dir, split, batch_size, seed=None, repeat=None, shu
                                repeat=options.repeat, start=start,
                                count=lambda: _epoch_size(source))
   if source.decode:
-    examples = examples.map(pipeline.unconverted(source.decode), num_parallel_calls=pipeline.AUTOTUNE)
+    examples = examples.map(pipeline.unconverted(source.decode),
+                            num_parallel_calls=pipeline.AUTOTUNE)
   batches = pipeline.batches(examples, source.to_features, batch_size=batch_size,
                              drop_remainder=options.repeat,
                              seed=seed if training and source.random else None,

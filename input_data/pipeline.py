@@ -57,7 +57,7 @@ def count_records(paths: Sequence[str]) -> Optional[int]:
 
 
 def assert_file(ok, filename, template: str, values: Sequence = ()):
-  """Asserts `ok`, else fails with filename (maybe a tensor) + tf.strings.format(template, values)."""
+  """Asserts `ok`, else fails with filename (a tensor too) + tf.strings.format(template, values)."""
   message = tf.cond(ok, lambda: tf.constant(''),
                     lambda: tf.strings.join([filename, tf.strings.format(template, values)]))
   return tf.debugging.Assert(ok, [message])
