@@ -14,7 +14,9 @@ the tools that make data files live in input_data/tools/.
 """
 
 from configs.errors import UserError
-from configs.spec import DatasetSpec  # noqa: F401
+from configs.spec import DatasetSpec
+
+__all__ = ['DataError', 'DatasetSpec', 'build_dataset']
 
 
 class DataError(UserError):

@@ -160,16 +160,17 @@ def test_base_shift_is_checked_before_reading_any_file(tmp_path):
     mnist_shift.build(str(tmp_path), str(tmp_path), 'test', base_shift='once')
 
 
-def test_shard_permutation_is_a_seeded_shuffle_of_every_index():
+def test_shard_slots_are_a_seeded_shuffle_of_every_index():
   k = np.arange(1000)
-  slots = mnist_shift.ShardPermutation(1000, seed=3)(k)
+  slots = mnist_shift.shard_slots(200, 5, seed=3)(k)
   np.testing.assert_array_equal(np.sort(slots), k)  # a bijection of [0, 1000)
   assert (slots != k).mean() > 0.99
-  # The first shard of 100 records gathers records from all over, not a block of images.
-  first_shard = np.flatnonzero(slots < 100)
-  assert first_shard.min() < 100 and first_shard.max() > 900
-  np.testing.assert_array_equal(slots, mnist_shift.ShardPermutation(1000, seed=3)(k))
-  assert not np.array_equal(slots, mnist_shift.ShardPermutation(1000, seed=4)(k))
+  # Each shard of 100 records gathers 100 images from all over, not a block of images.
+  for shard in range(10):
+    images = np.flatnonzero(slots // 100 == shard) // 5
+    assert len(set(images)) == 100 and images.min() < 20 and images.max() > 180
+  np.testing.assert_array_equal(slots, mnist_shift.shard_slots(200, 5, seed=3)(k))
+  assert not np.array_equal(slots, mnist_shift.shard_slots(200, 5, seed=4)(k))
 
 
 def _contents(paths):

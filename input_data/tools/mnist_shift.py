@@ -1,10 +1,11 @@
 """Builds shifted MNIST and MultiMNIST TFRecords from raw MNIST IDX files (docs/data_mnist.md).
 
 The original's `mnist_shift.py`: the records are input_data/generate.py's examples in order,
-MultiMNIST's spread over shards by a seeded permutation; each output gets a `.json` sidecar.
+MultiMNIST's spread over shards at random; each output gets a `.json` sidecar.
 """
 
 import contextlib
+import functools
 import json
 import os
 
@@ -22,40 +23,12 @@ from input_data.tools import cli, records
 _BATCH = 1024  # examples fetched from tf.data at a time
 
 
-class ShardPermutation:
-  """A keyed pseudo-random permutation of [0, n) (Feistel rounds and cycle walking).
-
-  Record k goes to shard slot // max_shard: every shard but the last holds exactly max_shard
-  records drawn from all images, and no table of n entries is kept.
-  """
-
-  def __init__(self, n: int, seed: int, rounds: int = 4):
-    self._half = (max(2, (n - 1).bit_length()) + 1) // 2
-    self._mask = np.uint64((1 << self._half) - 1)
-    self._n = n
-    self._keys = np.random.SeedSequence(seed).generate_state(rounds, np.uint64)
-
-  def _mix(self, x, key):
-    # splitmix64's finalizer: uint64 arithmetic wraps, as intended.
-    z = x ^ key
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return (z ^ (z >> np.uint64(31))) & self._mask
-
-  def _encrypt(self, x):
-    half = np.uint64(self._half)
-    left, right = x >> half, x & self._mask
-    for key in self._keys:
-      left, right = right, left ^ self._mix(right, key)
-    return (left << half) | right
-
-  def __call__(self, k: np.ndarray) -> np.ndarray:
-    y = self._encrypt(np.asarray(k, np.uint64))
-    while True:  # walk the cycle until back inside [0, n): a bijection of [0, n)
-      out = y >= self._n
-      if not out.any():
-        return y.astype(np.int64)
-      y[out] = self._encrypt(y[out])
+def shard_slots(num_images: int, num_pairs: int, seed: int):
+  """Record k (pair p of image i) -> slot p * num_images + a seeded permutation of i: a bijection
+  of [0, n) whose slot // max_shard, the record's shard, fills every shard but the last with
+  max_shard records of images drawn at random."""
+  order = np.random.default_rng(seed).permutation(num_images)
+  return lambda k: (k % num_pairs) * num_images + order[k // num_pairs]
 
 
 def pair_example(image_1, image_2, merged, label_1: int, label_2: int) -> bytes:
@@ -114,14 +87,14 @@ def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, see
                     f'can be paired with; lower --num_pairs')
   total = len(images) * num_pairs
   names = shard_names(prefix, -(-total // max_shard))
-  permutation = ShardPermutation(total, seed)
+  slots = shard_slots(len(images), num_pairs, seed)
   with contextlib.ExitStack() as stack:
     writers = [stack.enter_context(records.write_whole(name)) for name in names]
     stream = _serialized(images, labels, os.path.basename(prefix), num_targets=2, shift=shift,
                          pad=pad, num_pairs=num_pairs, seed=seed, base_shift=base_shift)
     for n, record in enumerate(stream):
       if n % _BATCH == 0:
-        shards = permutation(np.arange(n, min(n + _BATCH, total))) // max_shard
+        shards = slots(np.arange(n, min(n + _BATCH, total))) // max_shard
       writers[shards[n % _BATCH]].write(record)
   counts = [min(max_shard, total - s * max_shard) for s in range(len(names))]
   _write_metadata(prefix, total, images.shape[1:], shift=shift, pad=pad,
@@ -163,26 +136,22 @@ def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, nu
 
 
 def _define_flags(values: flags.FlagValues):
-  flags.DEFINE_string('data_dir', '/tmp/tensorflow/mnist/input_data', 'Raw MNIST IDX files.',
-                      flag_values=values)
-  flags.DEFINE_string('output_dir', '', 'Where to write; default: --data_dir.',
-                      flag_values=values)
+  string, integer = (functools.partial(f, flag_values=values)
+                     for f in (flags.DEFINE_string, flags.DEFINE_integer))
+  string('data_dir', '/tmp/tensorflow/mnist/input_data', 'Raw MNIST IDX files.')
+  string('output_dir', '', 'Where to write; default: --data_dir.')
   flags.DEFINE_enum('split', 'train', list(idx.SPLITS), 'Which split to build.',
                     flag_values=values)
-  flags.DEFINE_integer('shift', 2, 'Maximum shift on each axis.', flag_values=values)
-  flags.DEFINE_integer('pad', 0, 'Zero padding on each side before shifting.',
-                       flag_values=values)
+  integer('shift', 2, 'Maximum shift on each axis.')
+  integer('pad', 0, 'Zero padding on each side before shifting.')
   flags.DEFINE_boolean('multi_targets', False, 'Build MultiMNIST pairs.', flag_values=values)
-  flags.DEFINE_integer('num_pairs', 1000, 'MultiMNIST: partners per image.', flag_values=values)
-  flags.DEFINE_integer('max_shard', 100000, 'MultiMNIST: records per shard.',
-                       flag_values=values)
-  flags.DEFINE_integer('seed', 0, 'MultiMNIST: seed of partners, shifts and shard spread.',
-                       flag_values=values)
+  integer('num_pairs', 1000, 'MultiMNIST: partners per image.')
+  integer('max_shard', 100000, 'MultiMNIST: records per shard.')
+  integer('seed', 0, 'MultiMNIST: seed of partners, shifts and shard spread.')
   flags.DEFINE_enum('base_shift', 'per_pair', list(BASE_SHIFTS),
                     'MultiMNIST: shift each base digit afresh per pair, or once for all its '
                     'pairs (the original).', flag_values=values)
-  flags.DEFINE_integer('num_workers', None, 'Deprecated, ignored: tf.data samples in parallel.',
-                       flag_values=values)
+  integer('num_workers', None, 'Deprecated, ignored: tf.data samples in parallel.')
 
 
 def _build_from_flags(f: flags.FlagValues):
