@@ -1,8 +1,5 @@
-"""affNIST reader: expanded MNIST (40x40, shifted up to 6) to train, affNIST to test.
-
-Files and the converter (input_data/tools/affnist.py): docs/data_other.md "affNIST". All use the
-MNIST tf.Example schema, read as MNIST's (input_data/mnist.py).
-"""
+"""affNIST reader: expanded MNIST (40x40) to train, affNIST to test, all read as MNIST's files
+(docs/data_other.md "affNIST")."""
 
 import functools
 

@@ -1,11 +1,5 @@
-"""One builder for every dataset: its declaration and options -> (tf.data pipeline, spec).
-
-The builder checks the options against the declaration, resolves the defaults every dataset
-shares (shuffle and repeat the training split only), asks the declared reader module for the
-examples (`read(dataset, options) -> Examples`), then orders them (one epoch for evaluation;
-for training epoch after epoch, each shuffled by the seed and its number: pipeline.epochs),
-batches and maps them to batch dicts (pipeline.batches).
-"""
+"""One builder for every dataset: declaration and options -> the declared reader's examples
+(`read(dataset, options) -> Examples`), ordered, batched and mapped to batch dicts, and a spec."""
 
 import dataclasses
 import importlib

@@ -1,10 +1,5 @@
-"""CIFAR-10 reader: the official binary batches, preprocessed as the 2017 TF CIFAR-10 tutorial.
-
-data_dir holds cifar-10-batches-bin/ (or is it). A record is 3,073 bytes: the label, then the
-32x32x3 image channel-major. Training takes a random 24x24 crop, flip, brightness and contrast
-(distort=False: the test's central crop), then per-image standardization; validate=True trains on
-batches 1-4 and tests on batch 5 (docs/data_other.md "CIFAR-10").
-"""
+"""CIFAR-10 reader: the official binary batches (records of a label and a channel-major image),
+preprocessed as the 2017 TF CIFAR-10 tutorial (docs/data_other.md "CIFAR-10")."""
 
 import os
 

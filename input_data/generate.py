@@ -1,8 +1,5 @@
-"""The one shifted MNIST / MultiMNIST sampler, in tf.data: the reader's generate=True and the
-builder (input_data/tools/mnist_shift.py) both draw from it; docs/data_mnist.md "On the fly".
-
-Example n is a pure function of (seed, n) through stateless random ops.
-"""
+"""The one shifted MNIST / MultiMNIST sampler, in tf.data, of the reader's generate=True and the
+builder: example n is a function of (seed, n) (docs/data_mnist.md "On the fly")."""
 
 import numpy as np
 import tensorflow as tf
@@ -73,11 +70,8 @@ def _single_maker(table, labels, shape, shift, seed, random):
 
 
 def _pair_maker(table, labels, shape, shift, num_pairs, seed, random, base_shift):
-  """n -> MultiMNIST example: base image, a partner of another class, both shifted.
-
-  base_shift='once': the base image's shift comes from the image's own seed, so all of its
-  pairs (and, shuffled, every draw of it) share one shifted base, as the original's files.
-  """
+  """n -> MultiMNIST example: base image, a partner of another class, both shifted; with
+  base_shift='once' the base's shift is keyed by the image alone."""
   others = [np.flatnonzero(labels != c) for c in range(int(labels.max()) + 1)]
   counts = tf.constant([len(o) for o in others], tf.int32)
   width = max(len(o) for o in others)

@@ -1,10 +1,5 @@
-"""smallNORB reader: stereo pairs of 96x96 toy images, 5 classes, as the 2017 code read them.
-
-Files (trainduo/testduo.tfrecords, by input_data/tools/norb.py) and preprocessing:
-docs/data_other.md "smallNORB". Pixels are resized to image_size (48, or 32) with TF1's bilinear
-resize; distort (default on) crops to 32 (22): training after random brightness and contrast,
-test centrally; then per-image standardization.
-"""
+"""smallNORB reader: stereo pairs of 96x96 toy images, 5 classes, as the 2017 code read them
+(files and preprocessing: docs/data_other.md "smallNORB")."""
 
 import functools
 
@@ -29,12 +24,8 @@ def _parse(records, filename, image_size):
 
 
 def downsample(pairs, image_size: int):
-  """Stored pairs, flat [K, 2 * 96 * 96] camera-major -> uint8 [K, size, size, 2] (HWC).
-
-  This is the 2017 code's TF1 `resize_images` (bilinear, no half-pixel centers): for a whole
-  factor it samples source pixel factor * i exactly, so one gather does it, on uint8 and
-  before anything is buffered.
-  """
+  """Stored pairs, flat [K, 2 * 96 * 96] camera-major -> uint8 [K, size, size, 2] (HWC): TF1's
+  bilinear `resize_images` of the 2017 code, which for a whole factor samples pixel factor * i."""
   step = RAW_SIZE // image_size
   assert step * image_size == RAW_SIZE, image_size
   rows, cols, cameras = np.meshgrid(np.arange(image_size) * step, np.arange(image_size) * step,

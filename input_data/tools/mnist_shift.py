@@ -1,8 +1,5 @@
-"""Builds shifted MNIST and MultiMNIST TFRecords from raw MNIST IDX files (docs/data_mnist.md).
-
-The original's `mnist_shift.py`: the records are input_data/generate.py's examples in order,
-MultiMNIST's spread over shards at random; each output gets a `.json` sidecar.
-"""
+"""Builds shifted MNIST and MultiMNIST TFRecords of raw MNIST IDX files, as the original's
+`mnist_shift.py`: generate.py's examples in order, sidecars (docs/data_mnist.md "The builder")."""
 
 import contextlib
 import functools
@@ -75,11 +72,7 @@ def build_shifted(images, labels, path, *, shift, pad):
 
 def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, seed,
                 base_shift='per_pair'):
-  """Writes MultiMNIST shards '<prefix>-i-of-n' of at most max_shard records; returns names.
-
-  base_shift: 'per_pair' shifts the base digit afresh for each of its pairs; 'once' shifts it
-  once for all num_pairs (the original's builder). Partners: a shift per pair.
-  """
+  """Writes MultiMNIST shards '<prefix>-i-of-n' of at most max_shard records; returns names."""
   check_base_shift(base_shift)
   fewest = min(np.sum(labels != c) for c in np.unique(labels))
   if num_pairs > fewest:

@@ -65,10 +65,7 @@ def read_header(f: BinaryIO, path: str) -> Tuple[np.dtype, Tuple[int, ...]]:
 
 @contextlib.contextmanager
 def open_matrix(path: str, dtype: str, row_shape: Tuple[int, ...]) -> Iterator:
-  """Opens a smallNORB matrix of rows `row_shape`; yields (file, number of rows).
-
-  On leaving, checks that nothing follows the rows the header declares.
-  """
+  """Yields (file, number of rows) of a smallNORB matrix, then checks nothing follows the rows."""
   with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
     got, shape = read_header(f, path)
     if got != np.dtype(dtype) or tuple(shape[1:]) != row_shape:
