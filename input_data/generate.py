@@ -34,11 +34,6 @@ def _seeds(seed, n, num):
   return tf.unstack(tf.random.experimental.stateless_split(key, num))
 
 
-def _image_seed(seed, i):
-  """A stateless seed [2] of image i; its key (seed, -1 - i) is no example's (seed, n >= 0)."""
-  return tf.stack([tf.constant(seed, tf.int64), -1 - tf.cast(i, tf.int64)])
-
-
 def _shifted(table, i, dy, dx, shape, shift):
   """Image i moved down dy and right dx (zero fill): a window of the padded table."""
   begin = tf.stack([tf.cast(i, tf.int32), shift - dy, shift - dx, 0])
@@ -89,7 +84,8 @@ def _pair_maker(table, labels, shape, shift, num_pairs, seed, random, base_shift
     partner = others[label_1, _random_int(partner_seed, [], 0, counts[label_1])]
     shifts = _random_int(shift_seed, [4], -shift, shift + 1)
     if base_shift == 'once':
-      once = _random_int(_image_seed(seed, i), [2], -shift, shift + 1)
+      image_seed = tf.stack([tf.constant(seed, tf.int64), -1 - tf.cast(i, tf.int64)])  # no n's
+      once = _random_int(image_seed, [2], -shift, shift + 1)
       shifts = tf.concat([once, shifts[2:]], 0)
     image_1 = _shifted(table, i, shifts[0], shifts[1], shape, shift)
     image_2 = _shifted(table, partner, shifts[2], shifts[3], shape, shift)

@@ -5,6 +5,7 @@ batched and augmented: docs/data_own.md "Folders of images" and "Augmentation".
 """
 
 import dataclasses
+import functools
 from typing import Optional, Tuple
 
 import tensorflow as tf
@@ -144,9 +145,7 @@ def examples(files: tf.data.Dataset, options: ImageOptions, depth: int, num_clas
     return {'image': tf.ensure_shape(image / 255.0, [*options.size, depth]),
             'label': tf.cast(example['label'], tf.int32)}
 
-  def to_features(batch, seed=None):
-    return _features(batch, seed, options=options, num_classes=num_classes)
-
+  to_features = functools.partial(_features, options=options, num_classes=num_classes)
   return builder.Examples(files, to_features, (*options.output_size(), depth), num_classes,
                           random=options.distort and bool(options.augment), decode=decode_one,
                           **facts)
