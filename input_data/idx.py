@@ -114,6 +114,6 @@ def read(dataset, options):
                                                  'label': labels.astype(np.int32)})
   to_features = functools.partial(mnist.to_features, num_classes=dataset.num_classes,
                                   num_targets=1, distort=distort)
-  height, width = images.shape[1] - 4 * distort, images.shape[2] - 4 * distort
+  height, width = images.shape[1] - mnist.CROP * distort, images.shape[2] - mnist.CROP * distort
   return builder.Examples(examples, to_features, (height, width, 1), dataset.num_classes,
                           len(labels), random=distort)

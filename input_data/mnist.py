@@ -16,7 +16,7 @@ from input_data import generate as generate_lib
 from input_data import idx, pipeline
 
 NUM_CLASSES = DATASETS['mnist'].num_classes
-_CROP = 4  # distortion crops 28 -> 24, as the original
+CROP = 4  # distortion crops 28 -> 24, as the original
 _MAX_ANGLE = np.deg2rad(15.0)
 _RAW_KEYS = {1: ('image_raw',), 2: ('image_raw_1', 'image_raw_2', 'merged_raw')}
 _LABEL_KEYS = {1: ('label',), 2: ('label_1', 'label_2')}
@@ -59,7 +59,7 @@ def read(dataset, options) -> builder.Examples:
       num_examples = builder.epoch_size(files, options)
   features = functools.partial(to_features, num_targets=num_targets, distort=distort)
   if distort:
-    height, width = height - _CROP, width - _CROP
+    height, width = height - CROP, width - CROP
   return builder.Examples(examples, features, (height, width, 1), NUM_CLASSES, num_examples,
                           random=distort, endless=endless, num_targets=num_targets)
 
@@ -207,9 +207,9 @@ def rotate(images, angles):
 
 
 def distort_images(images, seed=None):
-  """Square images [B, H, W, 1] -> 4 pixels smaller: a random crop and rotation within +-15
+  """Square images [B, H, W, 1] -> CROP pixels smaller: a random crop and rotation within +-15
   degrees with a seed [2] (training), else the central crop."""
-  size = images.shape[1] - _CROP
+  size = images.shape[1] - CROP
   if seed is None:
     return tf.image.resize_with_crop_or_pad(images, size, size)
   crop_seed, angle_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
