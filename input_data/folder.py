@@ -76,15 +76,15 @@ def check_same_classes(train: Listing, test: Listing):
                     'make them the same (labels are the sorted folder names)')
 
 
-def hold_out(listing: Listing, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
-  """(train, held-out) indices: round(fraction * n), at least 1, of each class, at random."""
+def hold_out(listing: Listing, options, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+  """(train, held-out) indices: images.held_out of each class, at random."""
   rng, train, test = np.random.default_rng(seed), [], []
   for label, name in enumerate(listing.classes):
     members = np.flatnonzero(listing.labels == label)
     if len(members) < 2:
       raise DataError(f'class {name} in {listing.root} has {len(members)} image; validate=True '
                       'holds out part of each class and needs at least 2')
-    count = min(max(1, round(fraction * len(members))), len(members) - 1)
+    count = images.held_out(options, len(members))
     chosen = rng.permutation(members)
     test.append(chosen[:count])
     train.append(chosen[count:])
@@ -144,8 +144,7 @@ def read(dataset, options) -> builder.Examples:
     raise DataError(f'folder data_dir {data_dir} does not exist: expected {LAYOUT}')
   train = list_split(data_dir, 'train')
   if options.get('validate'):
-    kept, held = hold_out(train, images.validation_fraction(options),
-                          options.get('validation_seed', 0))
+    kept, held = hold_out(train, options, options.get('validation_seed', 0))
     listing = train.take(kept if split == 'train' else held)
   elif split == 'test':
     listing = list_split(data_dir, 'test')

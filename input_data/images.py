@@ -53,13 +53,14 @@ def make_options(options) -> ImageOptions:
                       distort is not False)
 
 
-def validation_fraction(options) -> float:
-  """The fraction of train/ that validate=True holds out (default VALIDATION_FRACTION)."""
+def held_out(options, n: int) -> int:
+  """How many of n training examples validate=True holds out: round(validation_fraction * n),
+  at least 1, at most n - 1."""
   fraction = options.get('validation_fraction', VALIDATION_FRACTION)
   if not 0 < fraction < 1:
     raise UserError(f'{options.name.split(":")[0]}: validation_fraction must be in (0, 1), got '
                     f'{fraction!r}')
-  return fraction
+  return min(max(1, round(fraction * n)), n - 1)
 
 
 def check_square(name: str, options: ImageOptions):

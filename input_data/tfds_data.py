@@ -72,9 +72,8 @@ def read_split(info, name, split, train_split, test_split, validate, options) ->
                     f'{", ".join(info.splits.keys())}); pass {split}_split=one of them{fix}')
   if not validate:
     return wanted
-  fraction = images.validation_fraction(options)
   total = info.splits[wanted].num_examples
-  cut = total - min(max(1, round(fraction * total)), total - 1)
+  cut = total - images.held_out(options, total)
   return f'{wanted}[:{cut}]' if split == 'train' else f'{wanted}[{cut}:]'
 
 
