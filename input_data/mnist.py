@@ -17,6 +17,7 @@ from input_data import idx, pipeline
 
 NUM_CLASSES = DATASETS['mnist'].num_classes
 CROP = 4  # distortion crops 28 -> 24, as the original
+MULTI_PAD, NUM_PAIRS = 4, 1000  # the original's MultiMNIST: 36x36 pairs, 1,000 per digit
 _MAX_ANGLE = np.deg2rad(15.0)
 _RAW_KEYS = {1: ('image_raw',), 2: ('image_raw_1', 'image_raw_2', 'merged_raw')}
 _LABEL_KEYS = {1: ('label',), 2: ('label_1', 'label_2')}
@@ -46,8 +47,8 @@ def read(dataset, options) -> builder.Examples:
     endless = options.shuffle and options.repeat
     examples, (height, width), num_examples = generate_lib.examples(
         *idx.load_split(options.data_dir, builder_split), num_targets=num_targets, shift=shift,
-        pad=options.get('pad', 4 if num_targets == 2 else 0),
-        num_pairs=options.get('num_pairs', 1000), seed=seed, endless=endless,
+        pad=options.get('pad', MULTI_PAD if num_targets == 2 else 0),
+        num_pairs=options.get('num_pairs', NUM_PAIRS), seed=seed, endless=endless,
         start=options.start, base_shift=options.get('base_shift', 'per_pair'))
   else:
     files, metadata = _find_files(options.data_dir, builder_split, num_targets, shift)
@@ -103,7 +104,7 @@ def metadata_path(output: str) -> str:
 
 def builder_command(split: str, shift: int, multi_targets: bool = False) -> str:
   """The command that writes a split's files (for 'missing file' errors)."""
-  pad = ' --pad=4 --multi_targets' if multi_targets else ''
+  pad = f' --pad={MULTI_PAD} --multi_targets' if multi_targets else ''
   return (f'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir=DIR '
           f'--split={split} --shift={shift}{pad}')
 

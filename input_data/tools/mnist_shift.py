@@ -13,8 +13,8 @@ import numpy as np
 from configs.errors import UserError
 from configs.progress import Progress
 from input_data import DataError, generate, idx
-from input_data.mnist import (BASE_SHIFTS, check_base_shift, metadata_path, multi_prefix,
-                              shard_names, shifted_name)
+from input_data.mnist import (BASE_SHIFTS, NUM_CLASSES, NUM_PAIRS, check_base_shift,
+                              metadata_path, multi_prefix, shard_names, shifted_name)
 from input_data.tools import cli, records
 
 _BATCH = 1024  # examples fetched from tf.data at a time
@@ -104,7 +104,7 @@ def _write_metadata(output, num_records, shape, **settings):
               indent=1)
 
 
-def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, num_pairs=1000,
+def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, num_pairs=NUM_PAIRS,
           max_shard=100000, seed=0, base_shift='per_pair'):
   """Reads a raw MNIST split and writes its shifted MNIST file or MultiMNIST shards."""
   if shift < 0 or pad < 0 or num_pairs < 1 or max_shard < 1:
@@ -115,8 +115,9 @@ def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, nu
     raise UserError(f'--base_shift={base_shift} pairs MultiMNIST digits: add --multi_targets '
                     'or drop --base_shift')
   images, labels = idx.load_split(raw_dir, split)
-  if labels.size and labels.max() > 9:
-    raise DataError(f'labels in {raw_dir} go up to {labels.max()}; MNIST has classes 0-9')
+  if labels.size and labels.max() >= NUM_CLASSES:
+    raise DataError(f'labels in {raw_dir} go up to {labels.max()}; MNIST has classes '
+                    f'0-{NUM_CLASSES - 1}')
   os.makedirs(output_dir, exist_ok=True)
   logging.info('%s: %d images %s from %s', split, len(images), images.shape[1:], raw_dir)
   if multi_targets:
@@ -138,7 +139,7 @@ def _define_flags(values: flags.FlagValues):
   integer('shift', 2, 'Maximum shift on each axis.')
   integer('pad', 0, 'Zero padding on each side before shifting.')
   flags.DEFINE_boolean('multi_targets', False, 'Build MultiMNIST pairs.', flag_values=values)
-  integer('num_pairs', 1000, 'MultiMNIST: partners per image.')
+  integer('num_pairs', NUM_PAIRS, 'MultiMNIST: partners per image.')
   integer('max_shard', 100000, 'MultiMNIST: records per shard.')
   integer('seed', 0, 'MultiMNIST: seed of partners, shifts and shard spread.')
   flags.DEFINE_enum('base_shift', 'per_pair', list(BASE_SHIFTS),
