@@ -6,15 +6,13 @@ Every dataset yields batches as dicts of tensors:
   recons_image  float32 [batch, height, width, depth]: what the decoder reconstructs
   recons_label  int32 [batch]: class whose capsule the decoder sees
   spare_image, spare_label: the second target's image and class (only when num_targets == 2)
-and describes itself with a configs.spec.DatasetSpec (the static facts a model is built from).
-
-A dataset is a declaration (input_data/datasets.py); `build_dataset` (input_data/builder.py)
-turns one into its pipeline. This package imports TensorFlow only when a pipeline is built;
-the tools that make data files live in input_data/tools/.
+and describes itself with a configs.spec.DatasetSpec. Which module holds what: docs/data.md.
 """
 
 from configs.errors import UserError
-from configs.spec import DatasetSpec  # noqa: F401
+from configs.spec import DatasetSpec
+
+__all__ = ['DataError', 'DatasetSpec', 'build_dataset']
 
 
 class DataError(UserError):

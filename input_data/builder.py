@@ -1,15 +1,10 @@
-"""One builder for every dataset: its declaration and options -> (tf.data pipeline, spec).
-
-The builder checks the options against the declaration, resolves the defaults every dataset
-shares (shuffle and repeat the training split only), asks the declared reader module for the
-examples (`read(dataset, options) -> Examples`), then orders them (one epoch for evaluation;
-for training epoch after epoch, each shuffled by the seed and its number: pipeline.epochs),
-batches and maps them to batch dicts (pipeline.batches).
-"""
+"""One builder for every dataset: declaration and options -> the declared reader's examples
+(`read(dataset, options) -> Examples`), ordered, batched and mapped to batch dicts, and a spec."""
 
 import dataclasses
 import importlib
-from typing import Callable, Optional, Tuple
+import os
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -82,7 +77,8 @@ def build(name: str, *, data_dir, split, batch_size, seed=None, repeat=None, shu
                                repeat=options.repeat, start=start,
                                count=lambda: _epoch_size(source))
   if source.decode:
-    examples = examples.map(pipeline.unconverted(source.decode), num_parallel_calls=pipeline.AUTOTUNE)
+    examples = examples.map(pipeline.unconverted(source.decode),
+                            num_parallel_calls=pipeline.AUTOTUNE)
   batches = pipeline.batches(examples, source.to_features, batch_size=batch_size,
                              drop_remainder=options.repeat,
                              seed=seed if training and source.random else None,
@@ -103,8 +99,16 @@ def distorting(dataset: datasets.Dataset, options: Options) -> bool:
   return bool(options.get('distort', dataset.distort))
 
 
-def split_files(dataset: datasets.Dataset, options: Options):
-  """The declared file(s) of the split read ('valid_<split>' with validate, where declared)."""
-  files = dataset.files
-  valid = f'valid_{options.split}'
-  return files[valid] if options.get('validate') and valid in files else files[options.split]
+def split_paths(dataset: datasets.Dataset, options: Options, folder: str = '') -> List[str]:
+  """The declared files of the split read ('valid_<split>' with validate, where declared) in
+  `folder` (default: data_dir); DataError naming any missing one and how to prepare it."""
+  files, valid = dataset.files, f'valid_{options.split}'
+  names = files[valid] if options.get('validate') and valid in files else files[options.split]
+  names = [names] if isinstance(names, str) else names
+  return pipeline.require_files([os.path.join(folder or options.data_dir, n) for n in names],
+                                dataset.prepare.format(dir=options.data_dir))
+
+
+def epoch_size(paths, options: Options) -> Optional[int]:
+  """Records in TFRecord `paths` where a run needs them (evaluation, a resume), else None."""
+  return None if options.training and not options.start else pipeline.count_records(paths)

@@ -1,10 +1,5 @@
-"""CIFAR-10 reader: the official binary batches, preprocessed as the 2017 TF CIFAR-10 tutorial.
-
-data_dir holds cifar-10-batches-bin/ (or is it). A record is 3,073 bytes: the label, then the
-32x32x3 image channel-major. Training takes a random 24x24 crop, flip, brightness and contrast
-(distort=False: the test's central crop), then per-image standardization; validate=True trains on
-batches 1-4 and tests on batch 5 (docs/data_other.md "CIFAR-10").
-"""
+"""CIFAR-10 reader: the official binary batches (records of a label and a channel-major image),
+preprocessed as the 2017 TF CIFAR-10 tutorial (docs/data_other.md "CIFAR-10")."""
 
 import os
 
@@ -14,7 +9,7 @@ from input_data import DataError, builder
 from input_data.datasets import DATASETS
 from input_data.pipeline import (PARSE_CHUNK, assert_file, crop_or_distort, image_features,
                                  random_brightness, random_contrast, random_crop,
-                                 random_flip_left_right, read_files, require_files)
+                                 random_flip_left_right, read_files)
 
 IMAGE_SIZE, _, DEPTH = DATASETS['cifar10'].shape
 NUM_CLASSES = DATASETS['cifar10'].num_classes
@@ -23,13 +18,12 @@ RECORD_BYTES = 1 + IMAGE_SIZE * IMAGE_SIZE * DEPTH
 FOLDER = 'cifar-10-batches-bin'
 
 
-def batch_files(dataset, data_dir: str, names):
-  """Paths of the binary batches `names` in data_dir or its cifar-10-batches-bin/."""
-  inside = any(tf.io.gfile.exists(os.path.join(data_dir, n))
+def batch_files(dataset, options):
+  """Paths of the split's binary batches in data_dir or its cifar-10-batches-bin/."""
+  inside = any(tf.io.gfile.exists(os.path.join(options.data_dir, n))
                for n in ('test_batch.bin', 'data_batch_1.bin'))
-  folder = data_dir if inside else os.path.join(data_dir, FOLDER)
-  return require_files([os.path.join(folder, n) for n in names],
-                       dataset.prepare.format(dir=data_dir))
+  return builder.split_paths(dataset, options,
+                             options.data_dir if inside else os.path.join(options.data_dir, FOLDER))
 
 
 def count_examples(paths) -> int:
@@ -78,7 +72,7 @@ def _features(batch, seed=None):
 
 def read(dataset, options) -> builder.Examples:
   """24x24x3 standardized CIFAR-10 images (see the module docstring)."""
-  paths = batch_files(dataset, options.data_dir, builder.split_files(dataset, options))
+  paths = batch_files(dataset, options)
   num_examples = count_examples(paths)
   records = read_files(paths, decode_records, _chunks)
   return builder.Examples(records, _features, (CROP_SIZE, CROP_SIZE, DEPTH), NUM_CLASSES,

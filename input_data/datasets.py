@@ -1,9 +1,6 @@
-"""Every dataset as a declaration: what it reads, what it accepts, how its data is prepared.
+"""Every dataset as a declaration: what it reads, accepts and how its data is prepared.
 
-Pure Python, no TensorFlow: experiment.py checks flags against these before TensorFlow starts.
-input_data/builder.py turns a declaration and options into the tf.data pipeline. Adding a
-dataset is one entry of DATASETS (and, for a new file format, one reader module); see
-docs/data_own.md "A new dataset in one declaration".
+No TensorFlow, so flags are checked before it starts; a new dataset: docs/data_own.md.
 """
 
 import dataclasses
@@ -12,8 +9,7 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 from configs.errors import UserError
 from configs.registry import check_name
 
-# RunConfig settings that are dataset options: passed to a dataset only when set (not at their
-# RunConfig default), and refused by a dataset that does not declare them.
+# RunConfig settings passed to a dataset when set, refused by one that does not declare them.
 FLAG_OPTIONS = ('validate', 'distort', 'num_targets', 'generate', 'image_size', 'resize_mode',
                 'channels', 'augment', 'download')
 IMAGE_OPTIONS = ('validate', 'distort', 'image_size', 'resize_mode', 'channels', 'augment',
@@ -22,7 +18,6 @@ RESIZE_MODES = ('resize', 'pad', 'crop')
 AUGMENTATIONS = ('crop', 'flip', 'cifar10')  # of images (input_data/images.py)
 DISTORT_DEFAULT = ('crop', 'flip')  # what distort=True means when no augment is chosen
 VALIDATION_FRACTION = 0.1  # of train/, held out by validate=True where no split is declared
-# The four files of a raw MNIST directory (LeCun's names, also Fashion-MNIST's and KMNIST's).
 MNIST_IDX = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
              'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
 MNIST_DOWNLOAD = 'python -m input_data.download --dataset=mnist --output_dir={dir}'
@@ -80,14 +75,14 @@ DATASETS = {
 
 
 def declared(name: str) -> Dataset:
-  """The declaration of --dataset=name (any 'tfds:NAME' is the tfds one); UserError if none."""
+  """The declaration of --dataset=name ('tfds:NAME': tfds's); UserError if none."""
   name = 'tfds' if name.startswith('tfds:') else name
   check_name('dataset', name, DATASETS)
   return DATASETS[name]
 
 
 def check_options(name: str, options: Mapping[str, object]):
-  """UserError for the first option `name` does not declare, naming the datasets that do."""
+  """UserError for the first option `name` does not declare, naming those that do."""
   taken = declared(name).options
   for option, value in options.items():
     if option in taken:
@@ -140,8 +135,7 @@ def parse_size(name: str, image_size) -> Optional[Tuple[int, int]]:
 
 def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
                   distort: Optional[bool]) -> Tuple[str, ...]:
-  """The augmentations chosen: 'crop,flip' or ['crop', 'flip']; distort=True with none chosen
-  means DISTORT_DEFAULT."""
+  """The augmentations of 'crop,flip' or ['crop', 'flip'] (distort=True, none: DISTORT_DEFAULT)."""
   if isinstance(augment, str):
     augment = augment.split(',')
   chosen = tuple(a.strip().lower() for a in (augment or ()) if a.strip())

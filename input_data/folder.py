@@ -1,18 +1,5 @@
-"""Any image classification data as folders of images: DIR/{train,test}/<class>/<image files>.
-
-The layout keras.utils.image_dataset_from_directory reads. Class folder names, sorted, are
-the labels 0, 1, ... (spec.class_names, also logged); images may sit in nested folders of a
-class. Files are .png, .jpg, .jpeg, .gif, .bmp or .webp; other files are skipped and counted
-in the log. validate=True reads no test/: it holds out `validation_fraction` of each class of
-train/ (seeded by `validation_seed`, the same for every build, so train and test agree).
-
-Before reading, every image of the split is decoded once (check_files=True): a file that does
-not decode, or grayscale images among color ones (with channels=None), is a DataError naming
-the files. Image size, channels, resize_mode and augment: see input_data/images.py.
-
-input_data/tools/folder.py writes IDX files (MNIST, Fashion-MNIST) as such folders of PNGs
-(python -m input_data.folder --make_from_idx=IDX_DIR --output_dir=DIR).
-"""
+"""Any image classification data as folders of images: DIR/{train,test}/<class>/<image files>
+(docs/data_own.md "Folders of images"); input_data/tools/folder.py writes IDX files as such."""
 
 import dataclasses
 import os
@@ -89,22 +76,19 @@ def check_same_classes(train: Listing, test: Listing):
                     'make them the same (labels are the sorted folder names)')
 
 
-def hold_out(listing: Listing, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
-  """(train, held-out) indices: round(fraction * n), at least 1, of each class, at random."""
+def hold_out(listing: Listing, options, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+  """(train, held-out) indices: images.held_out of each class, at random."""
   rng, train, test = np.random.default_rng(seed), [], []
   for label, name in enumerate(listing.classes):
     members = np.flatnonzero(listing.labels == label)
     if len(members) < 2:
       raise DataError(f'class {name} in {listing.root} has {len(members)} image; validate=True '
                       'holds out part of each class and needs at least 2')
-    count = min(max(1, round(fraction * len(members))), len(members) - 1)
+    count = images.held_out(options, len(members))
     chosen = rng.permutation(members)
     test.append(chosen[:count])
     train.append(chosen[count:])
   return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
-
-
-# ---------------------------------------------------------------- checking the files
 
 
 def first_shape(listing: Listing) -> Tuple[int, int, int]:
@@ -118,8 +102,7 @@ def first_shape(listing: Listing) -> Tuple[int, int, int]:
 
 
 def probe(paths: Sequence[str]) -> np.ndarray:
-  """(height, width, channels) of each image file as stored, [N, 3], decoded by TensorFlow in
-  parallel; zeros for a file that cannot be read or decoded."""
+  """(height, width, channels) [N, 3] of each image file as stored; zeros where none decodes."""
   def shape(i, path):
     image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
     return i, tf.shape(image)
@@ -153,23 +136,15 @@ def verify_files(listing: Listing, color: bool, detected: bool):
                  'resize_mode', listing.root, len(sizes))
 
 
-# ---------------------------------------------------------------- the dataset
-
-
 def read(dataset, options) -> builder.Examples:
-  """The images in data_dir/{train,test}/<class>/ (see the module docstring).
-
-  image_size (default: the first train image's), resize_mode, channels (default: the first
-  train image's, 1 or 3), augment and crop_padding: see input_data/images.py.
-  """
+  """The images in data_dir/{train,test}/<class>/ (see the module docstring)."""
   del dataset  # its facts come from the folders
   image_options, data_dir, split = images.make_options(options), options.data_dir, options.split
   if not tf.io.gfile.isdir(data_dir):
     raise DataError(f'folder data_dir {data_dir} does not exist: expected {LAYOUT}')
   train = list_split(data_dir, 'train')
   if options.get('validate'):
-    kept, held = hold_out(train, images.validation_fraction(options),
-                          options.get('validation_seed', 0))
+    kept, held = hold_out(train, options, options.get('validation_seed', 0))
     listing = train.take(kept if split == 'train' else held)
   elif split == 'test':
     listing = list_split(data_dir, 'test')

@@ -1,26 +1,19 @@
-"""Shifted MNIST and MultiMNIST made on the fly inside tf.data from raw IDX digits.
-
-Example n is a pure function of (seed, n) through stateless random ops. In order, shifted MNIST
-equals the file input_data/tools/mnist_shift.py writes, byte for byte; drawn at random (training),
-every example draws its base image at random. MultiMNIST partners are drawn per pair among the other
-classes; base_shift: docs/data_mnist.md "On the fly".
-"""
+"""The one shifted MNIST / MultiMNIST sampler, in tf.data, of the reader's generate=True and the
+builder: example n is a function of (seed, n) (docs/data_mnist.md "On the fly")."""
 
 import numpy as np
 import tensorflow as tf
 
-from input_data import idx, pipeline
+from input_data import pipeline
 
 
-def examples(raw_dir, split, *, num_targets, shift, pad, num_pairs, seed, endless, start=0,
+def examples(images, labels, *, num_targets, shift, pad, num_pairs, seed, endless, start=0,
              base_shift='per_pair'):
-  """Returns (dataset of example dicts, (height, width), examples per epoch).
+  """(dataset of example dicts, (height, width), examples per epoch) of uint8 digits [N, H, W].
 
-  split: a builder split (train, test, valid_train, valid_test) of the raw files in raw_dir.
-  endless: random draws, example n of the stream a function of (seed, n), from n = start on;
-  else one epoch in the builder's order.
+  endless: random draws, example n a function of (seed, n), from n = start on; else one epoch
+  in the builder's order. Classes are the labels' own: 0..max(labels).
   """
-  images, labels = idx.load_split(raw_dir, split)
   margin = pad + shift  # padded by pad, then room to slice out any shift
   table = tf.constant(np.pad(images, ((0, 0), (margin, margin), (margin, margin)))[..., None])
   shape = (images.shape[1] + 2 * pad, images.shape[2] + 2 * pad)
@@ -39,11 +32,6 @@ def _seeds(seed, n, num):
   """`num` independent stateless seeds [2] for example n."""
   key = tf.stack([tf.constant(seed, tf.int64), tf.cast(n, tf.int64)])
   return tf.unstack(tf.random.experimental.stateless_split(key, num))
-
-
-def _image_seed(seed, i):
-  """A stateless seed [2] of image i; its key (seed, -1 - i) is no example's (seed, n >= 0)."""
-  return tf.stack([tf.constant(seed, tf.int64), -1 - tf.cast(i, tf.int64)])
 
 
 def _shifted(table, i, dy, dx, shape, shift):
@@ -77,11 +65,8 @@ def _single_maker(table, labels, shape, shift, seed, random):
 
 
 def _pair_maker(table, labels, shape, shift, num_pairs, seed, random, base_shift):
-  """n -> MultiMNIST example: base image, a partner of another class, both shifted.
-
-  base_shift='once': the base image's shift comes from the image's own seed, so all of its
-  pairs (and, shuffled, every draw of it) share one shifted base, as the original's files.
-  """
+  """n -> MultiMNIST example: base image, a partner of another class, both shifted; with
+  base_shift='once' the base's shift is keyed by the image alone."""
   others = [np.flatnonzero(labels != c) for c in range(int(labels.max()) + 1)]
   counts = tf.constant([len(o) for o in others], tf.int32)
   width = max(len(o) for o in others)
@@ -99,7 +84,8 @@ def _pair_maker(table, labels, shape, shift, num_pairs, seed, random, base_shift
     partner = others[label_1, _random_int(partner_seed, [], 0, counts[label_1])]
     shifts = _random_int(shift_seed, [4], -shift, shift + 1)
     if base_shift == 'once':
-      once = _random_int(_image_seed(seed, i), [2], -shift, shift + 1)
+      image_seed = tf.stack([tf.constant(seed, tf.int64), -1 - tf.cast(i, tf.int64)])  # no n's
+      once = _random_int(image_seed, [2], -shift, shift + 1)
       shifts = tf.concat([once, shifts[2:]], 0)
     image_1 = _shifted(table, i, shifts[0], shifts[1], shape, shift)
     image_2 = _shifted(table, partner, shifts[2], shifts[3], shape, shift)

@@ -1,8 +1,5 @@
-"""IDX files (MNIST's format): uint8 images [N, H, W] and labels [N], plain or gzip.
-
-Also the raw MNIST layout (the validation cut) that the shifted-MNIST builder and the on-the-fly
-generator share, and `read`: the reader of datasets declared as IDX files (e.g. kmnist).
-"""
+"""IDX files (MNIST's format, plain or gzip), the raw MNIST splits (the validation cut), and
+`read`: the reader of datasets declared as IDX files (e.g. kmnist)."""
 
 import functools
 import gzip
@@ -19,7 +16,6 @@ from input_data.datasets import MNIST_DOWNLOAD, MNIST_IDX
 _UBYTE = 0x08
 _GZIP_MAGIC = b'\x1f\x8b'
 
-# Splits of the builder: the validation pair cuts the training files as the original did.
 SPLITS = ('train', 'test', 'valid_train', 'valid_test')
 WHERE_TO_GET = (f'download them with `{MNIST_DOWNLOAD.format(dir="DIR")}` (or '
                 '--dataset=fashion_mnist), or use the 5,000 packaged '
@@ -28,17 +24,16 @@ WHERE_TO_GET = (f'download them with `{MNIST_DOWNLOAD.format(dir="DIR")}` (or '
 
 
 def read_images(path: str) -> np.ndarray:
-  """Reads an IDX image file as uint8 [N, H, W]."""
+  """uint8 [N, H, W] of an IDX image file."""
   return _read(path, ndim=3)
 
 
 def read_labels(path: str) -> np.ndarray:
-  """Reads an IDX label file as uint8 [N]."""
+  """uint8 [N] of an IDX label file."""
   return _read(path, ndim=1)
 
 
 def _read(path, ndim):
-  """Parses one IDX file, naming the file in every error."""
   try:
     with open(path, 'rb') as f:
       data = f.read()
@@ -64,7 +59,7 @@ def _read(path, ndim):
 
 def find_raw_files(raw_dir: str, source: str, files: Mapping = MNIST_IDX,
                    where_to_get: str = WHERE_TO_GET) -> Tuple[str, str]:
-  """Returns the (images, labels) paths of 'train' or 'test' in `raw_dir`, plain or .gz."""
+  """(images, labels) paths of 'train' or 'test' in `raw_dir`, plain or .gz."""
   found, missing = [], []
   for name in files[source]:
     candidates = [os.path.join(raw_dir, name + ext) for ext in ('', '.gz')]
@@ -77,21 +72,14 @@ def find_raw_files(raw_dir: str, source: str, files: Mapping = MNIST_IDX,
 
 
 def validation_cut(num_train: int) -> int:
-  """How many training images, from the start, --validate holds out as valid_test.
-
-  The original's builder holds out the first 10,000 of MNIST's 60,000 (1/6) and trains on
-  images 10,000..59,999; a smaller training set (the packaged 4,000 digits) keeps that 1/6.
-  """
+  """How many training images, from the start, are valid_test: the original's 10,000 of
+  60,000, 1/6 of a smaller set."""
   return min(10000, num_train // 6)
 
 
 def load_split(raw_dir: str, split: str, files: Mapping = MNIST_IDX,
                where_to_get: str = WHERE_TO_GET) -> Tuple[np.ndarray, np.ndarray]:
-  """Returns uint8 images [N, H, W] and labels [N] of a builder split of a raw MNIST dir.
-
-  valid_test is the first validation_cut images of the training files, valid_train the rest
-  (MNIST: images 0..9,999 and 10,000..59,999, as the original).
-  """
+  """uint8 images [N, H, W] and labels [N] of a split (SPLITS) of a raw MNIST dir."""
   if split not in SPLITS:
     raise DataError(f'unknown MNIST split {split!r}; expected one of: {", ".join(SPLITS)}')
   images_path, labels_path = find_raw_files(raw_dir, 'test' if split == 'test' else 'train',
@@ -111,8 +99,7 @@ def load_split(raw_dir: str, split: str, files: Mapping = MNIST_IDX,
 
 
 def read(dataset, options):
-  """builder.Examples of a dataset declared as IDX files (`dataset.files`: split -> (images,
-  labels) names): pixels scaled by 1/255 as MNIST's, distort as MNIST's (input_data/mnist.py)."""
+  """builder.Examples of a dataset declared as IDX files, read as MNIST's (input_data/mnist.py)."""
   # pylint: disable=g-import-not-at-top; the IDX format itself needs no TensorFlow
   import tensorflow as tf
   from input_data import builder, mnist
@@ -127,6 +114,6 @@ def read(dataset, options):
                                                  'label': labels.astype(np.int32)})
   to_features = functools.partial(mnist.to_features, num_classes=dataset.num_classes,
                                   num_targets=1, distort=distort)
-  height, width = images.shape[1] - 4 * distort, images.shape[2] - 4 * distort
+  height, width = images.shape[1] - mnist.CROP * distort, images.shape[2] - mnist.CROP * distort
   return builder.Examples(examples, to_features, (height, width, 1), dataset.num_classes,
                           len(labels), random=distort)

@@ -1,18 +1,11 @@
 """Encoded images (PNG, JPEG, GIF, BMP, WebP) -> batch dicts: what `folder` and `tfds:` share.
 
-Each image is decoded by TensorFlow (tf.io.decode_image), its alpha channel dropped, brought to
-`depth` channels (tf.image.rgb_to_grayscale / grayscale_to_rgb), resized to one size by
-`resize_mode`, scaled to [0, 1], then batched with the chosen augmentations (off by default):
-  'crop'     zero-pad by `crop_padding` pixels on each side, then a random crop back to the size
-  'flip'     a random left-right flip
-  'cifar10'  the CIFAR-10 tutorial (input_data/cifar10.py): a random crop to 3/4 of the size,
-             flip, brightness (max delta 63 of 255), contrast [0.2, 1.8]; the test split takes
-             the central crop; then per-image standardization (pixels no longer in [0, 1])
-Augmentations apply to the training split only (distort=False: not even there; distort=True
-with no augment chosen: 'crop,flip'); 'crop' and 'cifar10' need square images.
+Decoded, alpha dropped, brought to `depth` channels, resized by `resize_mode`, scaled to [0, 1],
+batched and augmented: docs/data_own.md "Folders of images" and "Augmentation".
 """
 
 import dataclasses
+import functools
 from typing import Optional, Tuple
 
 import tensorflow as tf
@@ -29,7 +22,7 @@ CROP_PADDING = 4  # pixels; the usual CIFAR padding before a random crop
 
 @dataclasses.dataclass(frozen=True)
 class ImageOptions:
-  """How images are brought to one shape and augmented (see the module docstring)."""
+  """How images are brought to one shape and augmented."""
   size: Optional[Tuple[int, int]]  # (height, width); None: not known yet
   resize_mode: str
   channels: Optional[int]  # 1 or 3; None: detect
@@ -44,7 +37,7 @@ class ImageOptions:
 
 
 def make_options(options) -> ImageOptions:
-  """The image options of a build (builder.Options); one UserError line for a bad one."""
+  """The image options of a build (builder.Options); UserError for a bad one."""
   name = options.name.split(':')[0]
   resize_mode, channels = options.get('resize_mode', 'resize'), options.get('channels')
   crop_padding = options.get('crop_padding', CROP_PADDING)
@@ -60,13 +53,14 @@ def make_options(options) -> ImageOptions:
                       distort is not False)
 
 
-def validation_fraction(options) -> float:
-  """The fraction of train/ that validate=True holds out (default VALIDATION_FRACTION)."""
+def held_out(options, n: int) -> int:
+  """How many of n training examples validate=True holds out: round(validation_fraction * n),
+  at least 1, at most n - 1."""
   fraction = options.get('validation_fraction', VALIDATION_FRACTION)
   if not 0 < fraction < 1:
     raise UserError(f'{options.name.split(":")[0]}: validation_fraction must be in (0, 1), got '
                     f'{fraction!r}')
-  return fraction
+  return min(max(1, round(fraction * n)), n - 1)
 
 
 def check_square(name: str, options: ImageOptions):
@@ -76,9 +70,6 @@ def check_square(name: str, options: ImageOptions):
   if needs and height != width:
     raise UserError(f'{name}: augment {needs[0]!r} needs square images, got {height}x{width}; '
                     'pass image_size=N')
-
-
-# ---------------------------------------------------------------- one image
 
 
 def to_depth(image, depth: int):
@@ -100,8 +91,8 @@ def decode(encoded, depth: int):
 
 
 def resize(image, size: Tuple[int, int], mode: str):
-  """[H, W, C] -> [height, width, C]. resize: stretch; pad: fit inside keeping the aspect ratio,
-  zero borders; crop: cover keeping the aspect ratio, central crop. Same size: unchanged."""
+  """[H, W, C] -> [height, width, C]: stretched (resize), fitted in with zero borders (pad) or
+  covering it, centrally cropped (crop)."""
   height, width = size
   if mode == 'resize':
     return tf.image.resize(image, size, antialias=True)
@@ -112,9 +103,6 @@ def resize(image, size: Tuple[int, int], mode: str):
   cover = tf.cast(tf.math.ceil(shape * scale - 1e-3), tf.int32)
   image = tf.image.resize(image, cover, antialias=True)
   return tf.image.resize_with_crop_or_pad(image, height, width)
-
-
-# ---------------------------------------------------------------- batches
 
 
 def augment_images(images, options: ImageOptions, seed):
@@ -133,8 +121,8 @@ def augment_images(images, options: ImageOptions, seed):
 
 
 def test_images(images, options: ImageOptions):
-  """The test split's processing of float32 [0, 1] images [B, H, W, C] (also training's with
-  distort=False): with 'cifar10' the central crop, standardized; else none."""
+  """The test split's processing of float32 [0, 1] images [B, H, W, C]: with 'cifar10' the
+  central crop, standardized; else none."""
   if 'cifar10' not in options.augment:
     return images
   return crop_or_distort(images * 255.0, options.output_size()[0], cifar10.distort_images)
@@ -151,21 +139,14 @@ def _features(batch, seed=None, *, options: ImageOptions, num_classes: int):
 
 def examples(files: tf.data.Dataset, options: ImageOptions, depth: int, num_classes: int,
              **facts) -> builder.Examples:
-  """Examples {'encoded': string or 'path': its file, 'label': int} for the builder.
-
-  Each image is read and decoded once the builder has chosen the order (so skipping in on a
-  resume reads no image), resized on its own (sizes may differ), then batched; batches are
-  augmented (training, options.augment) with seeds drawn from the build's seed.
-  """
+  """Examples {'encoded' or 'path', 'label'} for the builder, decoded after the order is chosen."""
   def decode_one(example):
     encoded = example['encoded'] if 'encoded' in example else tf.io.read_file(example['path'])
     image = resize(decode(encoded, depth), options.size, options.resize_mode)
     return {'image': tf.ensure_shape(image / 255.0, [*options.size, depth]),
             'label': tf.cast(example['label'], tf.int32)}
 
-  def to_features(batch, seed=None):
-    return _features(batch, seed, options=options, num_classes=num_classes)
-
+  to_features = functools.partial(_features, options=options, num_classes=num_classes)
   return builder.Examples(files, to_features, (*options.output_size(), depth), num_classes,
                           random=options.distort and bool(options.augment), decode=decode_one,
                           **facts)

@@ -1,13 +1,5 @@
-"""MNIST, shifted MNIST and MultiMNIST: TFRecords (or raw IDX digits) -> batch dicts.
-
-Files, as `python -m input_data.mnist_shift` writes them (the original's names):
-  num_targets=1  <data_dir>/train_2shifted_mnist.tfrecords, test_0shifted_mnist.tfrecords
-                 validate=True: train_2shifted_mnist_valid.tfrecords, test_0shifted_..._valid
-  num_targets=2  data_dir='<dir>/multitest_6shifted_mnist.tfrecords@10' names the 10 shards
-                 '<prefix>-00000-of-00010' ...; a plain <dir> finds multi{split}_6shifted_...
-generate=True makes the same examples on the fly from raw IDX files in data_dir (generate.py).
-Pixels are uint8 * float32(1/255), as the original reader.
-"""
+"""MNIST, shifted MNIST and MultiMNIST: the builder's TFRecords, or raw IDX digits sampled on the
+fly (generate=True), -> batch dicts; files, names and options: docs/data_mnist.md."""
 
 import functools
 import json
@@ -21,14 +13,14 @@ from input_data import DataError
 from input_data import builder
 from input_data.datasets import DATASETS
 from input_data import generate as generate_lib
-from input_data import pipeline
+from input_data import idx, pipeline
 
 NUM_CLASSES = DATASETS['mnist'].num_classes
-_CROP = 4  # distortion crops 28 -> 24, as the original (and idx.read)
+CROP = 4  # distortion crops 28 -> 24, as the original
+MULTI_PAD, NUM_PAIRS = 4, 1000  # the original's MultiMNIST: 36x36 pairs, 1,000 per digit
 _MAX_ANGLE = np.deg2rad(15.0)
 _RAW_KEYS = {1: ('image_raw',), 2: ('image_raw_1', 'image_raw_2', 'merged_raw')}
 _LABEL_KEYS = {1: ('label',), 2: ('label_1', 'label_2')}
-# Example dicts shared with generate.py: uint8 [H, W, 1] images and int32 labels.
 _EXAMPLE_KEYS = {'image_raw': 'image', 'label': 'label', 'image_raw_1': 'image_1',
                  'image_raw_2': 'image_2', 'merged_raw': 'merged'}
 
@@ -44,14 +36,7 @@ def default_shift(split: str, num_targets: int) -> int:
 
 
 def read(dataset, options) -> builder.Examples:
-  """MNIST or MultiMNIST examples (see the module docstring).
-
-  Own options: num_targets, validate, distort, generate; shift picks the files (default:
-  default_shift); with generate, pad (default 0, MultiMNIST 4), num_pairs (default 1000) and
-  base_shift ('per_pair', the default, or 'once': one shifted base digit for all its pairs,
-  as the original's files; MultiMNIST only). distort (single target only): random 24x24 crop
-  and rotation up to 15 degrees in training, central crop in evaluation.
-  """
+  """MNIST or MultiMNIST examples; options: docs/data_mnist.md "The reader"."""
   num_targets, generate = options.get('num_targets', 1), options.get('generate', False)
   distort = builder.distorting(dataset, options)
   _check_args(num_targets, distort, generate, options)
@@ -59,24 +44,23 @@ def read(dataset, options) -> builder.Examples:
   shift = options.get('shift', default_shift(split, num_targets))
   builder_split = f'valid_{split}' if options.get('validate') else split
   if generate:
-    # Shuffled training draws its digits at random by position, endlessly (generate.py).
     endless = options.shuffle and options.repeat
     examples, (height, width), num_examples = generate_lib.examples(
-        options.data_dir, builder_split, num_targets=num_targets, shift=shift,
-        pad=options.get('pad', 4 if num_targets == 2 else 0),
-        num_pairs=options.get('num_pairs', 1000), seed=seed, endless=endless,
+        *idx.load_split(options.data_dir, builder_split), num_targets=num_targets, shift=shift,
+        pad=options.get('pad', MULTI_PAD if num_targets == 2 else 0),
+        num_pairs=options.get('num_pairs', NUM_PAIRS), seed=seed, endless=endless,
         start=options.start, base_shift=options.get('base_shift', 'per_pair'))
   else:
     files, metadata = _find_files(options.data_dir, builder_split, num_targets, shift)
     height, width = _peek_shape(files[0])
-    parse = functools.partial(_parse, num_targets=num_targets, shape=(height, width))
+    parse = functools.partial(parse_records, num_targets=num_targets, shape=(height, width))
     examples, endless = pipeline.read_files(files, parse), False
     num_examples = metadata.get('num_records')
-    if num_examples is None and (not options.training or options.start):
-      num_examples = pipeline.count_records(files)
+    if num_examples is None:
+      num_examples = builder.epoch_size(files, options)
   features = functools.partial(to_features, num_targets=num_targets, distort=distort)
   if distort:
-    height, width = height - _CROP, width - _CROP
+    height, width = height - CROP, width - CROP
   return builder.Examples(examples, features, (height, width, 1), NUM_CLASSES, num_examples,
                           random=distort, endless=endless, num_targets=num_targets)
 
@@ -97,8 +81,6 @@ def _check_args(num_targets, distort, generate_, options):
                       'num_targets=2')
 
 
-# --- file names, as input_data/tools/mnist_shift.py writes them -----------------------------
-
 def shifted_name(split: str, shift: int) -> str:
   """'train_2shifted_mnist.tfrecords'; split valid_train -> 'train_2shifted_mnist_valid...'."""
   base, suffix = (split[len('valid_'):], '_valid') if split.startswith('valid_') else (split, '')
@@ -111,23 +93,22 @@ def multi_prefix(split: str, shift: int) -> str:
 
 
 def shard_names(prefix: str, num_shards: int):
-  """The original's sharded names: '<prefix>-00000-of-00010', ... (read as '<prefix>@10')."""
+  """'<prefix>-00000-of-00010', ... (read as '<prefix>@10')."""
   return [f'{prefix}-{i:05d}-of-{num_shards:05d}' for i in range(num_shards)]
 
 
 def metadata_path(output: str) -> str:
-  """Sidecar of an output file or shard prefix: record counts and settings, as JSON."""
+  """The JSON sidecar of an output file or shard prefix."""
   return output + '.json'
 
 
 def builder_command(split: str, shift: int, multi_targets: bool = False) -> str:
   """The command that writes a split's files (for 'missing file' errors)."""
-  pad = ' --pad=4 --multi_targets' if multi_targets else ''
+  pad = f' --pad={MULTI_PAD} --multi_targets' if multi_targets else ''
   return (f'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir=DIR '
           f'--split={split} --shift={shift}{pad}')
 
 
-# MultiMNIST base digit: shifted afresh for every pair, or once for all its pairs (the original).
 BASE_SHIFTS = ('per_pair', 'once')
 
 
@@ -137,10 +118,8 @@ def check_base_shift(base_shift: str):
                     "'once' for the original's pairing (one shifted base for all its pairs)")
 
 
-# --- files -----------------------------------------------------------------------------------
-
 def _find_files(data_dir, split, num_targets, shift):
-  """Returns (existing TFRecord paths, the builder's metadata or {}) of one split."""
+  """(existing TFRecord paths, the builder's sidecar or {}) of one split."""
   command = builder_command(split, shift, multi_targets=num_targets == 2)
   if num_targets == 1:
     path = os.path.join(data_dir, shifted_name(split, shift))
@@ -160,7 +139,7 @@ def _find_files(data_dir, split, num_targets, shift):
 
 
 def _metadata(output):
-  """The builder's JSON sidecar of a file or shard prefix, or {} for files without one."""
+  """The sidecar of a file or shard prefix, or {}."""
   path = metadata_path(output)
   if not tf.io.gfile.exists(path):
     return {}
@@ -169,7 +148,7 @@ def _metadata(output):
 
 
 def _peek_shape(path):
-  """(height, width) of the first record of `path`; every record is checked against it."""
+  """(height, width) of the first record of `path`."""
   try:
     first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
   except tf.errors.OpError as e:
@@ -187,9 +166,8 @@ def _peek_shape(path):
   return int(height), int(width)
 
 
-def _parse(records, filename, num_targets, shape):
-  """A chunk of records -> example dicts; a record that does not fit `shape` raises naming the
-  file."""
+def parse_records(records, filename, num_targets, shape):
+  """A chunk of records -> example dicts of uint8 [K, H, W, 1] images, checked against `shape`."""
   height, width = shape
   parsed = pipeline.parse_image_examples(
       records, filename, shape=(height, width, 1), num_classes=NUM_CLASSES,
@@ -197,8 +175,6 @@ def _parse(records, filename, num_targets, shape):
   return {_EXAMPLE_KEYS.get(k, k): (tf.reshape(v, [-1, height, width, 1]) if v.dtype == tf.uint8
                                     else v) for k, v in parsed.items()}
 
-
-# --- example dicts -> batch dicts ------------------------------------------------------------
 
 def _scale(image):
   return tf.cast(image, tf.float32) * np.float32(1 / 255)
@@ -219,8 +195,7 @@ def to_features(batch, seed=None, *, num_classes=NUM_CLASSES, num_targets=1, dis
 
 
 def rotate(images, angles):
-  """Rotates each image of [B, H, W, C] by its angle [B] (radians) about its centre; zeros fill
-  the corners."""
+  """Rotates each image [B, H, W, C] by its angle [B] (radians) about its centre, zero fill."""
   height, width = images.shape[1], images.shape[2]
   cy, cx = (height - 1) / 2, (width - 1) / 2
   cos, sin, zeros = tf.cos(angles), tf.sin(angles), tf.zeros_like(angles)
@@ -233,9 +208,9 @@ def rotate(images, angles):
 
 
 def distort_images(images, seed=None):
-  """Square images [B, H, W, 1] -> 4 pixels smaller: with a seed [2] (training) a random crop
-  and a rotation within +-15 degrees per image; without one (evaluation) the central crop."""
-  size = images.shape[1] - _CROP
+  """Square images [B, H, W, 1] -> CROP pixels smaller: a random crop and rotation within +-15
+  degrees with a seed [2] (training), else the central crop."""
+  size = images.shape[1] - CROP
   if seed is None:
     return tf.image.resize_with_crop_or_pad(images, size, size)
   crop_seed, angle_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))

@@ -1,22 +1,15 @@
-"""smallNORB reader: stereo pairs of 96x96 toy images, 5 classes, as the 2017 code read them.
-
-Files (trainduo/testduo.tfrecords, by input_data/tools/norb.py) and preprocessing:
-docs/data_other.md "smallNORB". Pixels are resized to image_size (48, or 32) with TF1's bilinear
-resize; distort (default on) crops to 32 (22): training after random brightness and contrast,
-test centrally; then per-image standardization.
-"""
+"""smallNORB reader: stereo pairs of 96x96 toy images, 5 classes, as the 2017 code read them
+(files and preprocessing: docs/data_other.md "smallNORB")."""
 
 import functools
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from input_data import DataError, builder
 from input_data.datasets import DATASETS, parse_size
-from input_data.pipeline import (count_records, crop_or_distort, image_features,
-                                 parse_image_examples, random_brightness, random_contrast,
-                                 random_crop, read_files, require_files)
+from input_data.pipeline import (crop_or_distort, image_features, parse_image_examples,
+                                 random_brightness, random_contrast, random_crop, read_files)
 
 RAW_SIZE, _, DEPTH = DATASETS['norb'].shape
 NUM_CLASSES = DATASETS['norb'].num_classes
@@ -31,12 +24,8 @@ def _parse(records, filename, image_size):
 
 
 def downsample(pairs, image_size: int):
-  """Stored pairs, flat [K, 2 * 96 * 96] camera-major -> uint8 [K, size, size, 2] (HWC).
-
-  This is the 2017 code's TF1 `resize_images` (bilinear, no half-pixel centers): for a whole
-  factor it samples source pixel factor * i exactly, so one gather does it, on uint8 and
-  before anything is buffered.
-  """
+  """Stored pairs, flat [K, 2 * 96 * 96] camera-major -> uint8 [K, size, size, 2] (HWC): TF1's
+  bilinear `resize_images` of the 2017 code, which for a whole factor samples pixel factor * i."""
   step = RAW_SIZE // image_size
   assert step * image_size == RAW_SIZE, image_size
   rows, cols, cameras = np.meshgrid(np.arange(image_size) * step, np.arange(image_size) * step,
@@ -68,14 +57,11 @@ def read(dataset, options) -> builder.Examples:
   image_size = height
   distort = builder.distorting(dataset, options)
   crop_size = CROP_SIZES[image_size] if distort else image_size
-  path = os.path.join(options.data_dir, builder.split_files(dataset, options))
-  require_files([path], dataset.prepare.format(dir=options.data_dir))
+  paths = builder.split_paths(dataset, options)
   parse = functools.partial(_parse, image_size=image_size)
   to_features = functools.partial(_features, crop_size=crop_size)
-  return builder.Examples(read_files([path], parse), to_features, (crop_size, crop_size, DEPTH),
-                          NUM_CLASSES,
-                          None if options.training and not options.start else count_records([path]),
-                          random=distort)
+  return builder.Examples(read_files(paths, parse), to_features, (crop_size, crop_size, DEPTH),
+                          NUM_CLASSES, builder.epoch_size(paths, options), random=distort)
 
 
 if __name__ == '__main__':  # the tool: input_data/tools/norb.py

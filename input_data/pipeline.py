@@ -1,10 +1,5 @@
-"""What every reader shares: record files (find, count, read checked) and tf.data.
-
-A reader is: `require_files` -> `read_files(paths, parse)` (chunks of records, each checked
-against its file's size and parsed together); the builder then orders the examples (`epochs`)
-and makes batch dicts of them (`batches`, `image_features`, the batched distortions below).
-Every error about a file names the file.
-"""
+"""What every reader shares: record files (found, counted, read checked, errors naming the
+file), the order of examples, batch dicts and batched distortions (docs/data.md)."""
 
 import os
 import struct
@@ -22,12 +17,8 @@ _FOREVER = 2**62
 PARSE_CHUNK = 256  # records parsed together
 MAX_OPEN_FILES = 8  # files (shards) read at once, chunk by chunk
 
-# ---------------------------------------------------------------- files
-
-
 def unconverted(fn: Callable) -> Callable:
-  """`fn` for tf.data as written: its Python is plain (tf.cond where it branches on a tensor),
-  so autograph's conversion, a second or more of every start, is skipped."""
+  """`fn` for tf.data without autograph's conversion (a second or more of every start)."""
   return tf.autograph.experimental.do_not_convert(fn)
 
 
@@ -44,11 +35,8 @@ def require_files(paths: Iterable[str], how_to_build: str) -> List[str]:
 
 
 def count_records(paths: Sequence[str]) -> Optional[int]:
-  """Number of records in local TFRecord files, from their length headers alone (fast).
-
-  Raises DataError naming the file, before any reading, when a file's last record is cut
-  short (e.g. by an interrupted copy). Returns None when a path is remote.
-  """
+  """Records in local TFRecord files, from their length headers alone; None for remote paths.
+  A file whose last record is cut short is a DataError naming it."""
   if any('://' in p for p in paths):
     return None
   total = 0
@@ -69,23 +57,15 @@ def count_records(paths: Sequence[str]) -> Optional[int]:
 
 
 def assert_file(ok, filename, template: str, values: Sequence = ()):
-  """Asserts `ok`; if false, fails with filename + tf.strings.format(template, values).
-
-  `filename` may be a tensor (files read inside tf.data); the message is built only on failure.
-  """
+  """Asserts `ok`, else fails with filename (a tensor too) + tf.strings.format(template, values)."""
   message = tf.cond(ok, lambda: tf.constant(''),
                     lambda: tf.strings.join([filename, tf.strings.format(template, values)]))
   return tf.debugging.Assert(ok, [message])
 
 
 def checked_tfrecords(path, size) -> tf.data.Dataset:
-  """Chunks of up to PARSE_CHUNK records of one TFRecord file of `size` bytes.
-
-  TensorFlow's error for a corrupt record names only a byte offset. Here such a record ends
-  the file early instead (ignore_errors), so the bytes read fall short of the file's size,
-  which a sentinel after the last chunk asserts, naming the file. Checking per chunk keeps
-  it cheap.
-  """
+  """Chunks of up to PARSE_CHUNK records of one TFRecord file of `size` bytes; a corrupt record
+  ends the file early, and a sentinel asserts that the bytes read are `size`, naming the file."""
   chunks = tf.data.TFRecordDataset(path).ignore_errors().batch(PARSE_CHUNK)
   chunks = chunks.map(lambda records: (records, False)).concatenate(
       tf.data.Dataset.from_tensors((tf.zeros([0], tf.string), True)))
@@ -103,19 +83,10 @@ def checked_tfrecords(path, size) -> tf.data.Dataset:
   return chunks.filter(lambda _, is_end: tf.logical_not(is_end)).map(lambda records, _: records)
 
 
-# ---------------------------------------------------------------- reading
-
-
 def read_files(paths: Sequence[str], parse: Callable,
                chunks: Callable = checked_tfrecords) -> tf.data.Dataset:
-  """The examples of files `paths`, in a fixed order; `parse(records, filename)` makes a chunk
-  of records a dict.
-
-  `chunks(path, size)` cuts a file into chunks of records. Up to MAX_OPEN_FILES files are read
-  at once, chunk by chunk, interleaved (so a shuffle buffer mixes shards). Parsing a chunk at a
-  time is many times faster than one record at a time; the filename travels with each chunk,
-  so errors name the file.
-  """
+  """The examples of files `paths`, in a fixed order: `chunks(path, size)` cuts each into chunks
+  of records, read MAX_OPEN_FILES files at once, and `parse(records, filename)` makes dicts."""
   paths = list(paths)
   sizes = tf.constant([tf.io.gfile.stat(p).length for p in paths], tf.int64)
   files = tf.data.Dataset.from_tensor_slices((paths, sizes))
@@ -128,12 +99,8 @@ def read_files(paths: Sequence[str], parse: Callable,
 def parse_image_examples(records, filename, *, shape: Tuple[int, int, int], num_classes: int,
                          images: Sequence[str] = ('image_raw',),
                          labels: Sequence[str] = ('label',)) -> Dict[str, tf.Tensor]:
-  """A chunk of MNIST-schema tf.Examples -> {image key: uint8 [K, H*W*D], label key: int32 [K]}.
-
-  Every record's stored height/width/depth and image byte counts must match `shape`, and its
-  labels be 0..num_classes-1; a mismatch is an error naming `filename`, never a silent
-  reshape. `images` and `labels` name the features (MultiMNIST has several).
-  """
+  """A chunk of MNIST-schema tf.Examples -> {image key: uint8 [K, H*W*D], label key: int32 [K]};
+  a record whose size or labels do not fit `shape`, num_classes is an error naming `filename`."""
   spec = {k: tf.io.FixedLenFeature([], tf.string, default_value='') for k in images}
   spec.update({k: tf.io.FixedLenFeature([], tf.int64, default_value=-1)
                for k in (*labels, 'height', 'width', 'depth')})
@@ -158,12 +125,9 @@ def parse_image_examples(records, filename, *, shape: Tuple[int, int, int], num_
     return parsed
 
 
-# ---------------------------------------------------------------- batches
-
-
 def crop_or_distort(images, size: int, distort: Callable, seed=None):
   """Float images [B, H, W, C] -> standardized [B, size, size, C]: `distort(images, seed, size)`
-  when a seed is given (training), else the central crop (CIFAR-10, smallNORB, augment=cifar10)."""
+  with a seed (training), else the central crop."""
   if seed is None:
     images = tf.image.resize_with_crop_or_pad(images, size, size)
   else:
@@ -179,14 +143,8 @@ def image_features(images, labels, num_classes: int) -> Dict[str, tf.Tensor]:
 
 def epochs(examples: tf.data.Dataset, *, seed: int, shuffle: bool, repeat: bool, start: int = 0,
            count: Optional[Callable[[], int]] = None) -> tf.data.Dataset:
-  """The examples in the order a run reads them, from example `start` of that order on.
-
-  Evaluation reads one epoch as stored. Training reads epoch after epoch, epoch e shuffled
-  (a SHUFFLE_BUFFER of examples) with a seed of (seed, e) alone: the order is a function of
-  the seed and the position, so a run resumed at step k reads on from example k * batch with
-  any number of replicas or workers. Skipping in costs reading up to one epoch; `count()`
-  gives the examples of an epoch and is called only then.
-  """
+  """The examples in a run's order from example `start` on: one epoch as stored, or epoch after
+  epoch, epoch e shuffled by (seed, e) alone; `count()` (examples per epoch) only for a start."""
   def epoch(e):
     if not shuffle:
       return examples
@@ -200,12 +158,8 @@ def epochs(examples: tf.data.Dataset, *, seed: int, shuffle: bool, repeat: bool,
 
 def batches(examples: tf.data.Dataset, to_features: Callable, *, batch_size: int,
             drop_remainder: bool, seed: Optional[int] = None, first_batch: int = 0):
-  """Batches of examples mapped to batch dicts, prefetched.
-
-  With `seed`, `to_features(batch, [seed, n])` gets the stateless seed of batch n of the stream
-  (`first_batch` for the first one read), so distortions are a function of the position too,
-  under a parallel map. Only an endless stream drops its last partial batch: no example is lost.
-  """
+  """Batches mapped to batch dicts, prefetched; with `seed`, `to_features(batch, [seed, n])`
+  for batch n of the stream (the first read: `first_batch`)."""
   ds = examples.batch(batch_size, drop_remainder=drop_remainder)
   if seed is not None:
     seeds = tf.data.Dataset.range(first_batch, _FOREVER).map(
@@ -214,8 +168,7 @@ def batches(examples: tf.data.Dataset, to_features: Callable, *, batch_size: int
   return ds.map(unconverted(to_features), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
-# ---------------------------------------------------------------- batched distortions
-# Batched versions of tf.image's random distortions: each image draws its own values.
+# Batched tf.image random distortions: each image draws its own values.
 
 
 def random_crop(images, size: int, seed):
@@ -246,5 +199,4 @@ def random_contrast(images, lower: float, upper: float, seed):
   factor = tf.random.stateless_uniform(tf.shape(images)[:1], seed, lower, upper)
   factor = factor[:, None, None, None]
   mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-  # (images - mean) * factor + mean, written with one per-channel broadcast (3x faster)
   return images * factor + mean * (1 - factor)

@@ -1,16 +1,5 @@
-"""TensorFlow Datasets as inputs: `build_dataset('tfds:NAME', data_dir=TFDS_DATA_DIR, ...)`.
-
-Reads an image classification dataset already prepared in data_dir (TFDS's data directory)
-by `tfds.builder(NAME, data_dir=...)`; NAME may carry a config and version
-('cifar100', 'fashion_mnist:3.0.1', 'NAME/CONFIG'). Nothing is downloaded unless
-download=True. The image and label features are found in the builder's info.features (its
-supervised_keys, else its only Image and only ClassLabel feature) or named by image_key and
-label_key. validate=True holds out the last `validation_fraction` of `train_split` (TFDS
-stores examples shuffled, so the tail is a random, not stratified, sample).
-
-Images go through the same decoding, resizing and augmentation as folder datasets
-(input_data/images.py). tensorflow-datasets is optional: pip install -e '.[tfds]'.
-"""
+"""TensorFlow Datasets as inputs: `build_dataset('tfds:NAME', data_dir=TFDS_DATA_DIR, ...)`,
+images prepared as folder datasets' (docs/data_own.md "TensorFlow Datasets")."""
 
 import dataclasses
 
@@ -33,7 +22,7 @@ def import_tfds():
 
 
 def load_builder(tfds, name: str, dataset, data_dir, download: bool):
-  """The prepared builder of `name`; DataError when unknown or not prepared (and not download)."""
+  """The prepared builder of `name`; DataError when unknown or not prepared."""
   if not name:
     raise UserError('tfds: name the dataset: tfds:NAME, e.g. tfds:fashion_mnist')
   try:
@@ -52,8 +41,8 @@ def load_builder(tfds, name: str, dataset, data_dir, download: bool):
 
 
 def find_keys(tfds, info, image_key, label_key):
-  """(image key, label key) of `info.features`: the given ones, else supervised_keys, else the
-  only Image and ClassLabel features. DataError naming the candidates otherwise."""
+  """(image key, label key): the given ones, else supervised_keys, else the only Image and
+  ClassLabel features; DataError naming the candidates."""
   features = info.features
   kinds = {'image': tfds.features.Image, 'label': tfds.features.ClassLabel}
   supervised = info.supervised_keys if isinstance(info.supervised_keys, tuple) else ()
@@ -83,27 +72,20 @@ def read_split(info, name, split, train_split, test_split, validate, options) ->
                     f'{", ".join(info.splits.keys())}); pass {split}_split=one of them{fix}')
   if not validate:
     return wanted
-  fraction = images.validation_fraction(options)
   total = info.splits[wanted].num_examples
-  cut = total - min(max(1, round(fraction * total)), total - 1)
+  cut = total - images.held_out(options, total)
   return f'{wanted}[:{cut}]' if split == 'train' else f'{wanted}[{cut}:]'
 
 
 def _examples(tfds, builder, split, image_key, label_key):
-  """The split's encoded images and labels, in the order TFDS stores them (the builder
-  shuffles)."""
+  """The split's encoded images and labels, in TFDS's stored order."""
   ds = builder.as_dataset(split=split, shuffle_files=False,
                           decoders={image_key: tfds.decode.SkipDecoding()})
   return ds.map(lambda x: {'encoded': x[image_key], 'label': x[label_key]})
 
 
 def read(dataset, options) -> builder.Examples:
-  """The images of TFDS dataset tfds:NAME (see the module docstring).
-
-  image_size (default: the feature's, else the first training image's), resize_mode,
-  channels (default: the feature's, alpha dropped), augment and crop_padding: see
-  input_data/images.py.
-  """
+  """The images of TFDS dataset tfds:NAME (see the module docstring)."""
   image_options = images.make_options(options)
   name = options.get('tfds_name', options.name[len('tfds:'):])
   tfds = import_tfds()

@@ -34,7 +34,7 @@ def _scaled(batch):
 def _mnist_input(config, spec):
   if not config.distort:
     return (spec.height, spec.width, spec.depth), _scaled
-  crop = 4  # mnist.distort_images takes 4 pixels off, centrally at test time
+  crop = mnist.CROP  # mnist.distort_images takes it off, centrally at test time
   return (spec.height + crop, spec.width + crop, 1), lambda b: mnist.distort_images(_scaled(b))
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError
-from input_data import mnist
+from input_data import generate, mnist
 from input_data.tools import mnist_shift
 from tests import cli
 from tests.conftest import write_raw_mnist
@@ -31,23 +31,24 @@ def _random_digits(n, size=6, seed=0):
   return rng.integers(1, 256, (n, size, size), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
 
 
-def test_shift_2d_moves_down_and_right_filling_zeros():
+def _shift(image, dy, dx):
+  """The reference shift: `image` moved down dy and right dx, zero fill."""
+  height, width = image.shape
+  out = np.zeros_like(image)
+  out[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = (
+      image[max(-dy, 0):height - max(dy, 0), max(-dx, 0):width - max(dx, 0)])
+  return out
+
+
+def _all_shifts(shift):
+  span = range(-shift, shift + 1)
+  return [(dy, dx) for dy in span for dx in span]
+
+
+def test_reference_shift_moves_down_and_right_filling_zeros():
   image = np.arange(1, 10, dtype=np.uint8).reshape(3, 3)
-  np.testing.assert_array_equal(mnist_shift.shift_2d(image, 1, -1),
-                                [[0, 0, 0], [2, 3, 0], [5, 6, 0]])
-  np.testing.assert_array_equal(mnist_shift.shift_2d(image, 0, 0), image)
-  np.testing.assert_array_equal(mnist_shift.shift_2d(image, -2, 2),
-                                [[0, 0, 7], [0, 0, 0], [0, 0, 0]])
-
-
-def test_shifted_views_index_every_shift_of_every_image():
-  images, _ = _random_digits(3, size=5)
-  views = mnist_shift.shifted_views(images, 2)
-  assert views.shape == (3, 5, 5, 5, 5)
-  for i in range(3):
-    for dy, dx in mnist_shift.all_shifts(2):
-      np.testing.assert_array_equal(views[i, 2 - dy, 2 - dx],
-                                    mnist_shift.shift_2d(images[i], dy, dx))
+  np.testing.assert_array_equal(_shift(image, 1, -1), [[0, 0, 0], [2, 3, 0], [5, 6, 0]])
+  np.testing.assert_array_equal(_shift(image, -2, 2), [[0, 0, 7], [0, 0, 0], [0, 0, 0]])
 
 
 def test_file_names_follow_the_original_and_mark_validation():
@@ -66,7 +67,7 @@ def test_shifted_build_writes_every_shift_of_every_padded_image(tmp_path):
   order = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 0), (0, 1), (1, -1), (1, 0), (1, 1)]
   for n, record in enumerate(got):
     i, (dy, dx) = n // 9, order[n % 9]
-    expected = mnist_shift.shift_2d(np.pad(images[i], 1), dy, dx)
+    expected = _shift(np.pad(images[i], 1), dy, dx)
     assert (record['height'], record['width'], record['depth']) == (6, 6, 1)
     assert record['label'] == labels[i]
     np.testing.assert_array_equal(record['image_raw'], expected.ravel())  # bytes written = read
@@ -101,8 +102,8 @@ def test_multi_pairs_differ_in_class_are_shifted_in_bounds_and_merge_saturates(t
   images, labels = _random_digits(20)
   padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
   # Every (image, shift) the builder may use, keyed by its bytes.
-  variants = {mnist_shift.shift_2d(padded[i], dy, dx).tobytes(): i
-              for i in range(20) for dy, dx in mnist_shift.all_shifts(2)}
+  variants = {_shift(padded[i], dy, dx).tobytes(): i
+              for i in range(20) for dy, dx in _all_shifts(2)}
   pairs, saturated = [], 0
   for name in _multi(tmp_path, images, labels):
     for r in _read(name):
@@ -119,15 +120,14 @@ def test_multi_pairs_differ_in_class_are_shifted_in_bounds_and_merge_saturates(t
   assert saturated > 0
   bases = [b for b, _ in pairs]
   assert sorted(bases) == sorted(list(range(20)) * 3)  # each image is a base num_pairs times
-  for i in range(20):  # with num_pairs distinct partners
-    assert len({p for b, p in pairs if b == i}) == 3
+  assert len(set(pairs)) > 50  # partners drawn per pair among the other classes
 
 
 def _pairs_by_base(tmp_path, images, labels, name, **kwargs):
   """{base image index: [(image_raw_1 bytes, image_raw_2 bytes)]} of a MultiMNIST build."""
   padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
-  owner = {mnist_shift.shift_2d(padded[i], dy, dx).tobytes(): i
-           for i in range(len(images)) for dy, dx in mnist_shift.all_shifts(2)}
+  owner = {_shift(padded[i], dy, dx).tobytes(): i
+           for i in range(len(images)) for dy, dx in _all_shifts(2)}
   pairs = {}
   for path in _multi(tmp_path, images, labels, name, **kwargs):
     for r in _read(path):
@@ -160,29 +160,57 @@ def test_base_shift_is_checked_before_reading_any_file(tmp_path):
     mnist_shift.build(str(tmp_path), str(tmp_path), 'test', base_shift='once')
 
 
-def test_shard_permutation_is_a_seeded_shuffle_of_every_index():
+def test_shard_slots_are_a_seeded_shuffle_of_every_index():
   k = np.arange(1000)
-  slots = mnist_shift.ShardPermutation(1000, seed=3)(k)
+  slots = mnist_shift.shard_slots(200, 5, seed=3)(k)
   np.testing.assert_array_equal(np.sort(slots), k)  # a bijection of [0, 1000)
   assert (slots != k).mean() > 0.99
-  # The first shard of 100 records gathers records from all over, not a block of images.
-  first_shard = np.flatnonzero(slots < 100)
-  assert first_shard.min() < 100 and first_shard.max() > 900
-  np.testing.assert_array_equal(slots, mnist_shift.ShardPermutation(1000, seed=3)(k))
-  assert not np.array_equal(slots, mnist_shift.ShardPermutation(1000, seed=4)(k))
+  # Each shard of 100 records gathers 100 images from all over, not a block of images.
+  for shard in range(10):
+    images = np.flatnonzero(slots // 100 == shard) // 5
+    assert len(set(images)) == 100 and images.min() < 20 and images.max() > 180
+  np.testing.assert_array_equal(slots, mnist_shift.shard_slots(200, 5, seed=3)(k))
+  assert not np.array_equal(slots, mnist_shift.shard_slots(200, 5, seed=4)(k))
 
 
 def _contents(paths):
   return [open(p, 'rb').read() for p in paths]
 
 
-def test_multi_bytes_depend_on_seed_not_on_num_workers(tmp_path):
+def test_multi_bytes_depend_on_the_seed(tmp_path):
   images, labels = _random_digits(20)
-  one = _multi(tmp_path, images, labels, 'one', num_workers=1)
-  two = _multi(tmp_path, images, labels, 'two', num_workers=2)
+  one = _multi(tmp_path, images, labels, 'one')
+  again = _multi(tmp_path, images, labels, 'again')
   other_seed = _multi(tmp_path, images, labels, 'seed6', seed=6)
-  assert _contents(one) == _contents(two)
+  assert _contents(one) == _contents(again)
   assert _contents(one) != _contents(other_seed)
+  assert not any(n.endswith('.partial') for n in os.listdir(tmp_path))
+
+
+def _pair_stream(images, labels, **settings):
+  """The serialized records of generate.py's in-order MultiMNIST stream."""
+  dataset, _, _ = generate.examples(images, labels, num_targets=2, endless=False, **settings)
+  return [mnist_shift.pair_example(e['image_1'], e['image_2'], e['merged'], e['label_1'],
+                                   e['label_2']) for e in dataset.as_numpy_iterator()]
+
+
+def _records(path):
+  return list(tf.data.TFRecordDataset(path).as_numpy_iterator())
+
+
+def test_multi_records_are_generates_stream_spread_at_random_over_shards(tmp_path):
+  images, labels = _random_digits(20)
+  settings = dict(shift=2, pad=1, num_pairs=3, seed=5, base_shift='once')
+  stream = _pair_stream(images, labels, **settings)
+  (whole,) = _multi(tmp_path, images, labels, 'whole', max_shard=60, **settings)
+  assert _records(whole) == stream  # one shard: the stream in order, byte for byte
+  shards = [_records(n) for n in _multi(tmp_path, images, labels, 'sharded', max_shard=7,
+                                        **settings)]
+  position = {record: n for n, record in enumerate(stream)}
+  assert len(position) == 60 and sorted(sum(shards, []), key=position.get) == stream
+  for shard in shards[:-1]:  # in stream order within a shard, drawn from all over it
+    ranks = [position[r] for r in shard]
+    assert ranks == sorted(ranks) and ranks[-1] - ranks[0] > 20
 
 
 def test_too_many_pairs_for_a_class_is_a_data_error(tmp_path):
@@ -195,12 +223,13 @@ def _cli(*args):
   return cli.run_module('input_data.mnist_shift', *args, timeout=120)
 
 
-def test_cli_builds_the_same_file_in_parallel_as_in_process(tmp_path):
+def test_cli_builds_the_file_build_shifted_writes(tmp_path):
   images, labels = _random_digits(12, size=28)
   raw = write_raw_mnist(tmp_path / 'raw', images, labels)
   result = _cli(f'--data_dir={raw}', f'--output_dir={tmp_path}/out', '--split=valid_train',
                 '--shift=1', '--num_workers=2')
   assert result.returncode == 0, result.stderr[-2000:]
+  assert '--num_workers is deprecated and ignored' in result.stderr
   expected = str(tmp_path / 'expected.tfrecords')
   # valid_train: images 2..11 (the first 12 / 6 are valid_test).
   mnist_shift.build_shifted(images[2:], labels[2:], expected, shift=1, pad=0)

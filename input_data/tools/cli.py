@@ -1,12 +1,6 @@
-"""The data tools' command lines (`python -m input_data.<tool>`): own flags, one error line;
-their worker processes and progress lines.
+"""The data tools' command lines (`python -m input_data.<tool>`): private flags, progress lines,
+and one line `error: ...` (exit 2) for a UserError."""
 
-Each tool defines its flags on a private FlagValues, so importing its module defines no global
-flags; a UserError (missing or bad data) prints one line `error: ...` and exits 2.
-"""
-
-import collections
-import multiprocessing
 import sys
 from typing import Callable, List
 
@@ -56,35 +50,3 @@ def report(done, progress, what, force=False):
     logging.info('%s: %d / %d records (%.1f%%), %.0f records/s, ETA %s', what, done,
                  progress.total, 100.0 * done / max(progress.total, 1), progress.rate(done),
                  progress.eta(done))
-
-
-def run_tasks(init, clear, fn, tasks, init_args, num_workers, report):
-  """Yields fn(task) in task order, in-process or from a pool of `num_workers` processes, each
-  set up by init(*init_args, counter), with a bounded backlog; report(counter.value) as they go."""
-  context = multiprocessing.get_context('spawn')  # forking a process that imported TF is unsafe
-  counter = context.Value('q', 0)
-  if num_workers <= 1:
-    init(*init_args, counter)
-    try:
-      for task in tasks:
-        yield fn(task)
-        report(counter.value)
-    finally:
-      clear()
-    return
-  with context.Pool(num_workers, initializer=init,
-                    initargs=(*init_args, counter)) as pool:
-    pending = collections.deque()
-    for task in tasks:
-      pending.append(pool.apply_async(fn, (task,)))
-      while len(pending) >= 2 * num_workers:
-        yield _wait(pending.popleft(), counter, report)
-    while pending:
-      yield _wait(pending.popleft(), counter, report)
-
-
-def _wait(result, counter, report):
-  while not result.ready():
-    result.wait(1.0)
-    report(counter.value)
-  return result.get()

@@ -1,10 +1,5 @@
-"""Downloads the raw MNIST, Fashion-MNIST and CIFAR-10 files, checksummed, with retries.
-
-  python -m input_data.download --dataset=mnist|fashion_mnist|cifar10 --output_dir=DIR
-
-A file already in DIR with the right checksum is not fetched again; --base_url (or
-$CAPSULES_DOWNLOAD_BASE_URL) names a mirror. Details: docs/data_other.md "The download helper".
-"""
+"""Downloads the raw MNIST, Fashion-MNIST and CIFAR-10 files, checksummed, with retries:
+docs/data_other.md "The download helper"."""
 
 import dataclasses
 import hashlib
@@ -63,10 +58,6 @@ SOURCES = {
 }
 
 
-def _algorithm(file_hash: str) -> str:
-  return 'sha256' if len(file_hash) == 64 else 'md5'
-
-
 def file_digest(path: str, algorithm: str) -> str:
   digest = hashlib.new(algorithm)
   with open(path, 'rb') as f:
@@ -77,14 +68,12 @@ def file_digest(path: str, algorithm: str) -> str:
 
 def fetch(remote: RemoteFile, base_url: str, output_dir: str, *, attempts: int = 4,
           backoff_s: float = 2.0, sleep: Callable[[float], None] = time.sleep) -> str:
-  """Downloads one file into `output_dir` unless it is there already; returns its path.
-
-  Network failures are retried `attempts` times in all, waiting backoff_s, 2 * backoff_s, ...
-  A checksum mismatch is not retried: the bad file is removed and a DataError names it.
-  """
+  """Downloads one file into `output_dir` unless there already; returns its path. Network
+  failures are tried `attempts` times, waiting backoff_s, 2 * backoff_s, ...; a bad checksum
+  removes the file and raises DataError."""
   url = base_url.rstrip('/') + '/' + remote.name
   output_dir = os.path.abspath(output_dir)
-  algorithm = _algorithm(remote.file_hash)
+  algorithm = 'sha256' if len(remote.file_hash) == 64 else 'md5'
   for attempt in range(1, attempts + 1):
     try:
       return keras.utils.get_file(remote.name, url, file_hash=remote.file_hash,
@@ -108,10 +97,8 @@ def fetch(remote: RemoteFile, base_url: str, output_dir: str, *, attempts: int =
 
 
 def extract(archive: str, output_dir: str):
-  """Extracts a tar archive into `output_dir`, refusing members that would land outside it.
-
-  Python 3.12 and 3.11.4+ check that with tarfile's 'data' filter; older ones with our check.
-  """
+  """Extracts a tar archive into `output_dir`, refusing members that would land outside it
+  (tarfile's 'data' filter where Python has it)."""
   root = os.path.realpath(output_dir)
   try:
     with tarfile.open(archive) as tar:

@@ -18,12 +18,8 @@ from input_data.tools import cli
 
 
 def make_from_idx(raw_dir: str, output_dir: str, names: Sequence[str] = ()) -> Dict[str, int]:
-  """Writes the IDX files of `raw_dir` (MNIST's layout and names) as output_dir/{train,test}/
-  <class>/<index>.png; returns the images written per split.
-
-  Class folders are the zero-padded labels ('0', '1', ... so they sort as the labels do),
-  with '_NAME' appended when `names` are given. Each split appears only once complete.
-  """
+  """Writes raw_dir's IDX files as output_dir/{train,test}/<label>[_NAME]/<index>.png (zero-padded,
+  so they sort as numbers), each split whole; returns the images written per split."""
   for split in ('train', 'test'):
     if tf.io.gfile.exists(os.path.join(output_dir, split)):
       raise DataError(f'{os.path.join(output_dir, split)} already exists; remove it or choose '

@@ -38,17 +38,13 @@ def raw_paths(raw_dir: str, split: str) -> Dict[str, str]:
   return paths
 
 
-def read_some(f: BinaryIO, size: int, path: str) -> bytes:
-  """Up to `size` bytes of `f`; a corrupt gzip stream or I/O error: DataError naming `path`."""
+def read_exact(f: BinaryIO, size: int, path: str, exact: bool = True) -> bytes:
+  """`size` bytes of `f` (up to, if not exact); DataError naming `path` if unreadable or short."""
   try:
-    return f.read(size)
+    data = f.read(size)
   except (OSError, EOFError, zlib.error) as e:
     raise DataError(f'{path}: unreadable ({e}); download it again') from e
-
-
-def read_exact(f: BinaryIO, size: int, path: str) -> bytes:
-  data = read_some(f, size, path)
-  if len(data) != size:
+  if exact and len(data) != size:
     raise DataError(f'{path} is truncated: wanted {size} more bytes, got {len(data)}; '
                     'download it again')
   return data
@@ -65,17 +61,14 @@ def read_header(f: BinaryIO, path: str) -> Tuple[np.dtype, Tuple[int, ...]]:
 
 @contextlib.contextmanager
 def open_matrix(path: str, dtype: str, row_shape: Tuple[int, ...]) -> Iterator:
-  """Opens a smallNORB matrix of rows `row_shape`; yields (file, number of rows).
-
-  On leaving, checks that nothing follows the rows the header declares.
-  """
+  """Yields (file, number of rows) of a smallNORB matrix, then checks nothing follows the rows."""
   with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
     got, shape = read_header(f, path)
     if got != np.dtype(dtype) or tuple(shape[1:]) != row_shape:
       raise DataError(f'{path}: holds {got} {list(shape)}; expected {np.dtype(dtype)} '
                       f'{["N", *row_shape]}')
     yield f, shape[0]
-    if read_some(f, 1, path):
+    if read_exact(f, 1, path, exact=False):
       raise DataError(f'{path}: has bytes past the {shape[0]} rows its header declares')
 
 

@@ -21,10 +21,8 @@ _TEMPLATES = {}
 
 
 def serialize_example(ints: Dict[str, int], raws: Dict[str, np.ndarray]) -> bytes:
-  """A tf.train.Example of one-value int64 features and uint8 arrays as bytes, serialized.
-
-  Overwrites the values of one cached Example per schema: 4x faster than building one.
-  """
+  """A serialized tf.train.Example of one-value int64s and uint8 arrays (a cached Example per
+  schema, overwritten: 4x faster)."""
   key = (tuple(ints), tuple(raws))
   example = _TEMPLATES.get(key)
   if example is None:
