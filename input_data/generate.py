@@ -8,11 +8,12 @@ from input_data import pipeline
 
 
 def examples(images, labels, *, num_targets, shift, pad, num_pairs, seed, endless, start=0,
-             base_shift='per_pair'):
+             base_shift='per_pair', positions=None):
   """(dataset of example dicts, (height, width), examples per epoch) of uint8 digits [N, H, W].
 
   endless: random draws, example n a function of (seed, n), from n = start on; else one epoch
-  in the builder's order. Classes are the labels' own: 0..max(labels).
+  in the builder's order, or only its examples at `positions`. Classes are the labels' own:
+  0..max(labels).
   """
   margin = pad + shift  # padded by pad, then room to slice out any shift
   table = tf.constant(np.pad(images, ((0, 0), (margin, margin), (margin, margin)))[..., None])
@@ -24,7 +25,12 @@ def examples(images, labels, *, num_targets, shift, pad, num_pairs, seed, endles
     per_image = num_pairs
     make = _pair_maker(table, labels, shape, shift, num_pairs, seed, endless, base_shift)
   count = len(images) * per_image
-  indices = tf.data.Dataset.counter(start) if endless else tf.data.Dataset.range(count)
+  if endless:
+    indices = tf.data.Dataset.counter(start)
+  elif positions is not None:
+    indices = tf.data.Dataset.from_tensor_slices(np.asarray(positions, np.int64))
+  else:
+    indices = tf.data.Dataset.range(count)
   return indices.map(pipeline.unconverted(make), num_parallel_calls=tf.data.AUTOTUNE), shape, count
 
 

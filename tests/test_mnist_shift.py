@@ -171,19 +171,23 @@ def test_shard_slots_are_a_seeded_shuffle_of_every_index():
     assert len(set(images)) == 100 and images.min() < 20 and images.max() > 180
   np.testing.assert_array_equal(slots, mnist_shift.shard_slots(200, 5, seed=3)(k))
   assert not np.array_equal(slots, mnist_shift.shard_slots(200, 5, seed=4)(k))
+  for first, stop in ((0, 100), (300, 400), (900, 1000), (950, 1000)):  # one shard's records
+    np.testing.assert_array_equal(mnist_shift.shard_records(200, 5, 3, first, stop),
+                                  np.flatnonzero((slots >= first) & (slots < stop)))
 
 
 def _contents(paths):
   return [open(p, 'rb').read() for p in paths]
 
 
-def test_multi_bytes_depend_on_the_seed(tmp_path):
+def test_multi_bytes_depend_on_the_seed_not_on_num_workers(tmp_path):
   images, labels = _random_digits(20)
   one = _multi(tmp_path, images, labels, 'one')
-  again = _multi(tmp_path, images, labels, 'again')
+  parallel = _multi(tmp_path, images, labels, 'parallel', num_workers=2)
   other_seed = _multi(tmp_path, images, labels, 'seed6', seed=6)
-  assert _contents(one) == _contents(again)
+  assert _contents(one) == _contents(parallel)
   assert _contents(one) != _contents(other_seed)
+  assert json.load(open(tmp_path / 'parallel.json')) == json.load(open(tmp_path / 'one.json'))
   assert not any(n.endswith('.partial') for n in os.listdir(tmp_path))
 
 
@@ -227,9 +231,8 @@ def test_cli_builds_the_file_build_shifted_writes(tmp_path):
   images, labels = _random_digits(12, size=28)
   raw = write_raw_mnist(tmp_path / 'raw', images, labels)
   result = _cli(f'--data_dir={raw}', f'--output_dir={tmp_path}/out', '--split=valid_train',
-                '--shift=1', '--num_workers=2')
+                '--shift=1')
   assert result.returncode == 0, result.stderr[-2000:]
-  assert '--num_workers is deprecated and ignored' in result.stderr
   expected = str(tmp_path / 'expected.tfrecords')
   # valid_train: images 2..11 (the first 12 / 6 are valid_test).
   mnist_shift.build_shifted(images[2:], labels[2:], expected, shift=1, pad=0)

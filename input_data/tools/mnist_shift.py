@@ -1,9 +1,9 @@
 """Builds shifted MNIST and MultiMNIST TFRecords of raw MNIST IDX files, as the original's
 `mnist_shift.py`: generate.py's examples in order, sidecars (docs/data_mnist.md "The builder")."""
 
-import contextlib
 import functools
 import json
+import multiprocessing
 import os
 
 from absl import flags
@@ -28,6 +28,13 @@ def shard_slots(num_images: int, num_pairs: int, seed: int):
   return lambda k: (k % num_pairs) * num_images + order[k // num_pairs]
 
 
+def shard_records(num_images: int, num_pairs: int, seed: int, first: int, stop: int):
+  """The records k, in stream order, whose shard_slots fall in [first, stop): one shard's."""
+  image_at = np.argsort(np.random.default_rng(seed).permutation(num_images))
+  slots = np.arange(first, stop)
+  return np.sort(image_at[slots % num_images] * num_pairs + slots // num_images)
+
+
 def pair_example(image_1, image_2, merged, label_1: int, label_2: int) -> bytes:
   """MultiMNIST record: label_{1,2}, image_raw_{1,2}, merged_raw, height, width, depth."""
   return records.serialize_example(
@@ -45,34 +52,54 @@ def _pair_record(batch, j) -> bytes:
                       batch['label_1'][j], batch['label_2'][j])
 
 
-def _serialized(images, labels, what, **sampler):
-  """Serialized records of the sampler's in-order stream, logging progress."""
-  dataset, _, total = generate.examples(images, labels, endless=False, **sampler)
+def _serialized(images, labels, report=None, **sampler):
+  """Serialized records of the sampler's in-order stream; report(records so far) per batch."""
+  dataset, _, _ = generate.examples(images, labels, endless=False, **sampler)
   to_record = _pair_record if sampler['num_targets'] == 2 else _image_record
-  progress, done = Progress(total), 0
+  done = 0
   for batch in dataset.batch(_BATCH).as_numpy_iterator():
     size = len(batch['merged' if 'merged' in batch else 'image'])
     yield from (to_record(batch, j) for j in range(size))
     done += size
-    cli.report(done, progress, what)
-  cli.report(done, progress, what, force=True)
+    if report:
+      report(done)
 
 
 def build_shifted(images, labels, path, *, shift, pad):
   """Writes every shift of every image padded by `pad` to one TFRecord file; returns count."""
-  total = 0
+  total = len(images) * (2 * shift + 1) ** 2
+  report = functools.partial(cli.report, progress=Progress(total), what=os.path.basename(path))
   with records.write_whole(path) as writer:
-    for record in _serialized(images, labels, os.path.basename(path), num_targets=1,
-                              shift=shift, pad=pad, num_pairs=None, seed=0):
+    for record in _serialized(images, labels, report, num_targets=1, shift=shift, pad=pad,
+                              num_pairs=None, seed=0):
       writer.write(record)
-      total += 1
+  report(total, force=True)
   _write_metadata(path, total, images.shape[1:], shift=shift, pad=pad)
   return total
 
 
+_DIGITS = {}
+
+
+def _keep_digits(images, labels):
+  """A worker's digits, sent once per process."""
+  _DIGITS.update(images=images, labels=labels)
+
+
+def _write_shard(task):
+  """Writes one MultiMNIST shard: the records at `positions` of the stream; returns their count."""
+  name, positions, sampler = task
+  with records.write_whole(name) as writer:
+    for record in _serialized(_DIGITS['images'], _DIGITS['labels'], positions=positions,
+                              **sampler):
+      writer.write(record)
+  return len(positions)
+
+
 def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, seed,
-                base_shift='per_pair'):
-  """Writes MultiMNIST shards '<prefix>-i-of-n' of at most max_shard records; returns names."""
+                base_shift='per_pair', num_workers=1):
+  """Writes MultiMNIST shards '<prefix>-i-of-n' of at most max_shard records, one at a time in
+  each of num_workers processes (the same bytes whatever their number); returns names."""
   check_base_shift(base_shift)
   fewest = min(np.sum(labels != c) for c in np.unique(labels))
   if num_pairs > fewest:
@@ -80,16 +107,26 @@ def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, see
                     f'can be paired with; lower --num_pairs')
   total = len(images) * num_pairs
   names = shard_names(prefix, -(-total // max_shard))
-  slots = shard_slots(len(images), num_pairs, seed)
-  with contextlib.ExitStack() as stack:
-    writers = [stack.enter_context(records.write_whole(name)) for name in names]
-    stream = _serialized(images, labels, os.path.basename(prefix), num_targets=2, shift=shift,
-                         pad=pad, num_pairs=num_pairs, seed=seed, base_shift=base_shift)
-    for n, record in enumerate(stream):
-      if n % _BATCH == 0:
-        shards = slots(np.arange(n, min(n + _BATCH, total))) // max_shard
-      writers[shards[n % _BATCH]].write(record)
-  counts = [min(max_shard, total - s * max_shard) for s in range(len(names))]
+  sampler = dict(num_targets=2, shift=shift, pad=pad, num_pairs=num_pairs, seed=seed,
+                 base_shift=base_shift)
+  tasks = ((name, shard_records(len(images), num_pairs, seed, s * max_shard,
+                                min((s + 1) * max_shard, total)), sampler)
+           for s, name in enumerate(names))
+  report = functools.partial(cli.report, progress=Progress(total), what=os.path.basename(prefix))
+  counts = []
+  if num_workers > 1:
+    # spawn: forking a process that has started TensorFlow is unsafe
+    with multiprocessing.get_context('spawn').Pool(
+        num_workers, initializer=_keep_digits, initargs=(images, labels)) as pool:
+      for count in pool.imap(_write_shard, tasks):
+        counts.append(count)
+        report(sum(counts))
+  else:
+    _keep_digits(images, labels)
+    for task in tasks:
+      counts.append(_write_shard(task))
+      report(sum(counts))
+  report(total, force=True)
   _write_metadata(prefix, total, images.shape[1:], shift=shift, pad=pad,
                   num_pairs=num_pairs, seed=seed, base_shift=base_shift,
                   num_shards=len(names), shard_records=counts)
@@ -105,7 +142,7 @@ def _write_metadata(output, num_records, shape, **settings):
 
 
 def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, num_pairs=NUM_PAIRS,
-          max_shard=100000, seed=0, base_shift='per_pair'):
+          max_shard=100000, seed=0, base_shift='per_pair', num_workers=1):
   """Reads a raw MNIST split and writes its shifted MNIST file or MultiMNIST shards."""
   if shift < 0 or pad < 0 or num_pairs < 1 or max_shard < 1:
     raise UserError(f'need shift >= 0, pad >= 0, num_pairs >= 1, max_shard >= 1; got '
@@ -123,7 +160,7 @@ def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, nu
   if multi_targets:
     return build_multi(images, labels, os.path.join(output_dir, multi_prefix(split, shift)),
                        shift=shift, pad=pad, num_pairs=num_pairs, max_shard=max_shard,
-                       seed=seed, base_shift=base_shift)
+                       seed=seed, base_shift=base_shift, num_workers=num_workers)
   path = os.path.join(output_dir, shifted_name(split, shift))
   build_shifted(images, labels, path, shift=shift, pad=pad)
   return [path]
@@ -145,15 +182,13 @@ def _define_flags(values: flags.FlagValues):
   flags.DEFINE_enum('base_shift', 'per_pair', list(BASE_SHIFTS),
                     'MultiMNIST: shift each base digit afresh per pair, or once for all its '
                     'pairs (the original).', flag_values=values)
-  integer('num_workers', None, 'Deprecated, ignored: tf.data samples in parallel.')
+  integer('num_workers', 1, 'MultiMNIST: processes writing shards (each uses several cores).')
 
 
 def _build_from_flags(f: flags.FlagValues):
-  if f.num_workers is not None:
-    logging.warning('--num_workers is deprecated and ignored: tf.data samples in parallel')
   paths = build(f.data_dir, f.output_dir or f.data_dir, f.split, shift=f.shift, pad=f.pad,
                 multi_targets=f.multi_targets, num_pairs=f.num_pairs, max_shard=f.max_shard,
-                seed=f.seed, base_shift=f.base_shift)
+                seed=f.seed, base_shift=f.base_shift, num_workers=f.num_workers)
   logging.info('wrote %d file(s): %s%s', len(paths), paths[0], ' ...' if len(paths) > 1 else '')
 
 
