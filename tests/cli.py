@@ -1,18 +1,27 @@
 """Runs experiment.py (and the project's other commands) as a user would, and reads the events.
 
 Every launcher here is bounded: a hung child fails its test instead of hanging CI.
+
+experiment.py runs in a child of a fork server that has imported TensorFlow but not started it
+(multiprocessing's forkserver, preloaded): the child is a process of its own, with its own
+environment, arguments, exit status, signals and output, as `python experiment.py ARGS` is,
+without a TensorFlow import of several seconds for each of the suite's hundred runs. The other
+commands (python -m MODULE, python -c) start a fresh interpreter.
 """
 
 import contextlib
 import importlib
 import io
 import json
+import multiprocessing
 import os
 import pathlib
+import runpy
 import shutil
+import signal
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 import traceback
 
@@ -39,10 +48,92 @@ def run_command(command, timeout=300, check=True, env=None):
   return done
 
 
+_FORK = multiprocessing.get_context('forkserver')
+_FORK.set_forkserver_preload(['experiment', 'runner', 'tests.cli'])
+
+
+def start_fork_server():
+  """Starts the fork server now (with this environment), not inside the first test that runs."""
+  from multiprocessing import forkserver  # pylint: disable=g-import-not-at-top
+  forkserver.ensure_running()
+
+
+def _forked_main(args, env, out, err, cases):
+  """The child: `python experiment.py ARGS` (or, with `cases`, _run_cases), its stdout and stderr
+  into the files `out` and `err`."""
+  os.environ.clear()
+  os.environ.update(env)
+  tempfile.tempdir = None  # the server's TMPDIR was cached at its start
+  os.chdir(ROOT)
+  for fd, path in ((1, out), (2, err)):
+    with open(path, 'wb') as f:
+      os.dup2(f.fileno(), fd)
+  signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
+  sys.argv = [str(ROOT / 'experiment.py'), *args]
+  if cases:
+    _run_cases()
+    return
+  runpy.run_path(sys.argv[0], run_name='__main__')  # its imports are the server's, done
+
+
+class Forked:
+  """`python experiment.py ARGS` as a child of the fork server, with Popen's interface."""
+
+  def __init__(self, args, env=None, cases=False):
+    self.args = [str(a) for a in args]
+    folder = tempfile.mkdtemp(prefix='forked-')
+    self._out, self._err = os.path.join(folder, 'stdout'), os.path.join(folder, 'stderr')
+    for path in (self._out, self._err):
+      open(path, 'w').close()
+    self._final = None  # (stdout, stderr) once ended and read
+    self._process = _FORK.Process(target=_forked_main, args=(
+        self.args, dict(ENV, **(env or {})), self._out, self._err, cases))
+    self._process.start()
+    self.pid = self._process.pid
+
+  @property
+  def returncode(self):
+    return self._process.exitcode
+
+  def poll(self):
+    return self._process.exitcode
+
+  def wait(self, timeout=None):
+    self._process.join(timeout)
+    if self._process.exitcode is None:
+      raise subprocess.TimeoutExpired(['experiment.py', *self.args], timeout)
+    return self._process.exitcode
+
+  def send_signal(self, signum):
+    os.kill(self.pid, signum)
+
+  def kill(self):
+    self._process.kill()
+
+  def output(self):
+    """(stdout, stderr) written so far."""
+    return self._final or tuple(pathlib.Path(p).read_text(errors='replace')
+                                for p in (self._out, self._err))
+
+  def completed(self, timeout, check):
+    """The CompletedProcess once it ended (killed after `timeout` seconds)."""
+    try:
+      self.wait(timeout)
+    except subprocess.TimeoutExpired:
+      self.kill()
+      self.wait(30)
+      raise
+    self._final = out, err = self.output()
+    shutil.rmtree(os.path.dirname(self._out), ignore_errors=True)
+    if check and self.returncode:
+      raise AssertionError(f'experiment.py {" ".join(self.args[:2])} exit {self.returncode}:\n'
+                           f'{err[-3000:]}')
+    return subprocess.CompletedProcess(self.args, self.returncode, out, err)
+
+
 def run(*args, timeout=300, check=True):
   """`python experiment.py ARGS`; returns the CompletedProcess (stdout and stderr as text)."""
-  return run_command([sys.executable, str(ROOT / 'experiment.py'), *map(str, args)],
-                     timeout=timeout, check=check)
+  return Forked(args).completed(timeout, check)
 
 
 def run_module(module, *args, timeout=300, check=False):
@@ -64,22 +155,14 @@ def train_and_evaluate(*args, predictions_out) -> dict:
 
 
 class Background:
-  """`python experiment.py ARGS` running beside the test; a thread collects its output."""
+  """`python experiment.py ARGS` running beside the test."""
 
   def __init__(self, *args, env=None):
-    self.process = subprocess.Popen(
-        [sys.executable, str(ROOT / 'experiment.py'), *map(str, args)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=dict(ENV, **(env or {})), cwd=ROOT)
-    self._out, self._err = [], []
-    self._readers = [threading.Thread(target=lambda s=s, d=d: d.extend(s), daemon=True)
-                     for s, d in ((self.process.stdout, self._out),
-                                  (self.process.stderr, self._err))]
-    for reader in self._readers:
-      reader.start()
+    self.process = Forked(args, env)
 
   @property
   def stderr(self) -> str:
-    return ''.join(self._err)
+    return self.process.output()[1]
 
   def wait_for(self, text: str, timeout=120):
     """Returns once `text` appeared on stderr; fails if the process ends or time runs out."""
@@ -92,13 +175,10 @@ class Background:
   def finish(self, timeout=120):
     """(exit status, stdout, stderr) once it ended; kills it after `timeout` seconds."""
     try:
-      self.process.wait(timeout=timeout)
+      done = self.process.completed(timeout, check=False)
     except subprocess.TimeoutExpired:
-      self.kill()
       raise AssertionError(f'still running after {timeout}s:\n{self.stderr[-2000:]}') from None
-    for reader in self._readers:
-      reader.join(timeout=10)
-    return self.process.returncode, ''.join(self._out), self.stderr
+    return done.returncode, done.stdout, done.stderr
 
   def send_signal(self, signum):
     self.process.send_signal(signum)
@@ -191,8 +271,8 @@ def run_in_one_process(cases, timeout=300, env=None, setup='', check=False):
   `check`: every case must exit 0 (as run() checks one).
   """
   cases = [list(map(str, c)) for c in cases]
-  done = run_command([sys.executable, '-m', 'tests.cli'], timeout=timeout, check=False,
-                     env=dict(ENV, **(env or {}), CLI_CASES=json.dumps(cases), CLI_SETUP=setup))
+  done = Forked([], dict(env or {}, CLI_CASES=json.dumps(cases), CLI_SETUP=setup),
+                cases=True).completed(timeout, check=False)
   if done.returncode:
     raise AssertionError(f'the cases\' process failed:\n{done.stderr[-3000:]}')
   results = [subprocess.CompletedProcess(args, **result)

@@ -39,6 +39,14 @@ def pytest_collection_modifyitems(items):
   items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: else as collected
 
 
+@pytest.fixture(scope='session', autouse=True)
+def fork_server():
+  """The server experiment.py's runs fork from (tests/cli.py), started with the session's
+  environment, before any test changes it."""
+  from tests import cli  # pylint: disable=g-import-not-at-top
+  cli.start_fork_server()
+
+
 @pytest.fixture(scope='session')
 def oracle():
   """The original code's recorded inputs and outputs (see tests/testdata/a_valid_routing3)."""
