@@ -2,11 +2,12 @@
 
 Every launcher here is bounded: a hung child fails its test instead of hanging CI.
 
-experiment.py runs in a child of a fork server that has imported TensorFlow but not started it
-(multiprocessing's forkserver, preloaded): the child is a process of its own, with its own
-environment, arguments, exit status, signals and output, as `python experiment.py ARGS` is,
-without a TensorFlow import of several seconds for each of the suite's hundred runs. The other
-commands (python -m MODULE, python -c) start a fresh interpreter.
+experiment.py and `python -m MODULE` run in a child of a fork server that has imported
+TensorFlow but not started it (multiprocessing's forkserver, preloaded): the child is a process
+of its own, with its own environment, arguments, exit status, signals and output, as the command
+is, without a TensorFlow import of several seconds for each of the suite's hundred runs.
+run_command (python -c, other programs) starts a fresh interpreter, as do the benchmarks' own
+child processes.
 """
 
 import contextlib
@@ -58,9 +59,9 @@ def start_fork_server():
   forkserver.ensure_running()
 
 
-def _forked_main(args, env, out, err, cases):
-  """The child: `python experiment.py ARGS` (or, with `cases`, _run_cases), its stdout and stderr
-  into the files `out` and `err`."""
+def _forked_main(args, env, out, err, cases, module):
+  """The child: `python experiment.py ARGS`, `python -m MODULE ARGS` or, with `cases`,
+  _run_cases; its stdout and stderr into the files `out` and `err`."""
   os.environ.clear()
   os.environ.update(env)
   tempfile.tempdir = None  # the server's TMPDIR was cached at its start
@@ -72,14 +73,17 @@ def _forked_main(args, env, out, err, cases):
   sys.argv = [str(ROOT / 'experiment.py'), *args]
   if cases:
     _run_cases()
-    return
-  runpy.run_path(sys.argv[0], run_name='__main__')  # its imports are the server's, done
+  elif module:
+    runpy.run_module(module, run_name='__main__', alter_sys=True)
+  else:
+    runpy.run_path(sys.argv[0], run_name='__main__')  # its imports are the server's, done
 
 
 class Forked:
-  """`python experiment.py ARGS` as a child of the fork server, with Popen's interface."""
+  """`python experiment.py ARGS` (or `python -m MODULE ARGS`) as a child of the fork server,
+  with Popen's interface."""
 
-  def __init__(self, args, env=None, cases=False):
+  def __init__(self, args, env=None, cases=False, module=None):
     self.args = [str(a) for a in args]
     folder = tempfile.mkdtemp(prefix='forked-')
     self._out, self._err = os.path.join(folder, 'stdout'), os.path.join(folder, 'stderr')
@@ -87,7 +91,7 @@ class Forked:
       open(path, 'w').close()
     self._final = None  # (stdout, stderr) once ended and read
     self._process = _FORK.Process(target=_forked_main, args=(
-        self.args, dict(ENV, **(env or {})), self._out, self._err, cases))
+        self.args, dict(ENV, **(env or {})), self._out, self._err, cases, module))
     self._process.start()
     self.pid = self._process.pid
 
@@ -126,7 +130,7 @@ class Forked:
     self._final = out, err = self.output()
     shutil.rmtree(os.path.dirname(self._out), ignore_errors=True)
     if check and self.returncode:
-      raise AssertionError(f'experiment.py {" ".join(self.args[:2])} exit {self.returncode}:\n'
+      raise AssertionError(f'{" ".join(self.args[:2])} exit {self.returncode}:\n'
                            f'{err[-3000:]}')
     return subprocess.CompletedProcess(self.args, self.returncode, out, err)
 
@@ -138,8 +142,7 @@ def run(*args, timeout=300, check=True):
 
 def run_module(module, *args, timeout=300, check=False):
   """`python -m MODULE ARGS` (benchmarks.throughput, input_data.norb, ...)."""
-  return run_command([sys.executable, '-m', module, *map(str, args)], timeout=timeout,
-                     check=check)
+  return Forked(args, module=module).completed(timeout, check)
 
 
 def train_and_evaluate(*args, predictions_out) -> dict:
