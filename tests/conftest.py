@@ -25,13 +25,13 @@ tf.config.experimental.enable_tensor_float_32_execution(False)
 
 ORACLE_DIR = pathlib.Path(__file__).parent / 'testdata' / 'a_valid_routing3'
 
-# The files that take longest (a minute or more of one CPU each), longest first. --dist loadfile
+# The files that take longest (15 s to two minutes of one CPU each), longest first. --dist loadfile
 # hands whole files to the two pytest processes in collection order (setup.cfg turns off
 # xdist's own order, by number of tests): a long file handed out last is the suite's tail,
 # the other process idle meanwhile. A file not listed keeps its place after these.
-LONGEST_FIRST = ('test_multi_worker.py', 'test_long_runs.py', 'test_reliability.py',
-                 'test_data_stream.py', 'test_experiment.py', 'test_gpu_check.py',
-                 'test_own_data.py', 'test_errors.py', 'test_export.py')
+LONGEST_FIRST = ('test_reliability.py', 'test_multi_worker.py', 'test_gpu_check.py',
+                 'test_data_stream.py', 'test_long_runs.py', 'test_experiment.py',
+                 'test_own_data.py', 'test_training.py', 'test_errors.py', 'test_fast_paths.py')
 
 
 def pytest_collection_modifyitems(items):
