@@ -14,9 +14,11 @@ from configs import RunConfig, make_hparams
 from runner import best, evaluation
 from tests import cli
 
-# A learning rate that grows 10x every 4 steps: the test error falls, then rises again.
-UP_AND_DOWN = ('--hparams_override=conv1_filters=8,num_prime_capsules=2,learning_rate=0.01,'
-               'decay_rate=100000,decay_steps=20')
+# A learning rate that grows 10x every 8 steps from 0.003: the test error falls by a third, then
+# rises to about chance (156, 122, 107, 162, 186, 177 wrong of 200 at steps 4..24, with AVX-512
+# and with oneDNN held to AVX2): margins no machine's rounding closes.
+UP_AND_DOWN = ('--hparams_override=conv1_filters=8,num_prime_capsules=2,learning_rate=0.003,'
+               'decay_rate=1000,decay_steps=24')
 
 
 def lowest_error_step(test_dir):
