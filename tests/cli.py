@@ -114,6 +114,9 @@ class Forked:
   def kill(self):
     self._process.kill()
 
+  def remove_output(self):
+    shutil.rmtree(os.path.dirname(self._out), ignore_errors=True)
+
   def output(self):
     """(stdout, stderr) written so far."""
     return self._final or tuple(pathlib.Path(p).read_text(errors='replace')
@@ -128,7 +131,7 @@ class Forked:
       self.wait(30)
       raise
     self._final = out, err = self.output()
-    shutil.rmtree(os.path.dirname(self._out), ignore_errors=True)
+    self.remove_output()
     if check and self.returncode:
       raise AssertionError(f'{" ".join(self.args[:2])} exit {self.returncode}:\n'
                            f'{err[-3000:]}')
@@ -190,6 +193,11 @@ class Background:
     if self.process.poll() is None:
       self.process.kill()
       self.process.wait(timeout=30)
+
+  def close(self):
+    """Kills it if it still runs and removes its output files."""
+    self.kill()
+    self.process.remove_output()
 
 
 def tiny_mnist_dir(path: pathlib.Path) -> pathlib.Path:

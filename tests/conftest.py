@@ -95,7 +95,7 @@ def write_raw_mnist(directory, images, labels, source='train', gz=True) -> str:
 @pytest.fixture
 def launch():
   """Starts `python experiment.py ARGS` in the background (tests.cli.Background, `env`: extra
-  environment variables); whatever is still running when the test ends is killed."""
+  environment variables); whatever is still running when the test ends is killed, and the output files go."""
   from tests import cli  # pylint: disable=g-import-not-at-top
   started = []
 
@@ -105,7 +105,7 @@ def launch():
 
   yield start
   for process in started:
-    process.kill()
+    process.close()
 
 
 class TrainedRun(typing.NamedTuple):
