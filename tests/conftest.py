@@ -95,7 +95,7 @@ def write_raw_mnist(directory, images, labels, source='train', gz=True) -> str:
 @pytest.fixture
 def launch():
   """Starts `python experiment.py ARGS` in the background (tests.cli.Background, `env`: extra
-  environment variables); whatever is still running when the test ends is killed, and the output files go."""
+  environment variables); when the test ends, what still runs is killed, and output files go."""
   from tests import cli  # pylint: disable=g-import-not-at-top
   started = []
 
