@@ -213,6 +213,22 @@ def test_flag_mistakes_are_found_before_tensorflow_is_imported():
       'norb; drop --validate', 'False']
 
 
+@pytest.mark.parametrize('flags', [['--dataset=foo'], ['--dataset=cifar10', '--generate']])
+def test_experiment_py_answers_a_flag_mistake_without_importing_tensorflow(flags):
+  """`python experiment.py` itself, in a fresh interpreter (the other cases fork from a server
+  that has imported TensorFlow already)."""
+  script = ('import runpy, sys\n'
+            f'sys.argv = ["experiment.py", "--summary_dir=x", *{flags!r}]\n'
+            'try:\n'
+            '  runpy.run_path("experiment.py", run_name="__main__")\n'
+            'except SystemExit as e:\n'
+            '  print(e.code, "tensorflow" in sys.modules)\n')
+  done = cli.run_command([sys.executable, '-c', script])
+  assert done.stdout.splitlines() == ['2 False']
+  assert [l for l in done.stderr.splitlines() if l.startswith('error: ')] == [
+      l for l in done.stderr.splitlines() if l.strip()]
+
+
 def test_debug_shows_the_whole_traceback_instead_of_the_line(env):
   done = cli.run(*_args(env, ['--data_dir={root}/nowhere', '--debug']), check=False)
   assert done.returncode not in (0, 2)
