@@ -59,9 +59,10 @@ def start_fork_server():
   forkserver.ensure_running()
 
 
-def _forked_main(args, env, out, err, cases, module):
-  """The child: `python experiment.py ARGS`, `python -m MODULE ARGS` or, with `cases`,
-  _run_cases; its stdout and stderr into the files `out` and `err`."""
+def _forked_main(args, env, out, err, module, cases):
+  """The child: `python experiment.py ARGS`, `python -m MODULE ARGS` or, with `cases` (their
+  argument lists and a setup), _run_cases; its stdout and stderr into the files `out` and
+  `err`."""
   os.environ.clear()
   os.environ.update(env)
   tempfile.tempdir = None  # the server's TMPDIR was cached at its start
@@ -72,7 +73,7 @@ def _forked_main(args, env, out, err, cases, module):
   signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
   sys.argv = [str(ROOT / 'experiment.py'), *args]
   if cases:
-    _run_cases()
+    _run_cases(*cases)
   elif module:
     runpy.run_module(module, run_name='__main__', alter_sys=True)
   else:
@@ -83,7 +84,7 @@ class Forked:
   """`python experiment.py ARGS` (or `python -m MODULE ARGS`) as a child of the fork server,
   with Popen's interface."""
 
-  def __init__(self, args, env=None, cases=False, module=None):
+  def __init__(self, args, env=None, module=None, cases=None):
     self.args = [str(a) for a in args]
     folder = tempfile.mkdtemp(prefix='forked-')
     self._out, self._err = os.path.join(folder, 'stdout'), os.path.join(folder, 'stderr')
@@ -91,7 +92,7 @@ class Forked:
       open(path, 'w').close()
     self._final = None  # (stdout, stderr) once ended and read
     self._process = _FORK.Process(target=_forked_main, args=(
-        self.args, dict(ENV, **(env or {})), self._out, self._err, cases, module))
+        self.args, dict(ENV, **(env or {})), self._out, self._err, module, cases))
     self._process.start()
     self.pid = self._process.pid
 
@@ -282,8 +283,7 @@ def run_in_one_process(cases, timeout=300, env=None, setup='', check=False):
   `check`: every case must exit 0 (as run() checks one).
   """
   cases = [list(map(str, c)) for c in cases]
-  done = Forked([], dict(env or {}, CLI_CASES=json.dumps(cases), CLI_SETUP=setup),
-                cases=True).completed(timeout, check=False)
+  done = Forked([], env, cases=(cases, setup)).completed(timeout, check=False)
   if done.returncode:
     raise AssertionError(f'the cases\' process failed:\n{done.stderr[-3000:]}')
   results = [subprocess.CompletedProcess(args, **result)
@@ -295,17 +295,18 @@ def run_in_one_process(cases, timeout=300, env=None, setup='', check=False):
   return results
 
 
-def _run_cases():
-  """The other end of run_in_one_process: main() per case, with fresh flags and captured output."""
+def _run_cases(cases, setup):
+  """The other end of run_in_one_process: main() per case, with fresh flags and captured output;
+  their results as JSON on stdout."""
   from absl import flags, logging as absl_logging  # pylint: disable=g-import-not-at-top
   import experiment  # pylint: disable=g-import-not-at-top
-  if os.environ.get('CLI_SETUP'):
-    module, function = os.environ['CLI_SETUP'].split(':')
+  if setup:
+    module, function = setup.split(':')
     getattr(importlib.import_module(module), function)()
   experiment.define_flags()
   absl_logging.use_absl_handler()  # as app.run does
   results = []
-  for args in json.loads(os.environ['CLI_CASES']):
+  for args in cases:
     flags.FLAGS.unparse_flags()
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -320,7 +321,3 @@ def _run_cases():
         code = 1
     results.append({'returncode': code, 'stdout': out.getvalue(), 'stderr': err.getvalue()})
   print(json.dumps(results))
-
-
-if __name__ == '__main__':
-  _run_cases()
