@@ -134,4 +134,4 @@ def _votes_and_routing(inputs, kernel, biases, out_caps, out_atoms, num_routing,
   return route(votes, biases, num_routing, leaky)
 
 
-_jit_votes_and_routing = tf.function(_votes_and_routing, jit_compile=True)
+_jit_votes_and_routing = tf.function(_votes_and_routing, jit_compile=True, autograph=False)

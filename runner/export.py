@@ -96,7 +96,7 @@ class Serving(tf.Module):
     self.class_names = tf.Variable(metadata['class_names'], trainable=False)
     self.metadata = tf.Variable(json.dumps(metadata, sort_keys=True), trainable=False)
     spec = tf.TensorSpec([None, *metadata['input_shape']], tf.uint8, name='images')
-    self.serve = tf.function(self._serve, input_signature=[spec])
+    self.serve = tf.function(self._serve, input_signature=[spec], autograph=False)
 
   def _serve(self, images):  # pylint: disable=redefined-outer-name
     """uint8 images [B, H, W, C] -> scores, classes (and poses, reconstructions)."""

@@ -75,7 +75,7 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig, whole_s
   num_replicas = strategy.num_replicas_in_sync
   backprop = lambda batch: gradients_and_metrics(model, optimizer, batch, config, num_replicas)
   if use_xla(config.jit_compile) and not whole_step_xla:
-    backprop = tf.function(backprop, jit_compile=True)
+    backprop = tf.function(backprop, jit_compile=True, autograph=False)
 
   def replica_step(batch):
     grads, metrics = backprop(batch)
@@ -85,7 +85,7 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig, whole_s
   if whole_step_xla:
     if num_replicas > 1:
       raise ValueError('whole-step XLA needs one replica')
-    replica_step = tf.function(replica_step, jit_compile=True)
+    replica_step = tf.function(replica_step, jit_compile=True, autograph=False)
 
   def global_step(iterator):
     metrics = strategy.run(replica_step, args=(next(iterator),))
@@ -96,8 +96,8 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig, whole_s
   def first_bad(bad_step, metrics):
     return tf.where((bad_step == 0) & ~tf.math.is_finite(metrics['total']), step, bad_step)
 
-  # autograph=False: nothing here needs converting, and converting the model's code took a
-  # second or two of every start.
+  # autograph=False here and in the XLA functions above: nothing needs converting, and
+  # converting the model's code took a second or two of every start.
   @tf.function(autograph=False)
   def train_steps(iterator, num_steps):
     def next_step(done, bad_step, last):
