@@ -104,9 +104,13 @@ class RunConfig:
   keep_checkpoints: int = setting(1000, 'Keep at most this many checkpoints (at least 1).')
   cpu_replicas: int = setting(0, 'Split the CPU into N logical devices and mirror over them '
                               '(to test multi-device runs without GPUs).')
-  distort: Optional[bool] = setting(None, 'Distort training images with the dataset\'s default '
-                                    'augmentation (default: the dataset\'s choice, on for '
-                                    'cifar10 and norb).')
+  distort: Optional[bool] = setting(None, 'Distort training images with the dataset\'s own '
+                                    'augmentations (default: the dataset\'s choice, on for '
+                                    'cifar10 and norb); false turns --augment off too.')
+  augment: Optional[str] = setting(None, 'Training augmentations in order, comma-separated: '
+                                   'crop, flip, brightness, contrast, rotate, or cifar10 (that '
+                                   'dataset\'s); default: the dataset\'s own with --distort '
+                                   '(docs/data.md "Augmentation").')
   generate: bool = setting(False, 'MNIST: shift and pair digits on the fly from the raw IDX '
                            'files in --data_dir instead of reading TFRecords.')
   # Options of image datasets (--dataset=folder or tfds:NAME; docs/data_own.md).
@@ -116,9 +120,6 @@ class RunConfig:
                              '(stretch), pad or crop (centered); input_data/datasets.py checks it.')
   channels: Optional[int] = setting(None, 'folder/tfds: 1 (grayscale) or 3 (RGB) (default: the '
                                     'first training image\'s).')
-  augment: Optional[str] = setting(None, 'folder/tfds: training augmentations, comma-separated: '
-                                   'crop (pad 4, random crop), flip, cifar10 (crop to 3/4, flip, '
-                                   'brightness, contrast, standardize); off by default.')
   download: bool = setting(False, 'tfds: download and prepare the dataset into --data_dir if it '
                            'is not there (off: never touch the network).')
   cluster: str = setting(

@@ -15,8 +15,8 @@ def read(dataset, options) -> builder.Examples:
   """Expanded MNIST for 'train'; affNIST test (or validation) for 'test'."""
   paths = builder.split_paths(dataset, options)
   parse = functools.partial(mnist.parse_records, num_targets=1, shape=(IMAGE_SIZE, IMAGE_SIZE))
-  to_features = functools.partial(mnist.to_features, num_classes=NUM_CLASSES)
-  return builder.Examples(read_files(paths, parse), to_features, dataset.shape, NUM_CLASSES,
+  _, prepare = mnist.preparation(IMAGE_SIZE, IMAGE_SIZE, ())
+  return builder.Examples(read_files(paths, parse), prepare, dataset.shape, NUM_CLASSES,
                           builder.epoch_size(paths, options))
 
 

@@ -26,6 +26,7 @@ class Options:
   repeat: bool
   own: dict
   start: int = 0  # examples of the stream already read (a resumed run's step x batch size)
+  augment: Tuple[str, ...] = ()  # the training split's distortions (datasets.augmentations)
 
   @property
   def training(self) -> bool:
@@ -38,24 +39,30 @@ class Options:
 
 @dataclasses.dataclass(frozen=True)
 class Examples:
-  """What a reader gives the builder: example dicts and how to make batch dicts of them."""
+  """What a reader gives the builder: examples {'image': [H, W, D] of 0..255, 'label'} and how
+  to prepare batches of them (or, for other keys, its own `to_features`)."""
   examples: tf.data.Dataset
-  to_features: Callable  # (batch of examples, seed [2] or None) -> batch dict
-  shape: Tuple[int, int, int]  # of the batches' images
+  prepare: Callable  # (images [B, H, W, D], seed [2] or None) -> the model's float32 images
+  shape: Tuple[int, int, int]  # of the prepared images
   num_classes: int
   num_examples: Optional[int] = None  # of one epoch; needed for evaluation and a resume
-  random: bool = False  # the training split's to_features takes a seed (distortion)
+  random: bool = False  # the training split's prepare takes a seed (augmentation)
   decode: Optional[Callable] = None  # example -> example, after the order is decided (cheap skip)
   endless: bool = False  # drawn at random by position from options.start on (generated data)
   num_targets: int = 1
   class_names: Tuple[str, ...] = ()
+  to_features: Optional[Callable] = None  # (batch of examples, seed or None) -> batch dict
+
+  def features(self, batch, seed=None):
+    if self.to_features:
+      return self.to_features(batch, seed)
+    return pipeline.image_features(self.prepare(batch['image'], seed), batch['label'],
+                                   self.num_classes)
 
 
-def build(name: str, *, data_dir, split, batch_size, seed=None, repeat=None, shuffle=None,
-          start=0, **own) -> Tuple[tf.data.Dataset, DatasetSpec]:
-  """The batches and spec of dataset `name` (input_data/datasets.py) for split 'train' or
-  'test'; shuffle and repeat default to split == 'train'. The stream starts at example `start`
-  of its order (pipeline.epochs), a multiple of batch_size."""
+def read(name: str, *, data_dir, split, batch_size, seed=None, repeat=None, shuffle=None,
+         start=0, **own) -> Tuple[Options, Examples]:
+  """The resolved options and the declared reader's examples of dataset `name`."""
   dataset = datasets.declared(name)
   datasets.check_options(name, own)
   short = name.split(':')[0]
@@ -69,22 +76,41 @@ def build(name: str, *, data_dir, split, batch_size, seed=None, repeat=None, shu
     raise ValueError(f'start={start} is not a multiple of batch_size={batch_size}')
   options = Options(name, data_dir, split, batch_size, seed,
                     training if shuffle is None else shuffle,
-                    training if repeat is None else repeat, own, start)
-  source = importlib.import_module(f'input_data.{dataset.reader}').read(dataset, options)
+                    training if repeat is None else repeat, own, start,
+                    datasets.augmentations(short, own))
+  return options, importlib.import_module(f'input_data.{dataset.reader}').read(dataset, options)
+
+
+def build(name: str, **options) -> Tuple[tf.data.Dataset, DatasetSpec]:
+  """The batches and spec of dataset `name` (input_data/datasets.py) for split 'train' or
+  'test' (options: read()); shuffle and repeat default to split == 'train'. The stream starts at
+  example `start` of its order (pipeline.epochs), a multiple of batch_size."""
+  options, source = read(name, **options)
   examples = source.examples
   if not source.endless:
-    examples = pipeline.epochs(examples, seed=seed, shuffle=options.shuffle,
-                               repeat=options.repeat, start=start,
+    examples = pipeline.epochs(examples, seed=options.seed, shuffle=options.shuffle,
+                               repeat=options.repeat, start=options.start,
                                count=lambda: _epoch_size(source))
   if source.decode:
     examples = examples.map(pipeline.unconverted(source.decode),
                             num_parallel_calls=pipeline.AUTOTUNE)
-  batches = pipeline.batches(examples, source.to_features, batch_size=batch_size,
+  random = options.training and source.random
+  batches = pipeline.batches(examples, source.features, batch_size=options.batch_size,
                              drop_remainder=options.repeat,
-                             seed=seed if training and source.random else None,
-                             first_batch=start // batch_size)
+                             seed=options.seed if random else None,
+                             first_batch=options.start // options.batch_size)
   return batches, DatasetSpec(name, *source.shape, source.num_classes, source.num_targets,
                               source.num_examples, source.class_names)
+
+
+def test_preparation(name: str, **options) -> Tuple[Tuple[int, int, int], Callable]:
+  """(shape [H, W, D] of one stored image, uint8 images -> the model's images): the test
+  split's preparation, for a SavedModel to serve raw images."""
+  _, source = read(name, split='test', batch_size=1, **options)
+  examples = source.examples.map(source.decode) if source.decode else source.examples
+  spec = examples.element_spec
+  shape = spec['merged' if 'merged' in spec else 'image'].shape
+  return tuple(shape), lambda images: source.prepare(images, None)
 
 
 def _epoch_size(source: Examples) -> int:
@@ -92,11 +118,6 @@ def _epoch_size(source: Examples) -> int:
   if source.num_examples is None:
     raise ValueError('a reader must give num_examples (of one epoch) when options.start > 0')
   return source.num_examples
-
-
-def distorting(dataset: datasets.Dataset, options: Options) -> bool:
-  """Whether the training split is distorted: the distort option, else the declared default."""
-  return bool(options.get('distort', dataset.distort))
 
 
 def split_paths(dataset: datasets.Dataset, options: Options, folder: str = '') -> List[str]:

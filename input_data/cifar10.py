@@ -1,15 +1,14 @@
 """CIFAR-10 reader: the official binary batches (records of a label and a channel-major image),
 preprocessed as the 2017 TF CIFAR-10 tutorial (docs/data_other.md "CIFAR-10")."""
 
+import functools
 import os
 
 import tensorflow as tf
 
-from input_data import DataError, builder
+from input_data import DataError, augment, builder
 from input_data.datasets import DATASETS
-from input_data.pipeline import (PARSE_CHUNK, assert_file, crop_or_distort, image_features,
-                                 random_brightness, random_contrast, random_crop,
-                                 random_flip_left_right, read_files)
+from input_data.pipeline import PARSE_CHUNK, assert_file, read_files
 
 IMAGE_SIZE, _, DEPTH = DATASETS['cifar10'].shape
 NUM_CLASSES = DATASETS['cifar10'].num_classes
@@ -55,26 +54,12 @@ def _chunks(path, size):
   return tf.data.FixedLengthRecordDataset(path, RECORD_BYTES).batch(PARSE_CHUNK)
 
 
-def distort_images(images, seed, size: int = CROP_SIZE):
-  """The tutorial's training distortions of float32 0..255 images [B, H, H, C]: a random
-  size x size crop (24 of CIFAR-10's 32), flip, brightness, contrast."""
-  seeds = tf.random.experimental.stateless_split(seed, 4)
-  images = random_crop(images, size, seeds[0])
-  images = random_flip_left_right(images, seeds[1])
-  images = random_brightness(images, 63, seeds[2])
-  return random_contrast(images, 0.2, 1.8, seeds[3])
-
-
-def _features(batch, seed=None):
-  images = crop_or_distort(tf.cast(batch['image'], tf.float32), CROP_SIZE, distort_images, seed)
-  return image_features(images, batch['label'], NUM_CLASSES)
-
-
 def read(dataset, options) -> builder.Examples:
   """24x24x3 standardized CIFAR-10 images (see the module docstring)."""
   paths = batch_files(dataset, options)
   num_examples = count_examples(paths)
-  records = read_files(paths, decode_records, _chunks)
-  return builder.Examples(records, _features, (CROP_SIZE, CROP_SIZE, DEPTH), NUM_CLASSES,
-                          num_examples,
-                          random=builder.distorting(dataset, options))
+  prepare = functools.partial(augment.prepare, size=(CROP_SIZE, CROP_SIZE),
+                              names=options.augment, standardize=True)
+  return builder.Examples(read_files(paths, decode_records, _chunks), prepare,
+                          (CROP_SIZE, CROP_SIZE, DEPTH), NUM_CLASSES, num_examples,
+                          random=bool(options.augment))

@@ -15,8 +15,8 @@ FLAG_OPTIONS = ('validate', 'distort', 'num_targets', 'generate', 'image_size', 
 IMAGE_OPTIONS = ('validate', 'distort', 'image_size', 'resize_mode', 'channels', 'augment',
                  'crop_padding', 'validation_fraction')
 RESIZE_MODES = ('resize', 'pad', 'crop')
-AUGMENTATIONS = ('crop', 'flip', 'cifar10')  # of images (input_data/images.py)
-DISTORT_DEFAULT = ('crop', 'flip')  # what distort=True means when no augment is chosen
+AUGMENTATIONS = ('crop', 'flip', 'brightness', 'contrast', 'rotate')  # input_data/augment.py
+PRESET = 'cifar10'  # augment=cifar10: cifar10's list; folder and tfds also take its preprocessing
 VALIDATION_FRACTION = 0.1  # of train/, held out by validate=True where no split is declared
 MNIST_IDX = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
              'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
@@ -32,7 +32,8 @@ class Dataset:
   files: Mapping[str, object] = dataclasses.field(default_factory=dict)  # split -> file(s)
   shape: Optional[Tuple[int, int, int]] = None  # stored [height, width, depth]; None: the data's
   num_classes: Optional[int] = None  # None: from the data
-  distort: Optional[bool] = None  # distortion when the distort option is not given
+  augment: Tuple[str, ...] = ()  # the training augmentations distort=True means
+  distort: bool = False  # distort's default
 
 
 DATASETS = {
@@ -40,8 +41,8 @@ DATASETS = {
         'mnist', MNIST_DOWNLOAD.format(dir='data/mnist_raw') + ', then python -m '
         'input_data.mnist_shift --data_dir=data/mnist_raw --output_dir={dir} --split=train '
         '--shift=2 (and --split=test --shift=0)',
-        ('validate', 'distort', 'num_targets', 'generate', 'shift', 'pad', 'num_pairs',
-         'base_shift'), MNIST_IDX, num_classes=10, distort=False),
+        ('validate', 'distort', 'augment', 'num_targets', 'generate', 'shift', 'pad', 'num_pairs',
+         'base_shift'), MNIST_IDX, num_classes=10, augment=('crop', 'rotate')),
     'affnist': Dataset(
         'affnist', 'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir={dir} '
         '--split=train --shift=6 --pad=6 and python -m input_data.affnist '
@@ -50,27 +51,29 @@ DATASETS = {
          'valid_test': 'validation_affnist.tfrecords'}, (40, 40, 1), 10),
     'cifar10': Dataset(
         'cifar10', 'python -m input_data.download --dataset=cifar10 --output_dir={dir}',
-        ('validate', 'distort'),
+        ('validate', 'distort', 'augment'),
         {'train': [f'data_batch_{i}.bin' for i in range(1, 6)], 'test': ['test_batch.bin'],
          'valid_train': [f'data_batch_{i}.bin' for i in range(1, 5)],
-         'valid_test': ['data_batch_5.bin']}, (32, 32, 3), 10, distort=True),
+         'valid_test': ['data_batch_5.bin']}, (32, 32, 3), 10,
+        ('crop', 'flip', 'brightness', 'contrast'), distort=True),
     'norb': Dataset(
         'norb', 'python -m input_data.norb --raw_dir=SMALLNORB_DIR --output_dir={dir}',
-        ('distort', 'image_size'), {'train': 'trainduo.tfrecords', 'test': 'testduo.tfrecords'},
-        (96, 96, 2), 5, distort=True),
+        ('distort', 'augment', 'image_size'),
+        {'train': 'trainduo.tfrecords', 'test': 'testduo.tfrecords'}, (96, 96, 2), 5,
+        ('brightness', 'contrast', 'crop'), distort=True),
     'folder': Dataset(
         'folder', 'python -m input_data.folder --make_from_idx=IDX_DIR --output_dir={dir}, or '
-        'any DIR/{{train,test}}/<class>/<images>', IMAGE_OPTIONS + ('validation_seed',
-                                                                     'check_files')),
+        'any DIR/{{train,test}}/<class>/<images>',
+        IMAGE_OPTIONS + ('validation_seed', 'check_files'), augment=('crop', 'flip')),
     'tfds': Dataset(
         'tfds_data', 'tfds build NAME --data_dir={dir}',
         IMAGE_OPTIONS + ('download', 'tfds_name', 'image_key', 'label_key', 'train_split',
-                         'test_split')),
+                         'test_split'), augment=('crop', 'flip')),
     # The worked example of docs/data_own.md: Kuzushiji-MNIST in MNIST's IDX format.
     'kmnist': Dataset(
         'idx', 'download the four IDX files of https://github.com/rois-codh/kmnist (their '
         'names are MNIST\'s: train-images-idx3-ubyte.gz, ...) into {dir}',
-        ('validate', 'distort'), MNIST_IDX, (28, 28, 1), 10, distort=False),
+        ('validate', 'distort', 'augment'), MNIST_IDX, (28, 28, 1), 10, ('crop', 'rotate')),
 }
 
 
@@ -101,7 +104,7 @@ def check_options(name: str, options: Mapping[str, object]):
 def check_values(name: str, options: Mapping[str, object]):
   """UserError for a bad image_size, augment or resize_mode (TensorFlow need not start)."""
   parse_size(name, options.get('image_size'))
-  parse_augment(name, options.get('augment'), options.get('distort'))
+  parse_augment(name, options.get('augment'))
   if 'resize_mode' in options:
     check_resize_mode(name, options['resize_mode'])
 
@@ -133,16 +136,28 @@ def parse_size(name: str, image_size) -> Optional[Tuple[int, int]]:
   return tuple(parts)
 
 
-def parse_augment(name: str, augment: Union[None, str, Sequence[str]],
-                  distort: Optional[bool]) -> Tuple[str, ...]:
-  """The augmentations of 'crop,flip' or ['crop', 'flip'] (distort=True, none: DISTORT_DEFAULT)."""
+def parse_augment(name: str, augment: Union[None, str, Sequence[str]]) -> Tuple[str, ...]:
+  """The names in 'crop,flip' or ['crop', 'flip']; UserError for an unknown one."""
   if isinstance(augment, str):
     augment = augment.split(',')
   chosen = tuple(a.strip().lower() for a in (augment or ()) if a.strip())
-  unknown = [a for a in chosen if a not in AUGMENTATIONS]
+  unknown = [a for a in chosen if a not in (*AUGMENTATIONS, PRESET)]
   if unknown:
     raise UserError(f'{name}: unknown augment {", ".join(unknown)}; expected a comma-separated '
-                    f'list of: {", ".join(AUGMENTATIONS)}')
-  if 'cifar10' in chosen and len(set(chosen)) > 1:
-    raise UserError(f"{name}: augment 'cifar10' already crops and flips; use it alone")
-  return chosen or (DISTORT_DEFAULT if distort else ())
+                    f'list of: {", ".join(AUGMENTATIONS)}, or {PRESET} alone')
+  if PRESET in chosen and len(chosen) > 1:
+    raise UserError(f"{name}: augment '{PRESET}' already crops and flips; use it alone")
+  return chosen
+
+
+def augmentations(name: str, options: Mapping[str, object]) -> Tuple[str, ...]:
+  """The training split's distortions: none with distort=False; else `augment` (cifar10: that
+  dataset's list), or the declared list when distorting (distort, else the declared default)."""
+  chosen = parse_augment(name, options.get('augment'))
+  distort = options.get('distort')
+  if distort is False:
+    return ()
+  if chosen == (PRESET,):
+    return DATASETS[PRESET].augment
+  dataset = declared(name)
+  return chosen or (dataset.augment if (dataset.distort if distort is None else distort) else ())

@@ -156,13 +156,13 @@ def read(dataset, options) -> builder.Examples:
   height, width, stored = first_shape(train)
   color = stored >= 3 if channels is None else channels == 3
   image_options = dataclasses.replace(image_options, size=image_options.size or (height, width))
-  images.check_square('folder', image_options)
   if options.get('check_files', True):
     verify_files(listing, color, detected=channels is None)
 
   files = tf.data.Dataset.from_tensor_slices({'path': listing.paths, 'label': listing.labels})
   source = images.examples(files, image_options, 3 if color else 1, len(train.classes),
-                           num_examples=len(listing.paths), class_names=tuple(train.classes))
+                           options.augment, num_examples=len(listing.paths),
+                           class_names=tuple(train.classes))
   logging.info('folder: %s split of %s: %d images, %d classes (label name: %s), %dx%dx%d',
                split, data_dir, len(listing.paths), len(train.classes),
                ', '.join(f'{i} {n}' for i, n in enumerate(train.classes)), *source.shape)

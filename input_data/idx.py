@@ -1,7 +1,6 @@
 """IDX files (MNIST's format, plain or gzip), the raw MNIST splits (the validation cut), and
 `read`: the reader of datasets declared as IDX files (e.g. kmnist)."""
 
-import functools
 import gzip
 import os
 import struct
@@ -109,11 +108,8 @@ def read(dataset, options):
   if labels.size and labels.max() >= dataset.num_classes:
     raise DataError(f'labels in {options.data_dir} go up to {labels.max()}; '
                     f'{options.name} has classes 0-{dataset.num_classes - 1}')
-  distort = builder.distorting(dataset, options)
   examples = tf.data.Dataset.from_tensor_slices({'image': images[..., None],
                                                  'label': labels.astype(np.int32)})
-  to_features = functools.partial(mnist.to_features, num_classes=dataset.num_classes,
-                                  num_targets=1, distort=distort)
-  height, width = images.shape[1] - mnist.CROP * distort, images.shape[2] - mnist.CROP * distort
-  return builder.Examples(examples, to_features, (height, width, 1), dataset.num_classes,
-                          len(labels), random=distort)
+  size, prepare = mnist.preparation(*images.shape[1:], options.augment)
+  return builder.Examples(examples, prepare, (*size, 1), dataset.num_classes, len(labels),
+                          random=bool(options.augment))

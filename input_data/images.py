@@ -11,11 +11,9 @@ from typing import Optional, Tuple
 import tensorflow as tf
 
 from configs.errors import UserError
-from input_data import builder, cifar10
-from input_data.datasets import (VALIDATION_FRACTION, check_resize_mode, parse_augment,
+from input_data import augment, builder
+from input_data.datasets import (PRESET, VALIDATION_FRACTION, check_resize_mode, parse_augment,
                                  parse_size)
-from input_data.pipeline import (crop_or_distort, image_features, random_crop,
-                                 random_flip_left_right)
 
 CROP_PADDING = 4  # pixels; the usual CIFAR padding before a random crop
 
@@ -26,14 +24,13 @@ class ImageOptions:
   size: Optional[Tuple[int, int]]  # (height, width); None: not known yet
   resize_mode: str
   channels: Optional[int]  # 1 or 3; None: detect
-  augment: Tuple[str, ...]
+  cifar10: bool  # augment=cifar10: both splits centrally cropped to 3/4 and standardized
   crop_padding: int
-  distort: bool = True  # False: training gets the test split's processing (as cifar10's)
 
   def output_size(self) -> Tuple[int, int]:
-    """(height, width) of the batches: the size, or 3/4 of it with 'cifar10'."""
+    """(height, width) of the batches: the size, or 3/4 of it with augment=cifar10."""
     height, width = self.size
-    return (height * 3 // 4, width * 3 // 4) if 'cifar10' in self.augment else (height, width)
+    return (height * 3 // 4, width * 3 // 4) if self.cifar10 else (height, width)
 
 
 def make_options(options) -> ImageOptions:
@@ -47,10 +44,8 @@ def make_options(options) -> ImageOptions:
                     f'{channels!r}')
   if not isinstance(crop_padding, int) or crop_padding < 0:
     raise UserError(f'{name}: crop_padding must be a non-negative int, got {crop_padding!r}')
-  distort = options.own.get('distort')
   return ImageOptions(parse_size(name, options.get('image_size')), resize_mode, channels,
-                      parse_augment(name, options.get('augment'), distort), crop_padding,
-                      distort is not False)
+                      parse_augment(name, options.get('augment')) == (PRESET,), crop_padding)
 
 
 def held_out(options, n: int) -> int:
@@ -61,15 +56,6 @@ def held_out(options, n: int) -> int:
     raise UserError(f'{options.name.split(":")[0]}: validation_fraction must be in (0, 1), got '
                     f'{fraction!r}')
   return min(max(1, round(fraction * n)), n - 1)
-
-
-def check_square(name: str, options: ImageOptions):
-  """'crop' and 'cifar10' use pipeline.random_crop, which takes square windows."""
-  height, width = options.size
-  needs = [a for a in options.augment if a in ('crop', 'cifar10')]
-  if needs and height != width:
-    raise UserError(f'{name}: augment {needs[0]!r} needs square images, got {height}x{width}; '
-                    'pass image_size=N')
 
 
 def to_depth(image, depth: int):
@@ -105,48 +91,18 @@ def resize(image, size: Tuple[int, int], mode: str):
   return tf.image.resize_with_crop_or_pad(image, height, width)
 
 
-def augment_images(images, options: ImageOptions, seed):
-  """Training augmentations of float32 [0, 1] images [B, H, W, C]; `seed`: int [2]."""
-  seeds = tf.random.experimental.stateless_split(seed, 4)
-  height = options.size[0]
-  if 'cifar10' in options.augment:
-    return crop_or_distort(images * 255.0, options.output_size()[0], cifar10.distort_images, seed)
-  if 'crop' in options.augment:
-    pad = options.crop_padding
-    images = random_crop(tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]]), height,
-                         seeds[0])
-  if 'flip' in options.augment:
-    images = random_flip_left_right(images, seeds[1])
-  return images
-
-
-def test_images(images, options: ImageOptions):
-  """The test split's processing of float32 [0, 1] images [B, H, W, C]: with 'cifar10' the
-  central crop, standardized; else none."""
-  if 'cifar10' not in options.augment:
-    return images
-  return crop_or_distort(images * 255.0, options.output_size()[0], cifar10.distort_images)
-
-
-def _features(batch, seed=None, *, options: ImageOptions, num_classes: int):
-  images = batch['image']
-  if seed is not None:
-    images = augment_images(images, options, seed)
-  else:
-    images = test_images(images, options)
-  return image_features(images, batch['label'], num_classes)
-
-
 def examples(files: tf.data.Dataset, options: ImageOptions, depth: int, num_classes: int,
-             **facts) -> builder.Examples:
+             augmentations, **facts) -> builder.Examples:
   """Examples {'encoded' or 'path', 'label'} for the builder, decoded after the order is chosen."""
   def decode_one(example):
     encoded = example['encoded'] if 'encoded' in example else tf.io.read_file(example['path'])
     image = resize(decode(encoded, depth), options.size, options.resize_mode)
-    return {'image': tf.ensure_shape(image / 255.0, [*options.size, depth]),
+    return {'image': tf.ensure_shape(image, [*options.size, depth]),
             'label': tf.cast(example['label'], tf.int32)}
 
-  to_features = functools.partial(_features, options=options, num_classes=num_classes)
-  return builder.Examples(files, to_features, (*options.output_size(), depth), num_classes,
-                          random=options.distort and bool(options.augment), decode=decode_one,
-                          **facts)
+  size = options.output_size()
+  prepare = functools.partial(augment.prepare, size=size, names=augmentations,
+                              pad=0 if options.cifar10 else options.crop_padding,
+                              standardize=options.cifar10)
+  return builder.Examples(files, prepare, (*size, depth), num_classes,
+                          random=bool(augmentations), decode=decode_one, **facts)

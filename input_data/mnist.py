@@ -5,20 +5,18 @@ import functools
 import json
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError
-from input_data import builder
+from input_data import augment, builder
 from input_data.datasets import DATASETS
 from input_data import generate as generate_lib
 from input_data import idx, pipeline
 
 NUM_CLASSES = DATASETS['mnist'].num_classes
-CROP = 4  # distortion crops 28 -> 24, as the original
+CROP = 4  # augment 'crop' (distort) takes 28 -> 24, as the original
 MULTI_PAD, NUM_PAIRS = 4, 1000  # the original's MultiMNIST: 36x36 pairs, 1,000 per digit
-_MAX_ANGLE = np.deg2rad(15.0)
 _RAW_KEYS = {1: ('image_raw',), 2: ('image_raw_1', 'image_raw_2', 'merged_raw')}
 _LABEL_KEYS = {1: ('label',), 2: ('label_1', 'label_2')}
 _EXAMPLE_KEYS = {'image_raw': 'image', 'label': 'label', 'image_raw_1': 'image_1',
@@ -37,9 +35,9 @@ def default_shift(split: str, num_targets: int) -> int:
 
 def read(dataset, options) -> builder.Examples:
   """MNIST or MultiMNIST examples; options: docs/data_mnist.md "The reader"."""
+  del dataset
   num_targets, generate = options.get('num_targets', 1), options.get('generate', False)
-  distort = builder.distorting(dataset, options)
-  _check_args(num_targets, distort, generate, options)
+  _check_args(num_targets, options.augment, generate, options)
   split, seed = options.split, options.seed
   shift = options.get('shift', default_shift(split, num_targets))
   builder_split = f'valid_{split}' if options.get('validate') else split
@@ -58,17 +56,17 @@ def read(dataset, options) -> builder.Examples:
     num_examples = metadata.get('num_records')
     if num_examples is None:
       num_examples = builder.epoch_size(files, options)
-  features = functools.partial(to_features, num_targets=num_targets, distort=distort)
-  if distort:
-    height, width = height - CROP, width - CROP
-  return builder.Examples(examples, features, (height, width, 1), NUM_CLASSES, num_examples,
-                          random=distort, endless=endless, num_targets=num_targets)
+  size, prepare = preparation(height, width, options.augment)
+  to_features = functools.partial(pair_features, prepare=prepare) if num_targets == 2 else None
+  return builder.Examples(examples, prepare, (*size, 1), NUM_CLASSES, num_examples,
+                          random=bool(options.augment), endless=endless, num_targets=num_targets,
+                          to_features=to_features)
 
 
-def _check_args(num_targets, distort, generate_, options):
+def _check_args(num_targets, augmentations, generate_, options):
   if num_targets not in (1, 2):
     raise UserError(f'mnist: num_targets must be 1 (MNIST) or 2 (MultiMNIST), got {num_targets}')
-  if distort and num_targets == 2:
+  if augmentations and num_targets == 2:
     raise UserError('mnist: distortion applies to single-digit MNIST only (as the original)')
   pad, num_pairs, base_shift = (options.get(k) for k in ('pad', 'num_pairs', 'base_shift'))
   if not generate_ and (pad is not None or num_pairs is not None or base_shift is not None):
@@ -176,45 +174,18 @@ def parse_records(records, filename, num_targets, shape):
                                     else v) for k, v in parsed.items()}
 
 
-def _scale(image):
-  return tf.cast(image, tf.float32) * np.float32(1 / 255)
+def preparation(height: int, width: int, augmentations):
+  """(size, prepare) of digits of height x width: CROP pixels smaller with augment 'crop' (the
+  test split centrally cropped), scaled to [0, 1]."""
+  size = (height - CROP, width - CROP) if 'crop' in augmentations else (height, width)
+  return size, functools.partial(augment.prepare, size=size, names=augmentations)
 
 
-def to_features(batch, seed=None, *, num_classes=NUM_CLASSES, num_targets=1, distort=False):
-  """A batch of example dicts -> the contract's batch dict (input_data/__init__.py)."""
-  if num_targets == 2:
-    return {'images': _scale(batch['merged']),
-            'labels': (tf.one_hot(batch['label_1'], num_classes)
-                       + tf.one_hot(batch['label_2'], num_classes)),
-            'recons_image': _scale(batch['image_1']), 'recons_label': batch['label_1'],
-            'spare_image': _scale(batch['image_2']), 'spare_label': batch['label_2']}
-  images = _scale(batch['image'])
-  if distort:
-    images = distort_images(images, seed)
-  return pipeline.image_features(images, batch['label'], num_classes)
-
-
-def rotate(images, angles):
-  """Rotates each image [B, H, W, C] by its angle [B] (radians) about its centre, zero fill."""
-  height, width = images.shape[1], images.shape[2]
-  cy, cx = (height - 1) / 2, (width - 1) / 2
-  cos, sin, zeros = tf.cos(angles), tf.sin(angles), tf.zeros_like(angles)
-  # Maps each output pixel (x, y) to the input pixel it samples.
-  transforms = tf.stack([cos, -sin, cx - cx * cos + cy * sin,
-                         sin, cos, cy - cx * sin - cy * cos, zeros, zeros], axis=1)
-  return tf.raw_ops.ImageProjectiveTransformV3(
-      images=images, transforms=transforms, output_shape=[height, width], fill_value=0.0,
-      interpolation='NEAREST', fill_mode='CONSTANT')
-
-
-def distort_images(images, seed=None):
-  """Square images [B, H, W, 1] -> CROP pixels smaller: a random crop and rotation within +-15
-  degrees with a seed [2] (training), else the central crop."""
-  size = images.shape[1] - CROP
-  if seed is None:
-    return tf.image.resize_with_crop_or_pad(images, size, size)
-  crop_seed, angle_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-  images = pipeline.random_crop(images, size, crop_seed)
-  angles = tf.random.stateless_uniform(tf.shape(images)[:1], angle_seed, -_MAX_ANGLE,
-                                       _MAX_ANGLE)
-  return rotate(images, angles)
+def pair_features(batch, seed=None, *, prepare, num_classes=NUM_CLASSES):
+  """A batch of MultiMNIST examples -> the batch dict (input_data/__init__.py) of both targets."""
+  del seed  # pairs are not distorted
+  return {'images': prepare(batch['merged']),
+          'labels': (tf.one_hot(batch['label_1'], num_classes)
+                     + tf.one_hot(batch['label_2'], num_classes)),
+          'recons_image': prepare(batch['image_1']), 'recons_label': batch['label_1'],
+          'spare_image': prepare(batch['image_2']), 'spare_label': batch['label_2']}

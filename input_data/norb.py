@@ -6,14 +6,13 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from input_data import DataError, builder
+from input_data import DataError, augment, builder
 from input_data.datasets import DATASETS, parse_size
-from input_data.pipeline import (crop_or_distort, image_features, parse_image_examples,
-                                 random_brightness, random_contrast, random_crop, read_files)
+from input_data.pipeline import parse_image_examples, read_files
 
 RAW_SIZE, _, DEPTH = DATASETS['norb'].shape
 NUM_CLASSES = DATASETS['norb'].num_classes
-CROP_SIZES = {48: 32, 32: 22}  # image_size -> distorted size, as in the 2017 code
+CROP_SIZES = {48: 32, 32: 22}  # image_size -> size after augment 'crop', as the 2017 code
 IMAGE_SIZE = 48  # the pairs' size by default
 
 
@@ -35,19 +34,6 @@ def downsample(pairs, image_size: int):
   return tf.reshape(sampled, [-1, image_size, image_size, DEPTH])
 
 
-def distort_images(images, seed, crop_size: int):
-  """Random brightness and contrast, then a random crop (the 2017 order); `seed`: int [2]."""
-  seeds = tf.random.experimental.stateless_split(seed, 3)
-  images = random_brightness(images, 63, seeds[0])
-  images = random_contrast(images, 0.2, 1.8, seeds[1])
-  return random_crop(images, crop_size, seeds[2])
-
-
-def _features(batch, seed=None, *, crop_size: int):
-  images = crop_or_distort(tf.cast(batch['image'], tf.float32), crop_size, distort_images, seed)
-  return image_features(images, batch['label'], NUM_CLASSES)
-
-
 def read(dataset, options) -> builder.Examples:
   """Standardized smallNORB pairs, 32x32x2 by default (see the module docstring)."""
   height, width = parse_size('norb', options.get('image_size')) or (IMAGE_SIZE, IMAGE_SIZE)
@@ -55,13 +41,14 @@ def read(dataset, options) -> builder.Examples:
     raise DataError(f'norb image_size must be one of {sorted(CROP_SIZES)}, got '
                     f'{options.get("image_size")}')
   image_size = height
-  distort = builder.distorting(dataset, options)
-  crop_size = CROP_SIZES[image_size] if distort else image_size
+  crop_size = CROP_SIZES[image_size] if 'crop' in options.augment else image_size
   paths = builder.split_paths(dataset, options)
   parse = functools.partial(_parse, image_size=image_size)
-  to_features = functools.partial(_features, crop_size=crop_size)
-  return builder.Examples(read_files(paths, parse), to_features, (crop_size, crop_size, DEPTH),
-                          NUM_CLASSES, builder.epoch_size(paths, options), random=distort)
+  prepare = functools.partial(augment.prepare, size=(crop_size, crop_size),
+                              names=options.augment, standardize=True)
+  return builder.Examples(read_files(paths, parse), prepare, (crop_size, crop_size, DEPTH),
+                          NUM_CLASSES, builder.epoch_size(paths, options),
+                          random=bool(options.augment))
 
 
 if __name__ == '__main__':  # the tool: input_data/tools/norb.py

@@ -1,5 +1,5 @@
 """What every reader shares: record files (found, counted, read checked, errors naming the
-file), the order of examples, batch dicts and batched distortions (docs/data.md)."""
+file), the order of examples, batch dicts (docs/data.md)."""
 
 import os
 import struct
@@ -125,16 +125,6 @@ def parse_image_examples(records, filename, *, shape: Tuple[int, int, int], num_
     return parsed
 
 
-def crop_or_distort(images, size: int, distort: Callable, seed=None):
-  """Float images [B, H, W, C] -> standardized [B, size, size, C]: `distort(images, seed, size)`
-  with a seed (training), else the central crop."""
-  if seed is None:
-    images = tf.image.resize_with_crop_or_pad(images, size, size)
-  else:
-    images = distort(images, seed, size)
-  return tf.image.per_image_standardization(images)
-
-
 def image_features(images, labels, num_classes: int) -> Dict[str, tf.Tensor]:
   """The batch dict (see input_data/__init__.py) of images [B, H, W, D] and labels [B]."""
   return {'images': images, 'labels': tf.one_hot(labels, num_classes, dtype=tf.float32),
@@ -166,37 +156,3 @@ def batches(examples: tf.data.Dataset, to_features: Callable, *, batch_size: int
         lambda n: tf.stack([tf.constant(seed, tf.int64), n]))
     ds = tf.data.Dataset.zip((ds, seeds))
   return ds.map(unconverted(to_features), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
-
-
-# Batched tf.image random distortions: each image draws its own values.
-
-
-def random_crop(images, size: int, seed):
-  """A random size x size window of each image [B, H, W, C]; `seed`: int [2]."""
-  shape, seeds = tf.shape(images), tf.random.experimental.stateless_split(seed, 2)
-  windows = []
-  for axis in (1, 2):
-    start = tf.random.stateless_uniform([shape[0]], seeds[axis - 1], 0,
-                                        shape[axis] - size + 1, tf.int32)
-    windows.append(start[:, None] + tf.range(size))
-  rows = tf.gather(images, windows[0], axis=1, batch_dims=1)
-  return tf.gather(rows, windows[1], axis=2, batch_dims=1)
-
-
-def random_flip_left_right(images, seed):
-  flip = tf.random.stateless_uniform(tf.shape(images)[:1], seed) < 0.5
-  return tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
-
-
-def random_brightness(images, max_delta: float, seed):
-  """Adds one delta in [-max_delta, max_delta) to all of an image (no clipping, like tf.image)."""
-  delta = tf.random.stateless_uniform(tf.shape(images)[:1], seed, -max_delta, max_delta)
-  return images + delta[:, None, None, None]
-
-
-def random_contrast(images, lower: float, upper: float, seed):
-  """Scales each channel's deviation from its mean by one factor in [lower, upper) per image."""
-  factor = tf.random.stateless_uniform(tf.shape(images)[:1], seed, lower, upper)
-  factor = factor[:, None, None, None]
-  mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-  return images * factor + mean * (1 - factor)

@@ -102,13 +102,12 @@ def read(dataset, options) -> builder.Examples:
     first = next(iter(_examples(tfds, tfds_builder, train_split, image_key, label_key).take(1)))
     height, width = tf.io.decode_image(first['encoded'], expand_animations=False).shape[:2]
   image_options = dataclasses.replace(image_options, size=image_options.size or (height, width))
-  images.check_square('tfds', image_options)
   depth = image_options.channels or (3 if (stored or 3) >= 3 else 1)
   names = tuple(info.features[label_key].names)
 
   examples = _examples(tfds, tfds_builder, which, image_key, label_key)
   num_examples = info.splits[which].num_examples
-  source = images.examples(examples, image_options, depth, len(names),
+  source = images.examples(examples, image_options, depth, len(names), options.augment,
                            num_examples=num_examples, class_names=names)
   logging.info('tfds:%s %s split (%s): %d images, %d classes, %dx%dx%d', name, options.split,
                which, num_examples, len(names), *source.shape)

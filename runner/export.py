@@ -11,77 +11,16 @@ import dataclasses
 import json
 import os
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from configs.errors import UserError
 from configs.run_config import RunConfig
-from input_data import builder, cifar10, folder, images, mnist, norb
-from input_data.pipeline import crop_or_distort
 from models import build_model
 from runner import checkpoints
-from runner.inputs import make_dataset
+from runner.inputs import make_dataset, test_preparation
 
 SIGNATURE = 'serving_default'
-
-
-def _scaled(batch):
-  """uint8 -> float32 [0, 1], as the MNIST and affNIST readers scale."""
-  return tf.cast(batch, tf.float32) * np.float32(1 / 255)
-
-
-def _mnist_input(config, spec):
-  if not config.distort:
-    return (spec.height, spec.width, spec.depth), _scaled
-  crop = mnist.CROP  # mnist.distort_images takes it off, centrally at test time
-  return (spec.height + crop, spec.width + crop, 1), lambda b: mnist.distort_images(_scaled(b))
-
-
-def _affnist_input(config, spec):
-  del config
-  return (spec.height, spec.width, spec.depth), _scaled
-
-
-def _cifar10_input(config, spec):
-  """The central crop, standardized: the reader's test split (pipeline.crop_or_distort)."""
-  del config, spec
-  def preprocess(batch):
-    return crop_or_distort(tf.cast(batch, tf.float32), cifar10.CROP_SIZE, cifar10.distort_images)
-  return (cifar10.IMAGE_SIZE, cifar10.IMAGE_SIZE, cifar10.DEPTH), preprocess
-
-
-def _norb_input(config, spec):
-  """Pairs as the reader downsamples them (--image_size, default 48), uint8."""
-  size = int(config.image_size or norb.IMAGE_SIZE)
-  def preprocess(batch):  # the central crop (of the distorted size), standardized
-    return crop_or_distort(tf.cast(batch, tf.float32), spec.height, norb.distort_images)
-  return (size, size, spec.depth), preprocess
-
-
-def _image_input(config, spec):
-  """folder and tfds: images of --image_size (or the stored size), as decode_one leaves them."""
-  options = images.make_options(builder.Options(
-      config.dataset, config.data_dir, 'test', 1, 0, False, False,
-      dict(config.dataset_options(), channels=spec.depth)))
-  size = options.size or (spec.height, spec.width)
-  if 'cifar10' in options.augment and not options.size:
-    if config.dataset != 'folder':
-      raise UserError(f'exporting --dataset={config.dataset} --augment=cifar10 needs the size '
-                      'it trained at: pass --image_size')
-    size = folder.first_shape(folder.list_split(config.data_dir, 'train'))[:2]
-  options = dataclasses.replace(options, size=tuple(size))
-  return (*size, spec.depth), lambda b: images.test_images(tf.cast(b, tf.float32) / 255.0,
-                                                           options)
-
-
-_INPUTS = {'mnist': _mnist_input, 'affnist': _affnist_input, 'cifar10': _cifar10_input,
-           'norb': _norb_input, 'folder': _image_input, 'tfds': _image_input}
-
-
-def serving_input(config: RunConfig, spec):
-  """(shape [H, W, C] of the uint8 images served, their test-time preprocessing)."""
-  return _INPUTS['tfds' if config.dataset.startswith('tfds:') else config.dataset](config, spec)
 
 
 class Serving(tf.Module):
@@ -134,7 +73,7 @@ def export(config: RunConfig) -> dict:
   _, spec = make_dataset(config, 'test', 1, repeat=False)
   model = build_model(config.model, config.hparams, spec)  # TF's own ops: portable, no XLA
   step = checkpoints.restore_model(model, path, config)
-  input_shape, preprocess = serving_input(config, spec)
+  input_shape, preprocess = test_preparation(config)
   metadata = {
       'model': config.model, 'dataset': config.dataset, 'checkpoint': path, 'step': step,
       'input_shape': list(input_shape), 'num_targets': spec.num_targets,

@@ -15,6 +15,20 @@ from input_data import datasets
 def make_dataset(config: RunConfig, split: str, batch_size: int, repeat=None, start: int = 0):
   """(tf.data.Dataset of batch dicts, DatasetSpec) for `split` ('train' or 'test'), from
   example `start` of its stream (input_data/pipeline.epochs)."""
+  return input_data.build_dataset(config.dataset, split=split, batch_size=batch_size,
+                                  seed=config.seed, repeat=repeat, start=start,
+                                  **_data_options(config))
+
+
+def test_preparation(config: RunConfig):
+  """(shape of one stored image, stored uint8 images -> the model's images) of the test split:
+  what a SavedModel serves."""
+  from input_data import builder  # pylint: disable=g-import-not-at-top
+  return builder.test_preparation(config.dataset, seed=config.seed, **_data_options(config))
+
+
+def _data_options(config: RunConfig) -> dict:
+  """data_dir and the dataset's options (--data_dir=builtin: the packaged digits, generated)."""
   data_dir, options = config.data_dir, config.dataset_options()
   if data_dir == BUILTIN_DATA:
     from input_data import mnist  # pylint: disable=g-import-not-at-top
@@ -28,9 +42,7 @@ def make_dataset(config: RunConfig, split: str, batch_size: int, repeat=None, st
     builtin = f', or --data_dir={BUILTIN_DATA} for 5,000 packaged digits' * (name == 'mnist')
     raise input_data.DataError(f'--data_dir is required for --dataset={config.dataset}: '
                                f'{how}{builtin}')
-  return input_data.build_dataset(config.dataset, data_dir=data_dir, split=split,
-                                  batch_size=batch_size, seed=config.seed, repeat=repeat,
-                                  start=start, **options)
+  return dict(options, data_dir=data_dir)
 
 
 # What reading bad files raises: a corrupt or truncated record (the pipeline's own checks are

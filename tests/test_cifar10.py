@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from configs import RunConfig
 import input_data
-from input_data import DataError, cifar10, pipeline
+from input_data import DataError, augment, cifar10
 from tests import cli
 from tests.conftest import standardize
 
@@ -74,9 +74,9 @@ def test_data_dir_may_be_the_batches_folder_itself(data_dir):
 
 
 def test_distortions_keep_shape_and_standardize_and_follow_the_seed(data_dir):
-  def first_batch(seed):
+  def first_batch(seed, **options):
     ds, spec = input_data.build_dataset(
-        'cifar10', data_dir=data_dir, split='train', batch_size=8, seed=seed)
+        'cifar10', data_dir=data_dir, split='train', batch_size=8, seed=seed, **options)
     assert spec.num_examples == 20  # 5 batches of 4: an epoch, for a resume to skip in
     return next(iter(ds))
 
@@ -87,18 +87,22 @@ def test_distortions_keep_shape_and_standardize_and_follow_the_seed(data_dir):
   np.testing.assert_allclose(images.std(axis=(1, 2, 3)), 1, atol=1e-3)
   np.testing.assert_array_equal(images, first_batch(3)['images'].numpy())
   assert not np.array_equal(images, first_batch(4)['images'].numpy())
+  listed = first_batch(3, augment='crop,flip,brightness,contrast')['images'].numpy()
+  np.testing.assert_array_equal(images, listed)  # the default: --distort's declared list
+  flipped = first_batch(3, augment='flip')['images'].numpy()
+  assert flipped.shape == images.shape and not np.array_equal(images, flipped)
 
 
 def test_random_crop_takes_a_window_of_each_image_and_flip_mirrors_it():
   images = tf.constant(_images(6), tf.float32)
   seed = tf.constant([1, 2], tf.int64)
-  crops = pipeline.random_crop(images, 24, seed).numpy()
+  crops = augment.crop(images, seed, (24, 24)).numpy()
   assert crops.shape == (6, 24, 24, 3)
   for crop, image in zip(crops, images.numpy()):
     windows = [(t, l) for t in range(9) for l in range(9)
                if np.array_equal(image[t:t + 24, l:l + 24], crop)]
     assert len(windows) == 1
-  flipped = pipeline.random_flip_left_right(images, seed).numpy()
+  flipped = augment.flip(images, seed).numpy()
   for out, image in zip(flipped, images.numpy()):
     assert np.array_equal(out, image) or np.array_equal(out, image[:, ::-1])
 
@@ -106,12 +110,12 @@ def test_random_crop_takes_a_window_of_each_image_and_flip_mirrors_it():
 def test_brightness_and_contrast_keep_shape_and_stay_within_their_bounds():
   images = tf.constant(_images(64), tf.float32)
   seed = tf.constant([3, 4], tf.int64)
-  shift = (pipeline.random_brightness(images, 63, seed) - images).numpy()
+  shift = (augment.brightness(images, seed) - images).numpy()
   assert shift.shape == (64, 32, 32, 3)
   assert np.all(shift.max(axis=(1, 2, 3)) - shift.min(axis=(1, 2, 3)) < 1e-3)  # one per image
   assert np.all(np.abs(shift) <= 63)
   mean = images.numpy().mean(axis=(1, 2), keepdims=True)
-  factor = (pipeline.random_contrast(images, 0.2, 1.8, seed).numpy() - mean) / (
+  factor = (augment.contrast(images, seed).numpy() - mean) / (
       images.numpy() - mean + 1e-9)
   assert np.all((factor[:, :4, :4] > 0.2 - 1e-3) & (factor[:, :4, :4] < 1.8 + 1e-3))
 

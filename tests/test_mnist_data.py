@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from configs.spec import DatasetSpec
 import input_data
-from input_data import DataError
+from input_data import DataError, augment
 from input_data import datasets
 from input_data import idx
 from input_data import mnist
@@ -193,10 +193,39 @@ def test_distortion_crops_to_24_and_keeps_the_pixel_range(tmp_path):
   np.testing.assert_array_equal(again[0]['images'], train['images'])  # seeded crops and angles
 
 
+def test_augment_picks_from_one_vocabulary_and_distort_is_the_declared_list(tmp_path):
+  images, labels = _digits(8)
+  _write(tmp_path / 'train_2shifted_mnist.tfrecords', images, labels)
+  _write(tmp_path / 'test_0shifted_mnist.tfrecords', images, labels)
+
+  def first(split='train', **options):
+    (batch,), spec = _batches(data_dir=str(tmp_path), split=split, batch_size=8, repeat=False,
+                              shuffle=False, seed=3, **options)
+    return batch['images'], spec
+
+  plain, spec = first()
+  np.testing.assert_array_equal(plain[..., 0], images * np.float32(1 / 255))
+  rotated, spec = first(augment='rotate')
+  assert rotated.shape == (8, 28, 28, 1) and spec.height == 28
+  assert not np.array_equal(rotated, plain)
+  assert set(np.unique(rotated)) <= set(np.unique(plain)) | {0.0}  # nearest pixel, zero fill
+  np.testing.assert_array_equal(first(distort=True)[0], first(augment='crop,rotate')[0])
+  assert first(augment='crop')[1].height == 24
+  assert not np.array_equal(first(augment='rotate,crop')[0], first(augment='crop,rotate')[0])
+  np.testing.assert_array_equal(first(augment='rotate', distort=False)[0], plain)
+  test, spec = first('test', augment='crop')  # the test split: the central window, no draw
+  np.testing.assert_array_equal(test[..., 0], images[:, 2:26, 2:26] * np.float32(1 / 255))
+  assert tuple(augment.DISTORTIONS) == datasets.AUGMENTATIONS
+  with pytest.raises(input_data.UserError, match='distortion applies to single-digit'):
+    input_data.build_dataset('mnist', data_dir=FIXTURE, split='test', batch_size=4,
+                             num_targets=2, augment='flip')
+
+
 def test_rotation_by_a_quarter_turn_moves_bottom_to_right_per_image():
   images = np.zeros((2, 3, 3, 1), np.float32)
   images[:, 2, 1] = 1.0
-  rotated = mnist.rotate(tf.constant(images), tf.constant([np.pi / 2, 0.0], tf.float32)).numpy()
+  rotated = augment.rotate(tf.constant(images), None,
+                           angles=tf.constant([np.pi / 2, 0.0], tf.float32)).numpy()
   expected = np.zeros((3, 3, 1), np.float32)
   expected[1, 2] = 1.0
   np.testing.assert_array_equal(rotated[0], expected)
