@@ -14,7 +14,8 @@ FLAG_OPTIONS = ('validate', 'distort', 'num_targets', 'generate', 'image_size', 
                 'channels', 'augment', 'download')
 IMAGE_OPTIONS = ('validate', 'distort', 'image_size', 'resize_mode', 'channels', 'augment',
                  'crop_padding', 'validation_fraction')
-RESIZE_MODES = ('resize', 'pad', 'crop')
+CHOICES = {'num_targets': (1, 2), 'base_shift': ('per_pair', 'once'),
+           'resize_mode': ('resize', 'pad', 'crop'), 'channels': (1, 3)}
 AUGMENTATIONS = ('crop', 'flip', 'brightness', 'contrast', 'rotate')  # input_data/augment.py
 PRESET = 'cifar10'  # augment=cifar10: cifar10's list; folder and tfds also take its preprocessing
 VALIDATION_FRACTION = 0.1  # of train/, held out by validate=True where no split is declared
@@ -102,38 +103,30 @@ def check_options(name: str, options: Mapping[str, object]):
 
 
 def check_values(name: str, options: Mapping[str, object]):
-  """UserError for a bad image_size, augment or resize_mode (TensorFlow need not start)."""
+  """UserError for a value not among its CHOICES, or a bad image_size or augment."""
+  for option, value in options.items():
+    if option in CHOICES and value is not None:
+      check_choice(name, option, value)
   parse_size(name, options.get('image_size'))
   parse_augment(name, options.get('augment'))
-  if 'resize_mode' in options:
-    check_resize_mode(name, options['resize_mode'])
 
 
-def check_resize_mode(name: str, mode: str):
-  if mode not in RESIZE_MODES:
-    raise UserError(f'{name}: resize_mode must be one of {", ".join(RESIZE_MODES)}, got '
-                    f'{mode!r}')
+def check_choice(name: str, option: str, value):
+  if value not in CHOICES[option]:
+    raise UserError(f'{name}: {option}={value!r} is not one of '
+                    f'{", ".join(map(str, CHOICES[option]))}')
 
 
 def parse_size(name: str, image_size) -> Optional[Tuple[int, int]]:
   """None, N, 'N', 'HxW' or (H, W) -> (height, width) of positive ints, or None."""
   if image_size is None or image_size == '':
     return None
-  try:
-    if isinstance(image_size, str):
-      parts = [int(p) for p in image_size.lower().split('x')]
-    elif isinstance(image_size, int):
-      parts = [image_size]
-    else:
-      parts = [int(p) for p in image_size]
-  except (TypeError, ValueError):
-    parts = []
-  if len(parts) == 1:
-    parts *= 2
-  if len(parts) != 2 or min(parts) < 1:
+  parts = image_size if isinstance(image_size, (tuple, list)) else str(image_size).lower().split('x')
+  parts = [str(p).strip() for p in parts] * (2 if len(parts) == 1 else 1)
+  if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
     raise UserError(f'{name}: image_size must be N, "HxW" or (H, W) of positive ints, got '
                     f'{image_size!r}')
-  return tuple(parts)
+  return int(parts[0]), int(parts[1])
 
 
 def parse_augment(name: str, augment: Union[None, str, Sequence[str]]) -> Tuple[str, ...]:

@@ -12,8 +12,7 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import augment, builder
-from input_data.datasets import (PRESET, VALIDATION_FRACTION, check_resize_mode, parse_augment,
-                                 parse_size)
+from input_data.datasets import PRESET, VALIDATION_FRACTION, parse_augment, parse_size
 
 CROP_PADDING = 4  # pixels; the usual CIFAR padding before a random crop
 
@@ -38,10 +37,6 @@ def make_options(options) -> ImageOptions:
   name = options.name.split(':')[0]
   resize_mode, channels = options.get('resize_mode', 'resize'), options.get('channels')
   crop_padding = options.get('crop_padding', CROP_PADDING)
-  check_resize_mode(name, resize_mode)
-  if channels not in (None, 1, 3):
-    raise UserError(f'{name}: channels must be 1 (grayscale), 3 (RGB) or None (detect), got '
-                    f'{channels!r}')
   if not isinstance(crop_padding, int) or crop_padding < 0:
     raise UserError(f'{name}: crop_padding must be a non-negative int, got {crop_padding!r}')
   return ImageOptions(parse_size(name, options.get('image_size')), resize_mode, channels,

@@ -28,18 +28,13 @@ def default_raw_dir() -> str:
   return os.path.join(os.path.dirname(__file__), 'data', 'mnist_5k')
 
 
-def default_shift(split: str, num_targets: int) -> int:
-  """The original's shifts: MultiMNIST 6; MNIST train 2, test 0."""
-  return 6 if num_targets == 2 else (2 if split == 'train' else 0)
-
-
 def read(dataset, options) -> builder.Examples:
   """MNIST or MultiMNIST examples; options: docs/data_mnist.md "The reader"."""
   del dataset
   num_targets, generate = options.get('num_targets', 1), options.get('generate', False)
   _check_args(num_targets, options.augment, generate, options)
   split, seed = options.split, options.seed
-  shift = options.get('shift', default_shift(split, num_targets))
+  shift = options.get('shift', 6 if num_targets == 2 else 2 * (split == 'train'))  # the original's
   builder_split = f'valid_{split}' if options.get('validate') else split
   if generate:
     endless = options.shuffle and options.repeat
@@ -64,19 +59,15 @@ def read(dataset, options) -> builder.Examples:
 
 
 def _check_args(num_targets, augmentations, generate_, options):
-  if num_targets not in (1, 2):
-    raise UserError(f'mnist: num_targets must be 1 (MNIST) or 2 (MultiMNIST), got {num_targets}')
   if augmentations and num_targets == 2:
     raise UserError('mnist: distortion applies to single-digit MNIST only (as the original)')
   pad, num_pairs, base_shift = (options.get(k) for k in ('pad', 'num_pairs', 'base_shift'))
   if not generate_ and (pad is not None or num_pairs is not None or base_shift is not None):
     raise UserError('mnist: pad, num_pairs and base_shift apply with generate=True only; the '
                     'files carry the settings they were built with')
-  if base_shift is not None:
-    check_base_shift(base_shift)
-    if num_targets != 2:
-      raise UserError(f'mnist: base_shift={base_shift!r} pairs MultiMNIST digits: it needs '
-                      'num_targets=2')
+  if base_shift is not None and num_targets != 2:
+    raise UserError(f'mnist: base_shift={base_shift!r} pairs MultiMNIST digits: it needs '
+                    'num_targets=2')
 
 
 def shifted_name(split: str, shift: int) -> str:
@@ -105,15 +96,6 @@ def builder_command(split: str, shift: int, multi_targets: bool = False) -> str:
   pad = f' --pad={MULTI_PAD} --multi_targets' if multi_targets else ''
   return (f'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir=DIR '
           f'--split={split} --shift={shift}{pad}')
-
-
-BASE_SHIFTS = ('per_pair', 'once')
-
-
-def check_base_shift(base_shift: str):
-  if base_shift not in BASE_SHIFTS:
-    raise UserError(f'base_shift={base_shift!r} is not one of {", ".join(BASE_SHIFTS)}; use '
-                    "'once' for the original's pairing (one shifted base for all its pairs)")
 
 
 def _find_files(data_dir, split, num_targets, shift):

@@ -215,11 +215,11 @@ def test_cifar10_augment_crops_to_three_quarters_and_standardizes(tmp_path):
 
 
 @pytest.mark.parametrize('options, message', [
-    (dict(resize_mode='squash'), 'resize_mode must be one of resize, pad, crop'),
+    (dict(resize_mode='squash'), "resize_mode='squash' is not one of resize, pad, crop"),
     (dict(augment='crop,zoom'), 'unknown augment zoom'),
     (dict(augment='cifar10,flip'), "'cifar10' already crops and flips"),
     (dict(image_size='big'), 'image_size must be N, "HxW" or (H, W)'),
-    (dict(channels=2), 'channels must be 1 (grayscale), 3 (RGB) or None'),
+    (dict(channels=2), 'channels=2 is not one of 1, 3'),
     (dict(validate=True, validation_fraction=1.5), 'validation_fraction must be in (0, 1)'),
     (dict(num_targets=2), '--num_targets=2 applies to --dataset='),
 ])

@@ -13,8 +13,9 @@ import numpy as np
 from configs.errors import UserError
 from configs.progress import Progress
 from input_data import DataError, generate, idx
-from input_data.mnist import (BASE_SHIFTS, NUM_CLASSES, NUM_PAIRS, check_base_shift,
-                              metadata_path, multi_prefix, shard_names, shifted_name)
+from input_data.datasets import CHOICES, check_choice
+from input_data.mnist import (NUM_CLASSES, NUM_PAIRS, metadata_path, multi_prefix, shard_names,
+                              shifted_name)
 from input_data.tools import cli, records
 
 _BATCH = 1024  # examples fetched from tf.data at a time
@@ -104,7 +105,7 @@ def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, see
                 base_shift='per_pair', num_workers=1):
   """Writes MultiMNIST shards '<prefix>-i-of-n' of at most max_shard records, one at a time in
   each of num_workers processes (the same bytes whatever their number); returns names."""
-  check_base_shift(base_shift)
+  check_choice('mnist_shift', 'base_shift', base_shift)
   fewest = min(np.sum(labels != c) for c in np.unique(labels))
   if num_pairs > fewest:
     raise DataError(f'--num_pairs={num_pairs} is more than the {fewest} images some class '
@@ -151,7 +152,7 @@ def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, nu
   if shift < 0 or pad < 0 or num_pairs < 1 or max_shard < 1:
     raise UserError(f'need shift >= 0, pad >= 0, num_pairs >= 1, max_shard >= 1; got '
                     f'{shift}, {pad}, {num_pairs}, {max_shard}')
-  check_base_shift(base_shift)
+  check_choice('mnist_shift', 'base_shift', base_shift)
   if base_shift != 'per_pair' and not multi_targets:
     raise UserError(f'--base_shift={base_shift} pairs MultiMNIST digits: add --multi_targets '
                     'or drop --base_shift')
@@ -183,7 +184,7 @@ def _define_flags(values: flags.FlagValues):
   integer('num_pairs', NUM_PAIRS, 'MultiMNIST: partners per image.')
   integer('max_shard', 100000, 'MultiMNIST: records per shard.')
   integer('seed', 0, 'MultiMNIST: seed of partners, shifts and shard spread.')
-  flags.DEFINE_enum('base_shift', 'per_pair', list(BASE_SHIFTS),
+  flags.DEFINE_enum('base_shift', 'per_pair', list(CHOICES['base_shift']),
                     'MultiMNIST: shift each base digit afresh per pair, or once for all its '
                     'pairs (the original).', flag_values=values)
   integer('num_workers', 1, 'MultiMNIST: processes writing shards (each uses several cores).')
