@@ -17,10 +17,11 @@ from input_data import idx, pipeline
 NUM_CLASSES = DATASETS['mnist'].num_classes
 CROP = 4  # augment 'crop' (distort) takes 28 -> 24, as the original
 MULTI_PAD, NUM_PAIRS = 4, 1000  # the original's MultiMNIST: 36x36 pairs, 1,000 per digit
-_RAW_KEYS = {1: ('image_raw',), 2: ('image_raw_1', 'image_raw_2', 'merged_raw')}
-_LABEL_KEYS = {1: ('label',), 2: ('label_1', 'label_2')}
-_EXAMPLE_KEYS = {'image_raw': 'image', 'label': 'label', 'image_raw_1': 'image_1',
-                 'image_raw_2': 'image_2', 'merged_raw': 'merged'}
+RECORD_KEYS = {'image': 'image_raw', 'label': 'label', 'image_1': 'image_raw_1',
+               'image_2': 'image_raw_2', 'merged': 'merged_raw', 'label_1': 'label_1',
+               'label_2': 'label_2'}  # example key -> the original's record feature
+_IMAGES = {1: ('image',), 2: ('image_1', 'image_2', 'merged')}
+_LABELS = {1: ('label',), 2: ('label_1', 'label_2')}
 
 
 def default_raw_dir() -> str:
@@ -151,9 +152,10 @@ def parse_records(records, filename, num_targets, shape):
   height, width = shape
   parsed = pipeline.parse_image_examples(
       records, filename, shape=(height, width, 1), num_classes=NUM_CLASSES,
-      images=_RAW_KEYS[num_targets], labels=_LABEL_KEYS[num_targets])
-  return {_EXAMPLE_KEYS.get(k, k): (tf.reshape(v, [-1, height, width, 1]) if v.dtype == tf.uint8
-                                    else v) for k, v in parsed.items()}
+      images=[RECORD_KEYS[k] for k in _IMAGES[num_targets]], labels=_LABELS[num_targets])
+  examples = {k: tf.reshape(parsed[RECORD_KEYS[k]], [-1, height, width, 1])
+              for k in _IMAGES[num_targets]}
+  return dict(examples, **{k: parsed[k] for k in _LABELS[num_targets]})
 
 
 def preparation(height: int, width: int, augmentations):

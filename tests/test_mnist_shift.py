@@ -194,8 +194,7 @@ def test_multi_bytes_depend_on_the_seed_not_on_num_workers(tmp_path):
 def _pair_stream(images, labels, **settings):
   """The serialized records of generate.py's in-order MultiMNIST stream."""
   dataset, _, _ = generate.examples(images, labels, num_targets=2, endless=False, **settings)
-  return [mnist_shift.pair_example(e['image_1'], e['image_2'], e['merged'], e['label_1'],
-                                   e['label_2']) for e in dataset.as_numpy_iterator()]
+  return [mnist_shift.record(e) for e in dataset.as_numpy_iterator()]
 
 
 def _records(path):

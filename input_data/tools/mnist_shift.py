@@ -1,6 +1,7 @@
 """Builds shifted MNIST and MultiMNIST TFRecords of raw MNIST IDX files, as the original's
 `mnist_shift.py`: generate.py's examples in order, sidecars (docs/data_mnist.md "The builder")."""
 
+import contextlib
 import functools
 import json
 import multiprocessing
@@ -14,8 +15,8 @@ from configs.errors import UserError
 from configs.progress import Progress
 from input_data import DataError, generate, idx
 from input_data.datasets import CHOICES, check_choice
-from input_data.mnist import (NUM_CLASSES, NUM_PAIRS, metadata_path, multi_prefix, shard_names,
-                              shifted_name)
+from input_data.mnist import (NUM_CLASSES, NUM_PAIRS, RECORD_KEYS, metadata_path, multi_prefix,
+                              shard_names, shifted_name)
 from input_data.tools import cli, records
 
 _BATCH = 1024  # examples fetched from tf.data at a time
@@ -40,31 +41,23 @@ def shard_records(num_images: int, num_pairs: int, seed: int, first: int, stop: 
   return np.sort(image_at[slots % num_images] * num_pairs + slots // num_images)
 
 
-def pair_example(image_1, image_2, merged, label_1: int, label_2: int) -> bytes:
-  """MultiMNIST record: label_{1,2}, image_raw_{1,2}, merged_raw, height, width, depth."""
-  return records.serialize_example(
-      dict(height=merged.shape[0], width=merged.shape[1], depth=1, label_1=label_1,
-           label_2=label_2),
-      dict(image_raw_1=image_1, image_raw_2=image_2, merged_raw=merged))
-
-
-def _image_record(batch, j) -> bytes:
-  return records.image_example(batch['image'][j], batch['label'][j])
-
-
-def _pair_record(batch, j) -> bytes:
-  return pair_example(batch['image_1'][j], batch['image_2'][j], batch['merged'][j],
-                      batch['label_1'][j], batch['label_2'][j])
+def record(example) -> bytes:
+  """One serialized record of a sampler example (numpy): its images as the reader's raw bytes
+  features (mnist.RECORD_KEYS), labels, height, width, depth."""
+  height, width = example['image' if 'image' in example else 'merged'].shape[:2]
+  ints, raws = dict(height=height, width=width, depth=1), {}
+  for key, value in example.items():
+    (raws if value.ndim else ints)[RECORD_KEYS[key]] = value
+  return records.serialize_example(ints, raws)
 
 
 def _serialized(images, labels, report=None, **sampler):
   """Serialized records of the sampler's in-order stream; report(records so far) per batch."""
   dataset, _, _ = generate.examples(images, labels, endless=False, **sampler)
-  to_record = _pair_record if sampler['num_targets'] == 2 else _image_record
   done = 0
   for batch in dataset.batch(_BATCH).as_numpy_iterator():
-    size = len(batch['merged' if 'merged' in batch else 'image'])
-    yield from (to_record(batch, j) for j in range(size))
+    size = len(next(iter(batch.values())))
+    yield from (record({k: v[j] for k, v in batch.items()}) for j in range(size))
     done += size
     if report:
       report(done)
@@ -118,18 +111,13 @@ def build_multi(images, labels, prefix, *, shift, pad, num_pairs, max_shard, see
                                 min((s + 1) * max_shard, total)), sampler)
            for s, name in enumerate(names))
   report = functools.partial(cli.report, progress=Progress(total), what=os.path.basename(prefix))
-  counts = []
-  if num_workers > 1:
-    # spawn: forking a process that has started TensorFlow is unsafe
-    with multiprocessing.get_context('spawn').Pool(
-        num_workers, initializer=_keep_digits, initargs=(images, labels)) as pool:
-      for count in pool.imap(_write_shard, tasks):
-        counts.append(count)
-        report(sum(counts))
-  else:
-    _keep_digits(images, labels)
-    for task in tasks:
-      counts.append(_write_shard(task))
+  _keep_digits(images, labels)
+  spawn = multiprocessing.get_context('spawn')  # forking a process with TensorFlow is unsafe
+  with (spawn.Pool(num_workers, _keep_digits, (images, labels)) if num_workers > 1
+        else contextlib.nullcontext()) as pool:
+    counts = []
+    for count in (pool.imap if pool else map)(_write_shard, tasks):
+      counts.append(count)
       report(sum(counts))
   report(total, force=True)
   _write_metadata(prefix, total, images.shape[1:], shift=shift, pad=pad,
