@@ -201,8 +201,6 @@ class RunConfig:
       need(getattr(self, name) >= 0, f'--{name}={getattr(self, name)} must not be negative')
     need(self.slurm_port_base is None or 1024 <= self.slurm_port_base <= 65000,
          f'--slurm_port_base={self.slurm_port_base} must be a port from 1024 to 65000')
-    need(self.num_targets in (1, 2), f'--num_targets={self.num_targets} must be 1 or 2')
-    need(self.channels in (None, 1, 3), f'--channels={self.channels} must be 1 or 3')
     need(not (self.deterministic and self.seed is None), '--deterministic needs --seed=N')
     need(not (self.num_trials > 1 and not self.ensemble),
          f'--num_trials={self.num_trials} needs a --checkpoint pattern with {{}} for the trial '

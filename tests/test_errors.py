@@ -43,7 +43,7 @@ OWN_PROCESS_CASES = [
     (['--preset=cifar'], "unknown preset 'cifar'"),
     (['--summary_dir=', '--max_steps=5'], '--summary_dir is required'),
     (['--max_steps=0'], '--max_steps=0 must be at least 1'),
-    (['--num_targets=3'], '--num_targets=3 must be 1 or 2'),
+    (['--num_targets=3'], 'mnist: num_targets=3 is not one of 1, 2'),
     (['--num_targets=2', '--dataset=cifar10', '--data_dir={data}'], 'it needs --dataset=mnist'),
     (['--num_trials=3', '--train=false', '--checkpoint=x'],
      'needs a --checkpoint pattern with {{}}'),
