@@ -1,7 +1,6 @@
 """Any image classification data as folders of images: DIR/{train,test}/<class>/<image files>
 (docs/data_own.md "Folders of images"); input_data/tools/folder.py writes IDX files as such."""
 
-import dataclasses
 import os
 from typing import List, Sequence, Tuple
 
@@ -139,7 +138,7 @@ def verify_files(listing: Listing, color: bool, detected: bool):
 def read(dataset, options) -> builder.Examples:
   """The images in data_dir/{train,test}/<class>/ (see the module docstring)."""
   del dataset  # its facts come from the folders
-  image_options, data_dir, split = images.make_options(options), options.data_dir, options.split
+  data_dir, split = options.data_dir, options.split
   if not tf.io.gfile.isdir(data_dir):
     raise DataError(f'folder data_dir {data_dir} does not exist: expected {LAYOUT}')
   train = list_split(data_dir, 'train')
@@ -152,16 +151,15 @@ def read(dataset, options) -> builder.Examples:
   else:
     listing = train
 
-  channels = image_options.channels
+  channels = options.get('channels')
   height, width, stored = first_shape(train)
   color = stored >= 3 if channels is None else channels == 3
-  image_options = dataclasses.replace(image_options, size=image_options.size or (height, width))
   if options.get('check_files', True):
     verify_files(listing, color, detected=channels is None)
 
   files = tf.data.Dataset.from_tensor_slices({'path': listing.paths, 'label': listing.labels})
-  source = images.examples(files, image_options, 3 if color else 1, len(train.classes),
-                           options.augment, num_examples=len(listing.paths),
+  source = images.examples(files, options, (height, width), 3 if color else 1,
+                           len(train.classes), num_examples=len(listing.paths),
                            class_names=tuple(train.classes))
   logging.info('folder: %s split of %s: %d images, %d classes (label name: %s), %dx%dx%d',
                split, data_dir, len(listing.paths), len(train.classes),

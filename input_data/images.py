@@ -4,9 +4,8 @@ Decoded, alpha dropped, brought to `depth` channels, resized by `resize_mode`, s
 batched and augmented: docs/data_own.md "Folders of images" and "Augmentation".
 """
 
-import dataclasses
 import functools
-from typing import Optional, Tuple
+from typing import Tuple
 
 import tensorflow as tf
 
@@ -15,32 +14,6 @@ from input_data import augment, builder
 from input_data.datasets import PRESET, VALIDATION_FRACTION, parse_augment, parse_size
 
 CROP_PADDING = 4  # pixels; the usual CIFAR padding before a random crop
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageOptions:
-  """How images are brought to one shape and augmented."""
-  size: Optional[Tuple[int, int]]  # (height, width); None: not known yet
-  resize_mode: str
-  channels: Optional[int]  # 1 or 3; None: detect
-  cifar10: bool  # augment=cifar10: both splits centrally cropped to 3/4 and standardized
-  crop_padding: int
-
-  def output_size(self) -> Tuple[int, int]:
-    """(height, width) of the batches: the size, or 3/4 of it with augment=cifar10."""
-    height, width = self.size
-    return (height * 3 // 4, width * 3 // 4) if self.cifar10 else (height, width)
-
-
-def make_options(options) -> ImageOptions:
-  """The image options of a build (builder.Options); UserError for a bad one."""
-  name = options.name.split(':')[0]
-  resize_mode, channels = options.get('resize_mode', 'resize'), options.get('channels')
-  crop_padding = options.get('crop_padding', CROP_PADDING)
-  if not isinstance(crop_padding, int) or crop_padding < 0:
-    raise UserError(f'{name}: crop_padding must be a non-negative int, got {crop_padding!r}')
-  return ImageOptions(parse_size(name, options.get('image_size')), resize_mode, channels,
-                      parse_augment(name, options.get('augment')) == (PRESET,), crop_padding)
 
 
 def held_out(options, n: int) -> int:
@@ -86,18 +59,26 @@ def resize(image, size: Tuple[int, int], mode: str):
   return tf.image.resize_with_crop_or_pad(image, height, width)
 
 
-def examples(files: tf.data.Dataset, options: ImageOptions, depth: int, num_classes: int,
-             augmentations, **facts) -> builder.Examples:
-  """Examples {'encoded' or 'path', 'label'} for the builder, decoded after the order is chosen."""
+def examples(files: tf.data.Dataset, options, stored_size: Tuple[int, int], depth: int,
+             num_classes: int, **facts) -> builder.Examples:
+  """Examples {'encoded' or 'path', 'label'} of a build (builder.Options) for the builder,
+  decoded after the order is chosen, brought to image_size (default: `stored_size`)."""
+  name = options.name.split(':')[0]
+  size = parse_size(name, options.get('image_size')) or tuple(stored_size)
+  resize_mode, pad = options.get('resize_mode', 'resize'), options.get('crop_padding', CROP_PADDING)
+  if not isinstance(pad, int) or pad < 0:
+    raise UserError(f'{name}: crop_padding must be a non-negative int, got {pad!r}')
+  cifar10 = parse_augment(name, options.get('augment')) == (PRESET,)
+
   def decode_one(example):
     encoded = example['encoded'] if 'encoded' in example else tf.io.read_file(example['path'])
-    image = resize(decode(encoded, depth), options.size, options.resize_mode)
-    return {'image': tf.ensure_shape(image, [*options.size, depth]),
+    image = resize(decode(encoded, depth), size, resize_mode)
+    return {'image': tf.ensure_shape(image, [*size, depth]),
             'label': tf.cast(example['label'], tf.int32)}
 
-  size = options.output_size()
-  prepare = functools.partial(augment.prepare, size=size, names=augmentations,
-                              pad=0 if options.cifar10 else options.crop_padding,
-                              standardize=options.cifar10)
-  return builder.Examples(files, prepare, (*size, depth), num_classes,
-                          random=bool(augmentations), decode=decode_one, **facts)
+  # augment=cifar10: both splits centrally cropped to 3/4 and standardized, as CIFAR-10's
+  output = (size[0] * 3 // 4, size[1] * 3 // 4) if cifar10 else size
+  prepare = functools.partial(augment.prepare, size=output, names=options.augment,
+                              pad=0 if cifar10 else pad, standardize=cifar10)
+  return builder.Examples(files, prepare, (*output, depth), num_classes,
+                          random=bool(options.augment), decode=decode_one, **facts)

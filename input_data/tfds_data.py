@@ -1,8 +1,6 @@
 """TensorFlow Datasets as inputs: `build_dataset('tfds:NAME', data_dir=TFDS_DATA_DIR, ...)`,
 images prepared as folder datasets' (docs/data_own.md "TensorFlow Datasets")."""
 
-import dataclasses
-
 from absl import logging
 import tensorflow as tf
 
@@ -86,7 +84,6 @@ def _examples(tfds, builder, split, image_key, label_key):
 
 def read(dataset, options) -> builder.Examples:
   """The images of TFDS dataset tfds:NAME (see the module docstring)."""
-  image_options = images.make_options(options)
   name = options.get('tfds_name', options.name[len('tfds:'):])
   tfds = import_tfds()
   tfds_builder = load_builder(tfds, name, dataset, options.data_dir, options.get('download'))
@@ -98,16 +95,15 @@ def read(dataset, options) -> builder.Examples:
                      options.get('validate'), options)
 
   height, width, stored = info.features[image_key].shape
-  if image_options.size is None and None in (height, width):
+  if options.get('image_size') is None and None in (height, width):
     first = next(iter(_examples(tfds, tfds_builder, train_split, image_key, label_key).take(1)))
     height, width = tf.io.decode_image(first['encoded'], expand_animations=False).shape[:2]
-  image_options = dataclasses.replace(image_options, size=image_options.size or (height, width))
-  depth = image_options.channels or (3 if (stored or 3) >= 3 else 1)
+  depth = options.get('channels') or (3 if (stored or 3) >= 3 else 1)
   names = tuple(info.features[label_key].names)
 
   examples = _examples(tfds, tfds_builder, which, image_key, label_key)
   num_examples = info.splits[which].num_examples
-  source = images.examples(examples, image_options, depth, len(names), options.augment,
+  source = images.examples(examples, options, (height, width), depth, len(names),
                            num_examples=num_examples, class_names=names)
   logging.info('tfds:%s %s split (%s): %d images, %d classes, %dx%dx%d', name, options.split,
                which, num_examples, len(names), *source.shape)
