@@ -107,8 +107,9 @@ def test_preparation(name: str, **options) -> Tuple[Tuple[int, int, int], Callab
   """(shape [H, W, D] of one stored image, uint8 images -> the model's images): the test
   split's preparation, for a SavedModel to serve raw images."""
   _, source = read(name, split='test', batch_size=1, **options)
-  examples = source.examples.map(source.decode) if source.decode else source.examples
-  spec = examples.element_spec
+  examples = source.examples
+  spec = (examples.map(pipeline.unconverted(source.decode)) if source.decode else examples
+          ).element_spec
   shape = spec['merged' if 'merged' in spec else 'image'].shape
   return tuple(shape), lambda images: source.prepare(images, None)
 

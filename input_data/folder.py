@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from input_data import DataError, builder, images
-from input_data.pipeline import AUTOTUNE
+from input_data.pipeline import AUTOTUNE, unconverted
 
 IMAGE_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png', '.webp')
 LAYOUT = 'DIR/train/<class>/<images> and DIR/test/<class>/<images>'
@@ -108,7 +108,7 @@ def probe(paths: Sequence[str]) -> np.ndarray:
 
   files = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
   shapes = np.zeros([len(paths), 3], np.int32)
-  for i, s in (files.map(shape, num_parallel_calls=AUTOTUNE, deterministic=False)
+  for i, s in (files.map(unconverted(shape), num_parallel_calls=AUTOTUNE, deterministic=False)
                .ignore_errors().batch(1024).as_numpy_iterator()):
     shapes[i] = s
   return shapes

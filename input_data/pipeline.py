@@ -67,7 +67,7 @@ def checked_tfrecords(path, size) -> tf.data.Dataset:
   """Chunks of up to PARSE_CHUNK records of one TFRecord file of `size` bytes; a corrupt record
   ends the file early, and a sentinel asserts that the bytes read are `size`, naming the file."""
   chunks = tf.data.TFRecordDataset(path).ignore_errors().batch(PARSE_CHUNK)
-  chunks = chunks.map(lambda records: (records, False)).concatenate(
+  chunks = chunks.map(unconverted(lambda records: (records, False))).concatenate(
       tf.data.Dataset.from_tensors((tf.zeros([0], tf.string), True)))
 
   def count_bytes(read, chunk):
@@ -79,8 +79,9 @@ def checked_tfrecords(path, size) -> tf.data.Dataset:
       lengths = tf.cast(tf.strings.length(records), tf.int64)
       return read + tf.reduce_sum(lengths + 16), chunk  # + 8-byte length, two 4-byte crcs
 
-  chunks = chunks.scan(tf.constant(0, tf.int64), count_bytes)
-  return chunks.filter(lambda _, is_end: tf.logical_not(is_end)).map(lambda records, _: records)
+  chunks = chunks.scan(tf.constant(0, tf.int64), unconverted(count_bytes))
+  return (chunks.filter(unconverted(lambda _, is_end: tf.logical_not(is_end)))
+          .map(unconverted(lambda records, _: records)))
 
 
 def read_files(paths: Sequence[str], parse: Callable,
@@ -91,7 +92,8 @@ def read_files(paths: Sequence[str], parse: Callable,
   sizes = tf.constant([tf.io.gfile.stat(p).length for p in paths], tf.int64)
   files = tf.data.Dataset.from_tensor_slices((paths, sizes))
   named_chunks = files.interleave(
-      lambda path, size: chunks(path, size).map(lambda records: (records, path)),
+      unconverted(lambda path, size: chunks(path, size).map(
+          unconverted(lambda records: (records, path)))),
       cycle_length=min(len(paths), MAX_OPEN_FILES), num_parallel_calls=AUTOTUNE)
   return named_chunks.map(unconverted(parse), num_parallel_calls=AUTOTUNE).unbatch()
 
@@ -143,7 +145,7 @@ def epochs(examples: tf.data.Dataset, *, seed: int, shuffle: bool, repeat: bool,
   if not repeat:
     return epoch(tf.constant(0, tf.int64)).skip(start)
   first, offset = divmod(start, count()) if start else (0, 0)
-  return tf.data.Dataset.range(first, _FOREVER).flat_map(epoch).skip(offset)
+  return tf.data.Dataset.range(first, _FOREVER).flat_map(unconverted(epoch)).skip(offset)
 
 
 def batches(examples: tf.data.Dataset, to_features: Callable, *, batch_size: int,
@@ -153,6 +155,6 @@ def batches(examples: tf.data.Dataset, to_features: Callable, *, batch_size: int
   ds = examples.batch(batch_size, drop_remainder=drop_remainder)
   if seed is not None:
     seeds = tf.data.Dataset.range(first_batch, _FOREVER).map(
-        lambda n: tf.stack([tf.constant(seed, tf.int64), n]))
+        unconverted(lambda n: tf.stack([tf.constant(seed, tf.int64), n])))
     ds = tf.data.Dataset.zip((ds, seeds))
   return ds.map(unconverted(to_features), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from configs.errors import UserError
 from input_data import DataError, builder, images
+from input_data.pipeline import unconverted
 
 INSTALL = "pip install -e '.[tfds]' (in the repository root)"
 
@@ -79,7 +80,7 @@ def _examples(tfds, builder, split, image_key, label_key):
   """The split's encoded images and labels, in TFDS's stored order."""
   ds = builder.as_dataset(split=split, shuffle_files=False,
                           decoders={image_key: tfds.decode.SkipDecoding()})
-  return ds.map(lambda x: {'encoded': x[image_key], 'label': x[label_key]})
+  return ds.map(unconverted(lambda x: {'encoded': x[image_key], 'label': x[label_key]}))
 
 
 def read(dataset, options) -> builder.Examples:
