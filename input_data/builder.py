@@ -46,7 +46,6 @@ class Examples:
   shape: Tuple[int, int, int]  # of the prepared images
   num_classes: int
   num_examples: Optional[int] = None  # of one epoch; needed for evaluation and a resume
-  random: bool = False  # the training split's prepare takes a seed (augmentation)
   decode: Optional[Callable] = None  # example -> example, after the order is decided (cheap skip)
   endless: bool = False  # drawn at random by position from options.start on (generated data)
   num_targets: int = 1
@@ -94,10 +93,10 @@ def build(name: str, **options) -> Tuple[tf.data.Dataset, DatasetSpec]:
   if source.decode:
     examples = examples.map(pipeline.unconverted(source.decode),
                             num_parallel_calls=pipeline.AUTOTUNE)
-  random = options.training and source.random
+  augmented = options.training and options.augment  # prepare takes a seed
   batches = pipeline.batches(examples, source.features, batch_size=options.batch_size,
                              drop_remainder=options.repeat,
-                             seed=options.seed if random else None,
+                             seed=options.seed if augmented else None,
                              first_batch=options.start // options.batch_size)
   return batches, DatasetSpec(name, *source.shape, source.num_classes, source.num_targets,
                               source.num_examples, source.class_names)

@@ -61,5 +61,4 @@ def read(dataset, options) -> builder.Examples:
   prepare = functools.partial(augment.prepare, size=(CROP_SIZE, CROP_SIZE),
                               names=options.augment, standardize=True)
   return builder.Examples(read_files(paths, decode_records, _chunks), prepare,
-                          (CROP_SIZE, CROP_SIZE, DEPTH), NUM_CLASSES, num_examples,
-                          random=bool(options.augment))
+                          (CROP_SIZE, CROP_SIZE, DEPTH), NUM_CLASSES, num_examples)

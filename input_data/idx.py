@@ -111,5 +111,4 @@ def read(dataset, options):
   examples = tf.data.Dataset.from_tensor_slices({'image': images[..., None],
                                                  'label': labels.astype(np.int32)})
   size, prepare = mnist.preparation(*images.shape[1:], options.augment)
-  return builder.Examples(examples, prepare, (*size, 1), dataset.num_classes, len(labels),
-                          random=bool(options.augment))
+  return builder.Examples(examples, prepare, (*size, 1), dataset.num_classes, len(labels))

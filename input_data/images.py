@@ -81,4 +81,4 @@ def examples(files: tf.data.Dataset, options, stored_size: Tuple[int, int], dept
   prepare = functools.partial(augment.prepare, size=output, names=options.augment,
                               pad=0 if cifar10 else pad, standardize=cifar10)
   return builder.Examples(files, prepare, (*output, depth), num_classes,
-                          random=bool(options.augment), decode=decode_one, **facts)
+                          decode=decode_one, **facts)

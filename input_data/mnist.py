@@ -55,8 +55,7 @@ def read(dataset, options) -> builder.Examples:
   size, prepare = preparation(height, width, options.augment)
   to_features = functools.partial(pair_features, prepare=prepare) if num_targets == 2 else None
   return builder.Examples(examples, prepare, (*size, 1), NUM_CLASSES, num_examples,
-                          random=bool(options.augment), endless=endless, num_targets=num_targets,
-                          to_features=to_features)
+                          endless=endless, num_targets=num_targets, to_features=to_features)
 
 
 def _check_args(num_targets, augmentations, generate_, options):

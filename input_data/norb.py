@@ -47,8 +47,7 @@ def read(dataset, options) -> builder.Examples:
   prepare = functools.partial(augment.prepare, size=(crop_size, crop_size),
                               names=options.augment, standardize=True)
   return builder.Examples(read_files(paths, parse), prepare, (crop_size, crop_size, DEPTH),
-                          NUM_CLASSES, builder.epoch_size(paths, options),
-                          random=bool(options.augment))
+                          NUM_CLASSES, builder.epoch_size(paths, options))
 
 
 if __name__ == '__main__':  # the tool: input_data/tools/norb.py
