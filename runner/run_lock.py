@@ -158,8 +158,10 @@ class RunLock:
         return
 
   def _ours(self) -> bool:
+    """False once another run's lock is in place. A file without a token (garbled, cut short)
+    is no run's: a takeover links a complete file, and the next beat replaces this one."""
     current = _read(self.path)
-    if current is not None and current['token'] != self.holder['token']:
+    if current is not None and current['token'] not in ('', self.holder['token']):
       self.lost_to = current
     return current is not None and not self.lost_to
 

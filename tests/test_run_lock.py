@@ -20,8 +20,10 @@ def write_lock(directory, host, pid, age_secs=0, token='theirs'):
   """A lock file as another training would have left it, its heartbeat `age_secs` old."""
   stamp = (datetime.datetime.now(datetime.timezone.utc)
            - datetime.timedelta(seconds=age_secs)).isoformat(timespec='seconds')
-  (directory / LOCK_FILE).write_text(json.dumps(
+  temp = directory / f'{LOCK_FILE}.{token}'  # written whole, then renamed, as RunLock does
+  temp.write_text(json.dumps(
       {'host': host, 'pid': pid, 'started': stamp, 'heartbeat': stamp, 'token': token}))
+  temp.replace(directory / LOCK_FILE)
 
 
 def holder(directory):
@@ -67,6 +69,16 @@ def test_the_heartbeat_refreshes_the_lock_and_notices_a_takeover(tmp_path):
     with pytest.raises(UserError, match='taken over by another training .*host node7'):
       lock.check()
   assert holder(tmp_path)['token'] == 'theirs'  # not removed on release
+
+
+def test_a_garbled_lock_file_is_rewritten_by_the_heartbeat_not_taken_for_a_takeover(tmp_path):
+  lock = RunLock(str(tmp_path), heartbeat_secs=0.05)
+  with lock:
+    (tmp_path / LOCK_FILE).write_text('{"host": "no')  # cut short, as a reader may find it
+    time.sleep(0.3)
+    lock.check()
+    assert holder(tmp_path)['token'] == lock.holder['token']
+  assert not (tmp_path / LOCK_FILE).exists()
 
 
 def _weights(path):
