@@ -98,19 +98,23 @@ def build(name: str, **options) -> Tuple[tf.data.Dataset, DatasetSpec]:
                              drop_remainder=options.repeat,
                              seed=options.seed if augmented else None,
                              first_batch=options.start // options.batch_size)
-  return batches, DatasetSpec(name, *source.shape, source.num_classes, source.num_targets,
-                              source.num_examples, source.class_names)
+  return batches, _spec(name, source)
 
 
-def test_preparation(name: str, **options) -> Tuple[Tuple[int, int, int], Callable]:
-  """(shape [H, W, D] of one stored image, uint8 images -> the model's images): the test
-  split's preparation, for a SavedModel to serve raw images."""
+def test_preparation(name: str, **options) -> Tuple[DatasetSpec, Tuple[int, int, int], Callable]:
+  """(the test split's spec, shape [H, W, D] of one stored image, uint8 images -> the model's
+  images): the test split's preparation, for a SavedModel to serve raw images."""
   _, source = read(name, split='test', batch_size=1, **options)
   examples = source.examples
-  spec = (examples.map(pipeline.unconverted(source.decode)) if source.decode else examples
-          ).element_spec
-  shape = spec['merged' if 'merged' in spec else 'image'].shape
-  return tuple(shape), lambda images: source.prepare(images, None)
+  stored = (examples.map(pipeline.unconverted(source.decode)) if source.decode else examples
+            ).element_spec
+  shape = stored['merged' if 'merged' in stored else 'image'].shape
+  return _spec(name, source), tuple(shape), lambda images: source.prepare(images, None)
+
+
+def _spec(name: str, source: Examples) -> DatasetSpec:
+  return DatasetSpec(name, *source.shape, source.num_classes, source.num_targets,
+                     source.num_examples, source.class_names)
 
 
 def _epoch_size(source: Examples) -> int:

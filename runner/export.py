@@ -18,7 +18,7 @@ from configs.errors import UserError
 from configs.run_config import RunConfig
 from models import build_model
 from runner import checkpoints
-from runner.inputs import make_dataset, test_preparation
+from runner.inputs import test_preparation
 
 SIGNATURE = 'serving_default'
 
@@ -70,10 +70,9 @@ def export(config: RunConfig) -> dict:
   metadata."""
   check_target(config.export_dir, config.overwrite)
   path = checkpoints.resolve(config.checkpoint)
-  _, spec = make_dataset(config, 'test', 1, repeat=False)
+  spec, input_shape, preprocess = test_preparation(config)
   model = build_model(config.model, config.hparams, spec)  # TF's own ops: portable, no XLA
   step = checkpoints.restore_model(model, path, config)
-  input_shape, preprocess = test_preparation(config)
   metadata = {
       'model': config.model, 'dataset': config.dataset, 'checkpoint': path, 'step': step,
       'input_shape': list(input_shape), 'num_targets': spec.num_targets,
