@@ -5,7 +5,7 @@ import gzip
 import os
 import struct
 import zlib
-from typing import Mapping, Tuple
+from typing import Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -77,8 +77,10 @@ def validation_cut(num_train: int) -> int:
 
 
 def load_split(raw_dir: str, split: str, files: Mapping = MNIST_IDX,
-               where_to_get: str = WHERE_TO_GET) -> Tuple[np.ndarray, np.ndarray]:
-  """uint8 images [N, H, W] and labels [N] of a split (SPLITS) of a raw MNIST dir."""
+               where_to_get: str = WHERE_TO_GET, num_classes: Optional[int] = None,
+               name: str = 'MNIST') -> Tuple[np.ndarray, np.ndarray]:
+  """uint8 images [N, H, W] and labels [N] of a split (SPLITS) of a raw MNIST dir; with
+  num_classes, a label outside 0..num_classes - 1 is a DataError naming dataset `name`."""
   if split not in SPLITS:
     raise DataError(f'unknown MNIST split {split!r}; expected one of: {", ".join(SPLITS)}')
   images_path, labels_path = find_raw_files(raw_dir, 'test' if split == 'test' else 'train',
@@ -87,6 +89,9 @@ def load_split(raw_dir: str, split: str, files: Mapping = MNIST_IDX,
   if len(images) != len(labels):
     raise DataError(f'{images_path} holds {len(images)} images but {labels_path} holds '
                     f'{len(labels)} labels')
+  if num_classes and labels.size and labels.max() >= num_classes:
+    raise DataError(f'labels in {labels_path} go up to {labels.max()}; {name} has classes '
+                    f'0-{num_classes - 1}')
   if split.startswith('valid'):
     cut = validation_cut(len(images))
     if not cut:
@@ -104,10 +109,8 @@ def read(dataset, options):
   from input_data import builder, mnist
   split = f'valid_{options.split}' if options.get('validate') else options.split
   images, labels = load_split(options.data_dir, split, dataset.files,
-                              dataset.prepare.format(dir=options.data_dir))
-  if labels.size and labels.max() >= dataset.num_classes:
-    raise DataError(f'labels in {options.data_dir} go up to {labels.max()}; '
-                    f'{options.name} has classes 0-{dataset.num_classes - 1}')
+                              dataset.prepare.format(dir=options.data_dir), dataset.num_classes,
+                              options.name)
   examples = tf.data.Dataset.from_tensor_slices({'image': images[..., None],
                                                  'label': labels.astype(np.int32)})
   size, prepare = mnist.preparation(*images.shape[1:], options.augment)

@@ -40,7 +40,8 @@ def read(dataset, options) -> builder.Examples:
   if generate:
     endless = options.shuffle and options.repeat
     examples, (height, width), num_examples = generate_lib.examples(
-        *idx.load_split(options.data_dir, builder_split), num_targets=num_targets, shift=shift,
+        *idx.load_split(options.data_dir, builder_split, num_classes=NUM_CLASSES),
+        num_targets=num_targets, shift=shift,
         pad=options.get('pad', MULTI_PAD if num_targets == 2 else 0),
         num_pairs=options.get('num_pairs', NUM_PAIRS), seed=seed, endless=endless,
         start=options.start, base_shift=options.get('base_shift', 'per_pair'))

@@ -167,3 +167,20 @@ def test_generate_without_raw_files_names_them(tmp_path):
   with pytest.raises(DataError, match=r't10k-images-idx3-ubyte\[\.gz\]'):
     input_data.build_dataset(
         'mnist', data_dir=str(tmp_path), split='test', batch_size=4, generate=True)
+
+
+def test_labels_beyond_the_classes_are_refused_by_every_reader_of_raw_files(tmp_path):
+  """Raw IDX files with labels 0..22 (EMNIST-like): generated MNIST would one-hot 10..22 as
+  zeros; it, the KMNIST declaration and the builder each refuse them naming the file."""
+  rng = np.random.default_rng(0)
+  for split in ('train', 'test'):
+    write_raw_mnist(tmp_path, rng.integers(0, 256, (12, 28, 28), np.uint8),
+                    (np.arange(12) * 2).astype(np.uint8), split)
+  expected = r't10k-labels-idx1-ubyte\.gz go up to 22; {} has classes 0-9'
+  with pytest.raises(DataError, match=expected.format('MNIST')):
+    input_data.build_dataset('mnist', data_dir=str(tmp_path), split='test', batch_size=4,
+                             generate=True)
+  with pytest.raises(DataError, match=expected.format('kmnist')):
+    input_data.build_dataset('kmnist', data_dir=str(tmp_path), split='test', batch_size=4)
+  with pytest.raises(DataError, match=expected.format('MNIST')):
+    mnist_shift.build(str(tmp_path), str(tmp_path / 'out'), 'test', shift=0)
