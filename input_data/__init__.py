@@ -12,7 +12,7 @@ and describes itself with a configs.spec.DatasetSpec. Which module holds what: d
 from configs.errors import UserError
 from configs.spec import DatasetSpec
 
-__all__ = ['DataError', 'DatasetSpec', 'build_dataset']
+__all__ = ['DataError', 'DatasetSpec', 'build_dataset', 'test_preparation']
 
 
 class DataError(UserError):
@@ -23,3 +23,10 @@ def build_dataset(name: str, **options):
   """(tf.data.Dataset of batch dicts, DatasetSpec) of dataset `name` (input_data/builder.py)."""
   from input_data import builder  # pylint: disable=g-import-not-at-top; it imports TensorFlow
   return builder.build(name, **options)
+
+
+def test_preparation(name: str, **options):
+  """(spec, stored image shape, uint8 images -> the model's images) of dataset `name`'s test
+  split, for a SavedModel (input_data/builder.py)."""
+  from input_data import builder  # pylint: disable=g-import-not-at-top; it imports TensorFlow
+  return builder.test_preparation(name, **options)

@@ -121,7 +121,8 @@ def parse_size(name: str, image_size) -> Optional[Tuple[int, int]]:
   """None, N, 'N', 'HxW' or (H, W) -> (height, width) of positive ints, or None."""
   if image_size is None or image_size == '':
     return None
-  parts = image_size if isinstance(image_size, (tuple, list)) else str(image_size).lower().split('x')
+  parts = image_size if isinstance(image_size, (tuple, list)) else (
+      str(image_size).lower().split('x'))
   parts = [str(p).strip() for p in parts] * (2 if len(parts) == 1 else 1)
   if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
     raise UserError(f'{name}: image_size must be N, "HxW" or (H, W) of positive ints, got '

@@ -23,8 +23,7 @@ def make_dataset(config: RunConfig, split: str, batch_size: int, repeat=None, st
 def test_preparation(config: RunConfig):
   """(spec, shape of one stored image, stored uint8 images -> the model's images) of the test
   split: what a SavedModel serves."""
-  from input_data import builder  # pylint: disable=g-import-not-at-top
-  return builder.test_preparation(config.dataset, seed=config.seed, **_data_options(config))
+  return input_data.test_preparation(config.dataset, seed=config.seed, **_data_options(config))
 
 
 def _data_options(config: RunConfig) -> dict:
