@@ -12,9 +12,6 @@ import numpy as np
 from input_data import DataError
 from input_data.datasets import MNIST_DOWNLOAD, MNIST_IDX
 
-_UBYTE = 0x08
-_GZIP_MAGIC = b'\x1f\x8b'
-
 SPLITS = ('train', 'test', 'valid_train', 'valid_test')
 WHERE_TO_GET = (f'download them with `{MNIST_DOWNLOAD.format(dir="DIR")}` (or '
                 '--dataset=fashion_mnist), or use the 5,000 packaged '
@@ -22,25 +19,16 @@ WHERE_TO_GET = (f'download them with `{MNIST_DOWNLOAD.format(dir="DIR")}` (or '
                 '(/usr/share/datasets/fashion-mnist)')
 
 
-def read_images(path: str) -> np.ndarray:
-  """uint8 [N, H, W] of an IDX image file."""
-  return _read(path, ndim=3)
-
-
-def read_labels(path: str) -> np.ndarray:
-  """uint8 [N] of an IDX label file."""
-  return _read(path, ndim=1)
-
-
-def _read(path, ndim):
+def read_array(path: str, ndim: int) -> np.ndarray:
+  """uint8 [N, H, W] (ndim 3, images) or [N] (ndim 1, labels) of an IDX file."""
   try:
     with open(path, 'rb') as f:
       data = f.read()
-    if data[:2] == _GZIP_MAGIC:
+    if data[:2] == b'\x1f\x8b':
       data = gzip.decompress(data)
   except (OSError, EOFError, zlib.error) as e:  # EOFError: a truncated gzip stream
     raise DataError(f'cannot read IDX file {path}: {e!r}') from e
-  expected = bytes([0, 0, _UBYTE, ndim])
+  expected = bytes([0, 0, 0x08, ndim])  # 0x08: uint8
   if data[:4] != expected:
     raise DataError(f'bad magic number in IDX file {path}: got 0x{data[:4].hex()}, expected '
                     f'0x{expected.hex()} (uint8 with {ndim} dims); is it an MNIST '
@@ -56,20 +44,6 @@ def _read(path, ndim):
   return np.frombuffer(data, np.uint8, offset=header_size).reshape(shape)
 
 
-def find_raw_files(raw_dir: str, source: str, files: Mapping = MNIST_IDX,
-                   where_to_get: str = WHERE_TO_GET) -> Tuple[str, str]:
-  """(images, labels) paths of 'train' or 'test' in `raw_dir`, plain or .gz."""
-  found, missing = [], []
-  for name in files[source]:
-    candidates = [os.path.join(raw_dir, name + ext) for ext in ('', '.gz')]
-    existing = [p for p in candidates if os.path.isfile(p)]
-    (found if existing else missing).append(existing[0] if existing else name + '[.gz]')
-  if missing:
-    raise DataError(f'missing raw MNIST file(s) in {raw_dir}: {", ".join(missing)}; '
-                    f'{where_to_get}')
-  return found[0], found[1]
-
-
 def validation_cut(num_train: int) -> int:
   """How many training images, from the start, are valid_test: the original's 10,000 of
   60,000, 1/6 of a smaller set."""
@@ -79,13 +53,20 @@ def validation_cut(num_train: int) -> int:
 def load_split(raw_dir: str, split: str, files: Mapping = MNIST_IDX,
                where_to_get: str = WHERE_TO_GET, num_classes: Optional[int] = None,
                name: str = 'MNIST') -> Tuple[np.ndarray, np.ndarray]:
-  """uint8 images [N, H, W] and labels [N] of a split (SPLITS) of a raw MNIST dir; with
-  num_classes, a label outside 0..num_classes - 1 is a DataError naming dataset `name`."""
+  """uint8 images [N, H, W] and labels [N] of a split (SPLITS) of a dir of IDX files (`files`,
+  plain or .gz); with num_classes, a label past num_classes - 1 is a DataError naming `name`."""
   if split not in SPLITS:
     raise DataError(f'unknown MNIST split {split!r}; expected one of: {", ".join(SPLITS)}')
-  images_path, labels_path = find_raw_files(raw_dir, 'test' if split == 'test' else 'train',
-                                            files, where_to_get)
-  images, labels = read_images(images_path), read_labels(labels_path)
+  found, missing = [], []
+  for file in files['test' if split == 'test' else 'train']:
+    existing = [p for p in (os.path.join(raw_dir, file + ext) for ext in ('', '.gz'))
+                if os.path.isfile(p)]
+    (found if existing else missing).append(existing[0] if existing else file + '[.gz]')
+  if missing:
+    raise DataError(f'missing raw MNIST file(s) in {raw_dir}: {", ".join(missing)}; '
+                    f'{where_to_get}')
+  images_path, labels_path = found
+  images, labels = read_array(images_path, 3), read_array(labels_path, 1)
   if len(images) != len(labels):
     raise DataError(f'{images_path} holds {len(images)} images but {labels_path} holds '
                     f'{len(labels)} labels')

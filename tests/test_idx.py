@@ -34,7 +34,7 @@ def test_images_round_trip_plain_and_gzip(tmp_path, name):
   path = str(tmp_path / name)
   images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
   write_idx(path, images)
-  back = idx.read_images(path)
+  back = idx.read_array(path, 3)
   assert back.dtype == np.uint8 and back.shape == (7, 28, 28)
   np.testing.assert_array_equal(back, images)
 
@@ -46,14 +46,14 @@ def test_gzip_file_holds_the_plain_bytes_and_is_reproducible(tmp_path):
   write_idx(str(tmp_path / 'b.gz'), labels)
   assert gzip.decompress((tmp_path / 'a.gz').read_bytes()) == (tmp_path / 'a').read_bytes()
   assert (tmp_path / 'a.gz').read_bytes() == (tmp_path / 'b.gz').read_bytes()
-  np.testing.assert_array_equal(idx.read_labels(str(tmp_path / 'a.gz')), labels)
+  np.testing.assert_array_equal(idx.read_array(str(tmp_path / 'a.gz'), 1), labels)
 
 
 def test_bad_magic_names_the_file(tmp_path):
   path = str(tmp_path / 'labels-as-images')
   write_idx(path, np.array([1, 2], np.uint8))
   with pytest.raises(DataError, match='bad magic number.*labels-as-images'):
-    idx.read_images(path)
+    idx.read_array(path, 3)
 
 
 def test_truncated_file_names_the_file_and_sizes(tmp_path):
@@ -62,7 +62,7 @@ def test_truncated_file_names_the_file_and_sizes(tmp_path):
   path.write_bytes(path.read_bytes()[:-5])
   with pytest.raises(DataError, match=r'truncated IDX file .*short-idx3-ubyte.*2x3x4 = 24 bytes'
                                       r'.*found 19'):
-    idx.read_images(str(path))
+    idx.read_array(str(path), 3)
 
 
 def test_truncated_gzip_names_the_file(tmp_path):
@@ -70,7 +70,7 @@ def test_truncated_gzip_names_the_file(tmp_path):
   write_idx(str(path), _digits(50, 28, 28))
   path.write_bytes(path.read_bytes()[:100])
   with pytest.raises(DataError, match='cut.gz'):
-    idx.read_images(str(path))
+    idx.read_array(str(path), 3)
 
 
 def _raw_dir(tmp_path, num_train=24, num_test=6, gz=False):
