@@ -53,10 +53,12 @@ class Examples:
   to_features: Optional[Callable] = None  # (batch of examples, seed or None) -> batch dict
 
   def features(self, batch, seed=None):
+    """The batch dict (input_data/__init__.py) of a batch of examples."""
     if self.to_features:
       return self.to_features(batch, seed)
-    return pipeline.image_features(self.prepare(batch['image'], seed), batch['label'],
-                                   self.num_classes)
+    images = self.prepare(batch['image'], seed)
+    return {'images': images, 'labels': tf.one_hot(batch['label'], self.num_classes),
+            'recons_image': images, 'recons_label': batch['label']}
 
 
 def read(name: str, *, data_dir, split, batch_size, seed=None, repeat=None, shuffle=None,
@@ -89,7 +91,7 @@ def build(name: str, **options) -> Tuple[tf.data.Dataset, DatasetSpec]:
   if not source.endless:
     examples = pipeline.epochs(examples, seed=options.seed, shuffle=options.shuffle,
                                repeat=options.repeat, start=options.start,
-                               count=lambda: _epoch_size(source))
+                               count=source.num_examples)
   if source.decode:
     examples = examples.map(pipeline.unconverted(source.decode),
                             num_parallel_calls=pipeline.AUTOTUNE)
@@ -115,13 +117,6 @@ def test_preparation(name: str, **options) -> Tuple[DatasetSpec, Tuple[int, int,
 def _spec(name: str, source: Examples) -> DatasetSpec:
   return DatasetSpec(name, *source.shape, source.num_classes, source.num_targets,
                      source.num_examples, source.class_names)
-
-
-def _epoch_size(source: Examples) -> int:
-  """Examples in one epoch, which every reader gives for a resume (options.start)."""
-  if source.num_examples is None:
-    raise ValueError('a reader must give num_examples (of one epoch) when options.start > 0')
-  return source.num_examples
 
 
 def split_paths(dataset: datasets.Dataset, options: Options, folder: str = '') -> List[str]:

@@ -17,14 +17,6 @@ RECORD_BYTES = 1 + IMAGE_SIZE * IMAGE_SIZE * DEPTH
 FOLDER = 'cifar-10-batches-bin'
 
 
-def batch_files(dataset, options):
-  """Paths of the split's binary batches in data_dir or its cifar-10-batches-bin/."""
-  inside = any(tf.io.gfile.exists(os.path.join(options.data_dir, n))
-               for n in ('test_batch.bin', 'data_batch_1.bin'))
-  return builder.split_paths(dataset, options,
-                             options.data_dir if inside else os.path.join(options.data_dir, FOLDER))
-
-
 def count_examples(paths) -> int:
   """Total records; a file whose size is not a whole number of records is an error naming it."""
   total = 0
@@ -49,16 +41,19 @@ def decode_records(records, filename: str = 'a CIFAR-10 batch'):
   return {'image': tf.transpose(chw, [0, 2, 3, 1]), 'label': labels}
 
 
-def _chunks(path, size):
-  del size  # count_examples checked it
-  return tf.data.FixedLengthRecordDataset(path, RECORD_BYTES).batch(PARSE_CHUNK)
-
-
 def read(dataset, options) -> builder.Examples:
   """24x24x3 standardized CIFAR-10 images (see the module docstring)."""
-  paths = batch_files(dataset, options)
-  num_examples = count_examples(paths)
+  inside = any(tf.io.gfile.exists(os.path.join(options.data_dir, n))
+               for n in ('test_batch.bin', 'data_batch_1.bin'))
+  folder = options.data_dir if inside else os.path.join(options.data_dir, FOLDER)
+  paths = builder.split_paths(dataset, options, folder)
+
+  def chunks(path, size):
+    del size  # count_examples checks it
+    return tf.data.FixedLengthRecordDataset(path, RECORD_BYTES).batch(PARSE_CHUNK)
+
   prepare = functools.partial(augment.prepare, size=(CROP_SIZE, CROP_SIZE),
                               names=options.augment, standardize=True)
-  return builder.Examples(read_files(paths, decode_records, _chunks), prepare,
+  num_examples = count_examples(paths)
+  return builder.Examples(read_files(paths, decode_records, chunks), prepare,
                           (CROP_SIZE, CROP_SIZE, DEPTH), NUM_CLASSES, num_examples)

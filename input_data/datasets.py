@@ -86,7 +86,8 @@ def declared(name: str) -> Dataset:
 
 
 def check_options(name: str, options: Mapping[str, object]):
-  """UserError for the first option `name` does not declare, naming those that do."""
+  """UserError for the first option `name` does not declare (naming those that do), or a value
+  not among its CHOICES, or a bad image_size or augment."""
   taken = declared(name).options
   for option, value in options.items():
     if option in taken:
@@ -99,16 +100,12 @@ def check_options(name: str, options: Mapping[str, object]):
                       f'{", ".join(taken)}')
     raise UserError(f'{flag} applies to --dataset={", ".join(takers)} only, not {name}; '
                     f'drop --{option}')
-  check_values(name.split(':')[0], options)
-
-
-def check_values(name: str, options: Mapping[str, object]):
-  """UserError for a value not among its CHOICES, or a bad image_size or augment."""
+  short = name.split(':')[0]
   for option, value in options.items():
     if option in CHOICES and value is not None:
-      check_choice(name, option, value)
-  parse_size(name, options.get('image_size'))
-  parse_augment(name, options.get('augment'))
+      check_choice(short, option, value)
+  parse_size(short, options.get('image_size'))
+  parse_augment(short, options.get('augment'))
 
 
 def check_choice(name: str, option: str, value):

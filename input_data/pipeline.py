@@ -127,16 +127,10 @@ def parse_image_examples(records, filename, *, shape: Tuple[int, int, int], num_
     return parsed
 
 
-def image_features(images, labels, num_classes: int) -> Dict[str, tf.Tensor]:
-  """The batch dict (see input_data/__init__.py) of images [B, H, W, D] and labels [B]."""
-  return {'images': images, 'labels': tf.one_hot(labels, num_classes, dtype=tf.float32),
-          'recons_image': images, 'recons_label': labels}
-
-
 def epochs(examples: tf.data.Dataset, *, seed: int, shuffle: bool, repeat: bool, start: int = 0,
-           count: Optional[Callable[[], int]] = None) -> tf.data.Dataset:
+           count: Optional[int] = None) -> tf.data.Dataset:
   """The examples in a run's order from example `start` on: one epoch as stored, or epoch after
-  epoch, epoch e shuffled by (seed, e) alone; `count()` (examples per epoch) only for a start."""
+  epoch, epoch e shuffled by (seed, e) alone; `count` (examples per epoch) needed for a start."""
   def epoch(e):
     if not shuffle:
       return examples
@@ -144,7 +138,9 @@ def epochs(examples: tf.data.Dataset, *, seed: int, shuffle: bool, repeat: bool,
                             reshuffle_each_iteration=False)
   if not repeat:
     return epoch(tf.constant(0, tf.int64)).skip(start)
-  first, offset = divmod(start, count()) if start else (0, 0)
+  if start and not count:
+    raise ValueError(f'a start ({start}) needs the examples per epoch; the reader gave {count}')
+  first, offset = divmod(start, count) if start else (0, 0)
   return tf.data.Dataset.range(first, _FOREVER).flat_map(unconverted(epoch)).skip(offset)
 
 
