@@ -22,33 +22,29 @@ def crop(images, seed, size: Tuple[int, int]):
   return tf.gather(rows, windows[1], axis=2, batch_dims=1)
 
 
-def flip(images, seed, size=None):
+def flip(images, seed):
   """Each image mirrored left-right or not."""
-  del size
   flipped = tf.random.stateless_uniform(tf.shape(images)[:1], seed) < 0.5
   return tf.where(flipped[:, None, None, None], tf.reverse(images, [2]), images)
 
 
-def brightness(images, seed, size=None, max_delta: float = 63.0):
+def brightness(images, seed, max_delta: float = 63.0):
   """One delta in [-max_delta, max_delta) of 0..255 added to all of an image (no clipping)."""
-  del size
   delta = tf.random.stateless_uniform(tf.shape(images)[:1], seed, -max_delta, max_delta)
   return images + delta[:, None, None, None]
 
 
-def contrast(images, seed, size=None, lower: float = 0.2, upper: float = 1.8):
+def contrast(images, seed, lower: float = 0.2, upper: float = 1.8):
   """Each channel's deviation from its mean scaled by one factor in [lower, upper) per image."""
-  del size
-  factor = tf.random.stateless_uniform(tf.shape(images)[:1], seed, lower, upper)[:, None, None,
-                                                                                  None]
+  factor = tf.random.stateless_uniform(tf.shape(images)[:1], seed, lower, upper)
+  factor = factor[:, None, None, None]
   mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
   return images * factor + mean * (1 - factor)
 
 
-def rotate(images, seed, size=None, angles=None):
+def rotate(images, seed, angles=None):
   """Each image turned about its centre by an angle within +-15 degrees (or `angles` [B],
   radians), nearest pixel, zero fill."""
-  del size
   if angles is None:
     angles = tf.random.stateless_uniform(tf.shape(images)[:1], seed, -_MAX_ANGLE, _MAX_ANGLE)
   height, width = images.shape[1], images.shape[2]
@@ -77,7 +73,8 @@ def prepare(images, seed=None, *, size: Tuple[int, int], names: Sequence[str] = 
     for j, name in enumerate(names):
       if name == 'crop' and pad:
         images = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-      images = DISTORTIONS[name](images, seeds[j], size)
+      images = (crop(images, seeds[j], size) if name == 'crop'
+                else DISTORTIONS[name](images, seeds[j]))
   images = tf.image.resize_with_crop_or_pad(images, *size)
   if standardize:
     return tf.image.per_image_standardization(images)

@@ -92,16 +92,11 @@ def metadata_path(output: str) -> str:
   return output + '.json'
 
 
-def builder_command(split: str, shift: int, multi_targets: bool = False) -> str:
-  """The command that writes a split's files (for 'missing file' errors)."""
-  pad = f' --pad={MULTI_PAD} --multi_targets' if multi_targets else ''
-  return (f'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir=DIR '
-          f'--split={split} --shift={shift}{pad}')
-
-
 def _find_files(data_dir, split, num_targets, shift):
   """(existing TFRecord paths, the builder's sidecar or {}) of one split."""
-  command = builder_command(split, shift, multi_targets=num_targets == 2)
+  multi = f' --pad={MULTI_PAD} --multi_targets' if num_targets == 2 else ''
+  command = (f'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir=DIR '
+             f'--split={split} --shift={shift}{multi}')
   if num_targets == 1:
     path = os.path.join(data_dir, shifted_name(split, shift))
     return pipeline.require_files([path], command), _metadata(path)
