@@ -26,8 +26,14 @@ def held_out(options, n: int) -> int:
   return min(max(1, round(fraction * n)), n - 1)
 
 
-def to_depth(image, depth: int):
-  """float32 [H, W, 1..4] -> [H, W, depth]: alpha dropped, gray <-> RGB converted."""
+def stored(encoded):
+  """Encoded image bytes -> the image as stored: uint8 [H, W, C], a GIF's first frame."""
+  return tf.io.decode_image(encoded, channels=0, expand_animations=False)
+
+
+def decode(encoded, depth: int):
+  """Encoded image bytes -> float32 0..255 [H, W, depth]: alpha dropped, gray <-> RGB converted."""
+  image = tf.cast(stored(encoded), tf.float32)
   channels = tf.shape(image)[-1]
   image = image[..., :channels - (1 - channels % 2)]  # 2 -> 1, 4 -> 3 (drop alpha)
   is_gray = tf.equal(tf.shape(image)[-1], 1)
@@ -36,12 +42,6 @@ def to_depth(image, depth: int):
   else:
     image = tf.cond(is_gray, lambda: tf.image.grayscale_to_rgb(image), lambda: image)
   return tf.ensure_shape(image, [None, None, depth])
-
-
-def decode(encoded, depth: int):
-  """Encoded image bytes -> float32 0..255 [H, W, depth]."""
-  image = tf.io.decode_image(encoded, channels=0, expand_animations=False)
-  return to_depth(tf.cast(image, tf.float32), depth)
 
 
 def resize(image, size: Tuple[int, int], mode: str):
