@@ -76,7 +76,7 @@ def check_same_classes(train: Listing, test: Listing):
 def hold_out(train: Listing, options) -> Listing:
   """The part of train/ that validate=True trains on (split train) or holds out (split test):
   images.held_out of each class, drawn at random by validation_seed."""
-  rng, kept, held = np.random.default_rng(options.get('validation_seed', 0)), [], []
+  rng, parts = np.random.default_rng(options.get('validation_seed', 0)), []
   for label, name in enumerate(train.classes):
     members = np.flatnonzero(train.labels == label)
     if len(members) < 2:
@@ -84,9 +84,8 @@ def hold_out(train: Listing, options) -> Listing:
                       'holds out part of each class and needs at least 2')
     count = images.held_out(options, len(members))
     chosen = rng.permutation(members)
-    held.append(chosen[:count])
-    kept.append(chosen[count:])
-  index = np.sort(np.concatenate(kept if options.split == 'train' else held))
+    parts.append(chosen[count:] if options.split == 'train' else chosen[:count])
+  index = np.sort(np.concatenate(parts))
   return train._replace(paths=[train.paths[i] for i in index], labels=train.labels[index])
 
 
