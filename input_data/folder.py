@@ -2,7 +2,7 @@
 (docs/data_own.md "Folders of images"); input_data/tools/folder.py writes IDX files as such."""
 
 import os
-from typing import List, Sequence, Tuple
+from typing import List, NamedTuple
 
 from absl import logging
 import numpy as np
@@ -16,14 +16,12 @@ LAYOUT = 'DIR/train/<class>/<images> and DIR/test/<class>/<images>'
 _SHOWN = 3  # file names quoted in an error
 
 
-class Listing:
+class Listing(NamedTuple):
   """The image files of one split folder, in a fixed order (class, then path)."""
-
-  def __init__(self, root: str, classes: List[str], paths: List[str], labels: np.ndarray):
-    self.root, self.classes, self.paths, self.labels = root, classes, paths, labels
-
-  def take(self, index: np.ndarray) -> 'Listing':
-    return Listing(self.root, self.classes, [self.paths[i] for i in index], self.labels[index])
+  root: str
+  classes: List[str]
+  paths: List[str]
+  labels: np.ndarray
 
   def relative(self, index) -> str:
     names = [os.path.relpath(self.paths[i], self.root) for i in index[:_SHOWN]]
@@ -75,49 +73,33 @@ def check_same_classes(train: Listing, test: Listing):
                     'make them the same (labels are the sorted folder names)')
 
 
-def hold_out(listing: Listing, options, seed: int) -> Tuple[np.ndarray, np.ndarray]:
-  """(train, held-out) indices: images.held_out of each class, at random."""
-  rng, train, test = np.random.default_rng(seed), [], []
-  for label, name in enumerate(listing.classes):
-    members = np.flatnonzero(listing.labels == label)
+def hold_out(train: Listing, options) -> Listing:
+  """The part of train/ that validate=True trains on (split train) or holds out (split test):
+  images.held_out of each class, drawn at random by validation_seed."""
+  rng, parts = np.random.default_rng(options.get('validation_seed', 0)), []
+  for label, name in enumerate(train.classes):
+    members = np.flatnonzero(train.labels == label)
     if len(members) < 2:
-      raise DataError(f'class {name} in {listing.root} has {len(members)} image; validate=True '
+      raise DataError(f'class {name} in {train.root} has {len(members)} image; validate=True '
                       'holds out part of each class and needs at least 2')
     count = images.held_out(options, len(members))
     chosen = rng.permutation(members)
-    test.append(chosen[:count])
-    train.append(chosen[count:])
-  return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
-
-
-def first_shape(listing: Listing) -> Tuple[int, int, int]:
-  """(height, width, channels) of the split's first image, as stored."""
-  path = listing.paths[0]
-  try:
-    image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
-  except tf.errors.OpError as e:
-    raise DataError(f'{path} is not a readable image: {e.message.splitlines()[0]}') from e
-  return tuple(int(d) for d in image.shape)
-
-
-def probe(paths: Sequence[str]) -> np.ndarray:
-  """(height, width, channels) [N, 3] of each image file as stored; zeros where none decodes."""
-  def shape(i, path):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
-    return i, tf.shape(image)
-
-  files = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
-  shapes = np.zeros([len(paths), 3], np.int32)
-  for i, s in (files.map(unconverted(shape), num_parallel_calls=AUTOTUNE, deterministic=False)
-               .ignore_errors().batch(1024).as_numpy_iterator()):
-    shapes[i] = s
-  return shapes
+    parts.append(chosen[count:] if options.split == 'train' else chosen[:count])
+  index = np.sort(np.concatenate(parts))
+  return train._replace(paths=[train.paths[i] for i in index], labels=train.labels[index])
 
 
 def verify_files(listing: Listing, color: bool, detected: bool):
   """DataError naming files that do not decode or, when the depth was `detected` from the first
   train image, that are grayscale among color ones (or the reverse)."""
-  shapes = probe(listing.paths)
+  def shape(i, path):
+    return i, tf.shape(images.stored(tf.io.read_file(path)))
+
+  files = tf.data.Dataset.from_tensor_slices(listing.paths).enumerate()
+  shapes = np.zeros([len(listing.paths), 3], np.int32)  # zeros where no image decodes
+  for i, s in (files.map(unconverted(shape), num_parallel_calls=AUTOTUNE, deterministic=False)
+               .ignore_errors().batch(1024).as_numpy_iterator()):
+    shapes[i] = s
   bad = np.flatnonzero(shapes[:, 2] == 0)
   if len(bad):
     raise DataError(f'{len(bad)} of {len(shapes)} files in {listing.root} are not readable '
@@ -129,7 +111,7 @@ def verify_files(listing: Listing, color: bool, detected: bool):
                     f'{len(other)} of {len(shapes)} images in {listing.root} are {kinds[0]} '
                     f'({listing.relative(other)}); pass channels=1 or channels=3 to convert '
                     'every image')
-  sizes = {tuple(s) for s in shapes[:, :2].tolist()}
+  sizes = np.unique(shapes[:, :2], axis=0)
   if len(sizes) > 1:
     logging.info('folder: images in %s come in %d sizes; each is brought to one by its '
                  'resize_mode', listing.root, len(sizes))
@@ -143,8 +125,7 @@ def read(dataset, options) -> builder.Examples:
     raise DataError(f'folder data_dir {data_dir} does not exist: expected {LAYOUT}')
   train = list_split(data_dir, 'train')
   if options.get('validate'):
-    kept, held = hold_out(train, options, options.get('validation_seed', 0))
-    listing = train.take(kept if split == 'train' else held)
+    listing = hold_out(train, options)
   elif split == 'test':
     listing = list_split(data_dir, 'test')
     check_same_classes(train, listing)
@@ -152,8 +133,12 @@ def read(dataset, options) -> builder.Examples:
     listing = train
 
   channels = options.get('channels')
-  height, width, stored = first_shape(train)
-  color = stored >= 3 if channels is None else channels == 3
+  try:
+    height, width, depth = images.stored(tf.io.read_file(train.paths[0])).shape
+  except tf.errors.OpError as e:
+    raise DataError(f'{train.paths[0]} is not a readable image: '
+                    f'{e.message.splitlines()[0]}') from e
+  color = depth >= 3 if channels is None else channels == 3
   if options.get('check_files', True):
     verify_files(listing, color, detected=channels is None)
 

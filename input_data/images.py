@@ -1,8 +1,5 @@
-"""Encoded images (PNG, JPEG, GIF, BMP, WebP) -> batch dicts: what `folder` and `tfds:` share.
-
-Decoded, alpha dropped, brought to `depth` channels, resized by `resize_mode`, scaled to [0, 1],
-batched and augmented: docs/data_own.md "Folders of images" and "Augmentation".
-"""
+"""Encoded images (PNG, JPEG, GIF, BMP, WebP) -> the builder's examples: what `folder` and
+`tfds:` share (docs/data_own.md "Folders of images" and "Augmentation")."""
 
 import functools
 from typing import Tuple
@@ -17,8 +14,7 @@ CROP_PADDING = 4  # pixels; the usual CIFAR padding before a random crop
 
 
 def held_out(options, n: int) -> int:
-  """How many of n training examples validate=True holds out: round(validation_fraction * n),
-  at least 1, at most n - 1."""
+  """How many of n training examples validate=True holds out (validation_fraction of them)."""
   fraction = options.get('validation_fraction', VALIDATION_FRACTION)
   if not 0 < fraction < 1:
     raise UserError(f'{options.name.split(":")[0]}: validation_fraction must be in (0, 1), got '
@@ -26,22 +22,19 @@ def held_out(options, n: int) -> int:
   return min(max(1, round(fraction * n)), n - 1)
 
 
-def to_depth(image, depth: int):
-  """float32 [H, W, 1..4] -> [H, W, depth]: alpha dropped, gray <-> RGB converted."""
-  channels = tf.shape(image)[-1]
-  image = image[..., :channels - (1 - channels % 2)]  # 2 -> 1, 4 -> 3 (drop alpha)
-  is_gray = tf.equal(tf.shape(image)[-1], 1)
-  if depth == 1:
-    image = tf.cond(is_gray, lambda: image, lambda: tf.image.rgb_to_grayscale(image))
-  else:
-    image = tf.cond(is_gray, lambda: tf.image.grayscale_to_rgb(image), lambda: image)
-  return tf.ensure_shape(image, [None, None, depth])
+def stored(encoded):
+  """Encoded image bytes -> the image as stored: uint8 [H, W, C], a GIF's first frame."""
+  return tf.io.decode_image(encoded, channels=0, expand_animations=False)
 
 
 def decode(encoded, depth: int):
-  """Encoded image bytes -> float32 0..255 [H, W, depth]."""
-  image = tf.io.decode_image(encoded, channels=0, expand_animations=False)
-  return to_depth(tf.cast(image, tf.float32), depth)
+  """Encoded image bytes -> float32 0..255 [H, W, depth]: alpha dropped, gray <-> RGB converted."""
+  image = tf.cast(stored(encoded), tf.float32)
+  channels = tf.shape(image)[-1]
+  image = image[..., :channels - (1 - channels % 2)]  # 2 -> 1, 4 -> 3 (drop alpha)
+  convert = tf.image.rgb_to_grayscale if depth == 1 else tf.image.grayscale_to_rgb
+  image = tf.cond(tf.equal(tf.shape(image)[-1], depth), lambda: image, lambda: convert(image))
+  return tf.ensure_shape(image, [None, None, depth])
 
 
 def resize(image, size: Tuple[int, int], mode: str):
