@@ -22,21 +22,10 @@ from input_data.tools import cli, records
 _BATCH = 1024  # examples fetched from tf.data at a time
 
 
-def _image_order(num_images: int, seed: int) -> np.ndarray:
-  return np.random.default_rng(seed).permutation(num_images)
-
-
-def shard_slots(num_images: int, num_pairs: int, seed: int):
-  """Record k (pair p of image i) -> slot p * num_images + a seeded permutation of i: a bijection
-  of [0, n) whose slot // max_shard, the record's shard, fills every shard but the last with
-  max_shard records of images drawn at random."""
-  order = _image_order(num_images, seed)
-  return lambda k: (k % num_pairs) * num_images + order[k // num_pairs]
-
-
 def shard_records(num_images: int, num_pairs: int, seed: int, first: int, stop: int):
-  """The records k, in stream order, whose shard_slots fall in [first, stop): one shard's."""
-  image_at = np.argsort(_image_order(num_images, seed))
+  """The records, in stream order, of the slots [first, stop): record k (pair p of image i) has
+  slot p * num_images + a seeded permutation of i, so a shard draws images from all over."""
+  image_at = np.argsort(np.random.default_rng(seed).permutation(num_images))
   slots = np.arange(first, stop)
   return np.sort(image_at[slots % num_images] * num_pairs + slots // num_images)
 
