@@ -50,21 +50,17 @@ def read_exact(f: BinaryIO, size: int, path: str, exact: bool = True) -> bytes:
   return data
 
 
-def read_header(f: BinaryIO, path: str) -> Tuple[np.dtype, Tuple[int, ...]]:
-  """(element dtype, shape) from a smallNORB binary matrix header."""
-  magic, ndim = struct.unpack('<iI', read_exact(f, 8, path))
-  if magic not in MAGIC_TYPES or not 1 <= ndim <= 16:
-    raise DataError(f'{path}: not a smallNORB matrix (magic {magic:#x}, ndim {ndim})')
-  dims = struct.unpack(f'<{max(ndim, 3)}i', read_exact(f, 4 * max(ndim, 3), path))
-  return np.dtype(MAGIC_TYPES[magic]), tuple(dims[:ndim])
-
-
 @contextlib.contextmanager
 def open_matrix(path: str, dtype: str, row_shape: Tuple[int, ...]) -> Iterator:
   """Yields (file, number of rows) of a smallNORB matrix, then checks nothing follows the rows."""
   with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
-    got, shape = read_header(f, path)
-    if got != np.dtype(dtype) or tuple(shape[1:]) != row_shape:
+    magic, ndim = struct.unpack('<iI', read_exact(f, 8, path))
+    if magic not in MAGIC_TYPES or not 1 <= ndim <= 16:
+      raise DataError(f'{path}: not a smallNORB matrix (magic {magic:#x}, ndim {ndim})')
+    # The header stores at least 3 dimensions.
+    dims = struct.unpack(f'<{max(ndim, 3)}i', read_exact(f, 4 * max(ndim, 3), path))
+    got, shape = np.dtype(MAGIC_TYPES[magic]), dims[:ndim]
+    if got != np.dtype(dtype) or shape[1:] != row_shape:
       raise DataError(f'{path}: holds {got} {list(shape)}; expected {np.dtype(dtype)} '
                       f'{["N", *row_shape]}')
     yield f, shape[0]
