@@ -81,6 +81,5 @@ def convert(mat_dir: str, output_dir: str, names: Sequence[str] = ('test', 'vali
 
 def main(argv):
   """CLI: python -m input_data.affnist --mat_dir=DIR --output_dir=DIR."""
-  define = cli.input_and_output_dirs('mat_dir', 'folder holding test.mat (and validation.mat)',
-                                     'where *_affnist.tfrecords are written')
-  cli.run(argv, define, lambda f: convert(f.mat_dir, f.output_dir))
+  cli.run_converter(argv, convert, 'mat_dir', 'folder holding test.mat (and validation.mat)',
+                    'where *_affnist.tfrecords are written')

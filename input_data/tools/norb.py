@@ -110,7 +110,5 @@ def convert(raw_dir: str, output_dir: str, splits=('train', 'test')) -> Dict[str
 
 def main(argv):
   """CLI: python -m input_data.norb --raw_dir=DIR --output_dir=DIR."""
-  define = cli.input_and_output_dirs('raw_dir', 'folder holding the official smallNORB '
-                                     '.mat(.gz) files', 'where trainduo/testduo.tfrecords are '
-                                     'written')
-  cli.run(argv, define, lambda f: convert(f.raw_dir, f.output_dir))
+  cli.run_converter(argv, convert, 'raw_dir', 'folder holding the official smallNORB .mat(.gz) '
+                    'files', 'where trainduo/testduo.tfrecords are written')
