@@ -40,26 +40,26 @@ def record(example) -> bytes:
   return records.serialize_example(ints, raws)
 
 
-def _serialized(images, labels, report=None, **sampler):
-  """Serialized records of the sampler's in-order stream; report(records so far) per batch."""
+def _write(path, images, labels, report=None, **sampler):
+  """Writes the sampler's in-order stream to `path`, whole; report(records so far) per batch."""
   dataset, _, _ = generate.examples(images, labels, endless=False, **sampler)
   done = 0
-  for batch in dataset.batch(_BATCH).as_numpy_iterator():
-    size = len(next(iter(batch.values())))
-    yield from (record({k: v[j] for k, v in batch.items()}) for j in range(size))
-    done += size
-    if report:
-      report(done)
+  with records.write_whole(path) as writer:
+    for batch in dataset.batch(_BATCH).as_numpy_iterator():
+      size = len(next(iter(batch.values())))
+      for j in range(size):
+        writer.write(record({k: v[j] for k, v in batch.items()}))
+      done += size
+      if report:
+        report(done)
 
 
 def build_shifted(images, labels, path, *, shift, pad):
   """Writes every shift of every image padded by `pad` to one TFRecord file; returns count."""
   total = len(images) * (2 * shift + 1) ** 2
   report = functools.partial(cli.report, progress=Progress(total), what=os.path.basename(path))
-  with records.write_whole(path) as writer:
-    for record in _serialized(images, labels, report, num_targets=1, shift=shift, pad=pad,
-                              num_pairs=None, seed=0):
-      writer.write(record)
+  _write(path, images, labels, report, num_targets=1, shift=shift, pad=pad, num_pairs=None,
+         seed=0)
   report(total, force=True)
   _write_metadata(path, total, images.shape[1:], shift=shift, pad=pad)
   return total
@@ -76,10 +76,7 @@ def _keep_digits(images, labels):
 def _write_shard(task):
   """Writes one MultiMNIST shard: the records at `positions` of the stream; returns their count."""
   name, positions, sampler = task
-  with records.write_whole(name) as writer:
-    for record in _serialized(_DIGITS['images'], _DIGITS['labels'], positions=positions,
-                              **sampler):
-      writer.write(record)
+  _write(name, **_DIGITS, positions=positions, **sampler)
   return len(positions)
 
 
