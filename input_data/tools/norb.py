@@ -89,7 +89,7 @@ def example(image_raw: bytes, label: int, meta) -> tf.train.Example:
   return tf.train.Example(features=tf.train.Features(feature={
       'image_raw': bytes_feature(image_raw), 'label': int64_feature(label),
       'height': int64_feature(RAW_SIZE), 'width': int64_feature(RAW_SIZE),
-      'depth': int64_feature(DEPTH), 'meta': int64_feature(list(meta))}))
+      'depth': int64_feature(DEPTH), 'meta': int64_feature(meta)}))
 
 
 def convert(raw_dir: str, output_dir: str, splits=('train', 'test')) -> Dict[str, int]:
