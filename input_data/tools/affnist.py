@@ -55,8 +55,7 @@ def mat_files(mat_dir: str, name: str) -> Sequence[str]:
 
 
 def convert(mat_dir: str, output_dir: str, names: Sequence[str] = ('test', 'validation')):
-  """Writes `{name}_affnist.tfrecords` (whole or not at all) for each name found; 'test' is
-  required."""
+  """Writes `{name}_affnist.tfrecords`, whole, for each name found; 'test' is required."""
   tf.io.gfile.makedirs(output_dir)
   for name in names:
     sources = mat_files(mat_dir, name)

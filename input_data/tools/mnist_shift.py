@@ -31,8 +31,7 @@ def shard_records(num_images: int, num_pairs: int, seed: int, first: int, stop: 
 
 
 def record(example) -> bytes:
-  """One serialized record of a sampler example (numpy): its images as the reader's raw bytes
-  features (mnist.RECORD_KEYS), labels, height, width, depth."""
+  """A sampler example (numpy) serialized: mnist.RECORD_KEYS' features, height, width, depth."""
   height, width = example['image' if 'image' in example else 'merged'].shape[:2]
   ints, raws = dict(height=height, width=width, depth=1), {}
   for key, value in example.items():
