@@ -115,7 +115,7 @@ def test_cifar10_archive_is_checked_and_extracted(serve, tmp_path, monkeypatch):
     info.size = 3073
     tar.addfile(info, io.BytesIO(b'\1' * 3073))
   archive = buffer.getvalue()
-  monkeypatch.setitem(download.SOURCES, 'cifar10', download.Source('https://unused.invalid/', (
+  monkeypatch.setitem(download.SOURCES, 'cifar10', ('https://unused.invalid/', (
       download.RemoteFile('cifar-10-binary.tar.gz', _sha256(archive), extract=True),)))
   server = serve({'cifar-10-binary.tar.gz': archive})
   monkeypatch.setenv(download.BASE_URL_ENV, server.url)
@@ -148,8 +148,8 @@ def test_cli_takes_the_base_url_flag_and_reports_a_bad_file_in_one_line(serve, t
                    f'--base_url={server.url}'])
   assert exit_.value.code == 2
   (error,) = [l for l in capsys.readouterr().err.splitlines() if l.startswith('error:')]
-  assert f'expected {download.SOURCES["mnist"].files[0].file_hash}, got {_sha256(b"not mnist")}' \
-      in error
+  _, files = download.SOURCES['mnist']
+  assert f'expected {files[0].file_hash}, got {_sha256(b"not mnist")}' in error
   assert os.listdir(tmp_path) == []
 
 

@@ -4,7 +4,7 @@
 """
 
 import os
-from typing import Iterable, Sequence, Tuple
+from typing import Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -54,21 +54,8 @@ def mat_files(mat_dir: str, name: str) -> Sequence[str]:
   return []
 
 
-def write_split(sources: Iterable[str], output_path: str) -> int:
-  """Converts .mat files into one TFRecord file (written whole or not at all); returns the count."""
-  count = 0
-  with write_whole(output_path) as writer:
-    for source in sources:
-      images, labels = load_mat(source)
-      for image, label in zip(images, labels):
-        writer.write(image_example(image, label))
-      count += len(labels)
-      logging.info('%s: %d examples', source, len(labels))
-  return count
-
-
 def convert(mat_dir: str, output_dir: str, names: Sequence[str] = ('test', 'validation')):
-  """Writes `{name}_affnist.tfrecords` for each name found; 'test' is required."""
+  """Writes `{name}_affnist.tfrecords`, whole, for each name found; 'test' is required."""
   tf.io.gfile.makedirs(output_dir)
   for name in names:
     sources = mat_files(mat_dir, name)
@@ -80,11 +67,18 @@ def convert(mat_dir: str, output_dir: str, names: Sequence[str] = ('test', 'vali
       logging.info('no %s.mat in %s; skipping %s', name, mat_dir, name)
       continue
     path = os.path.join(output_dir, f'{name}_affnist.tfrecords')
-    logging.info('wrote %d examples to %s', write_split(sources, path), path)
+    count = 0
+    with write_whole(path) as writer:
+      for source in sources:
+        images, labels = load_mat(source)
+        for image, label in zip(images, labels):
+          writer.write(image_example(image, label))
+        count += len(labels)
+        logging.info('%s: %d examples', source, len(labels))
+    logging.info('wrote %d examples to %s', count, path)
 
 
 def main(argv):
   """CLI: python -m input_data.affnist --mat_dir=DIR --output_dir=DIR."""
-  define = cli.input_and_output_dirs('mat_dir', 'folder holding test.mat (and validation.mat)',
-                                     'where *_affnist.tfrecords are written')
-  cli.run(argv, define, lambda f: convert(f.mat_dir, f.output_dir))
+  cli.run_converter(argv, convert, 'mat_dir', 'folder holding test.mat (and validation.mat)',
+                    'where *_affnist.tfrecords are written')

@@ -29,13 +29,13 @@ def run(argv: List[str], define: Callable[[flags.FlagValues], None],
     sys.exit(2)
 
 
-def input_and_output_dirs(input_flag: str, input_help: str, output_help: str):
-  """A `define` for run(): the required flags --INPUT_FLAG and --output_dir of a converter."""
+def run_converter(argv, convert, input_flag, input_help, output_help):
+  """run() for a converter: convert(--INPUT_FLAG, --output_dir), both flags required."""
   def define(values: flags.FlagValues):
     flags.DEFINE_string(input_flag, None, input_help, flag_values=values)
     flags.DEFINE_string('output_dir', None, output_help, flag_values=values)
     flags.mark_flags_as_required([input_flag, 'output_dir'], flag_values=values)
-  return define
+  run(argv, define, lambda f: convert(f[input_flag].value, f.output_dir))
 
 
 def start(main: Callable[[List[str]], None]):

@@ -6,7 +6,7 @@ import hashlib
 import os
 import tarfile
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional
 
 from absl import flags
 from absl import logging
@@ -26,15 +26,9 @@ class RemoteFile:
   extract: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
-class Source:
-  base_url: str
-  files: Sequence[RemoteFile]
-
-
-SOURCES = {
+SOURCES = {  # dataset: (base URL, files)
     # yann.lecun.com refuses most downloads now; this is the mirror TensorFlow's tutorials used.
-    'mnist': Source('https://storage.googleapis.com/cvdf-datasets/mnist/', (
+    'mnist': ('https://storage.googleapis.com/cvdf-datasets/mnist/', (
         RemoteFile('train-images-idx3-ubyte.gz',
                    '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609'),
         RemoteFile('train-labels-idx1-ubyte.gz',
@@ -44,13 +38,13 @@ SOURCES = {
         RemoteFile('t10k-labels-idx1-ubyte.gz',
                    'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6'),
     )),
-    'fashion_mnist': Source('http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/', (
+    'fashion_mnist': ('http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/', (
         RemoteFile('train-images-idx3-ubyte.gz', '8d4fb7e6c68d591d4c3dfef9ec88bf0d'),
         RemoteFile('train-labels-idx1-ubyte.gz', '25c81989df183df01b3e8a0aad5dffbe'),
         RemoteFile('t10k-images-idx3-ubyte.gz', 'bef4ecab320f06d8554ea6380940ec79'),
         RemoteFile('t10k-labels-idx1-ubyte.gz', 'bb300cfdad3c16e7a12a480ee83cd310'),
     )),
-    'cifar10': Source('https://www.cs.toronto.edu/~kriz/', (
+    'cifar10': ('https://www.cs.toronto.edu/~kriz/', (
         RemoteFile('cifar-10-binary.tar.gz',
                    'c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd',
                    extract=True),
@@ -121,11 +115,11 @@ def download(dataset: str, output_dir: str, base_url: Optional[str] = None,
   if dataset not in SOURCES:
     raise UserError(f'unknown dataset {dataset!r} to download; expected one of: '
                     f'{", ".join(sorted(SOURCES))}')
-  source = SOURCES[dataset]
-  base_url = base_url or os.environ.get(BASE_URL_ENV) or source.base_url
+  default_url, files = SOURCES[dataset]
+  base_url = base_url or os.environ.get(BASE_URL_ENV) or default_url
   os.makedirs(output_dir, exist_ok=True)
   paths = []
-  for remote in source.files:
+  for remote in files:
     path = fetch(remote, base_url, output_dir, **fetch_options)
     if remote.extract:
       extract(path, output_dir)

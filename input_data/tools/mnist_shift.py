@@ -22,28 +22,16 @@ from input_data.tools import cli, records
 _BATCH = 1024  # examples fetched from tf.data at a time
 
 
-def _image_order(num_images: int, seed: int) -> np.ndarray:
-  return np.random.default_rng(seed).permutation(num_images)
-
-
-def shard_slots(num_images: int, num_pairs: int, seed: int):
-  """Record k (pair p of image i) -> slot p * num_images + a seeded permutation of i: a bijection
-  of [0, n) whose slot // max_shard, the record's shard, fills every shard but the last with
-  max_shard records of images drawn at random."""
-  order = _image_order(num_images, seed)
-  return lambda k: (k % num_pairs) * num_images + order[k // num_pairs]
-
-
 def shard_records(num_images: int, num_pairs: int, seed: int, first: int, stop: int):
-  """The records k, in stream order, whose shard_slots fall in [first, stop): one shard's."""
-  image_at = np.argsort(_image_order(num_images, seed))
+  """The records, in stream order, of the slots [first, stop): record k (pair p of image i) has
+  slot p * num_images + a seeded permutation of i, so a shard draws images from all over."""
+  image_at = np.argsort(np.random.default_rng(seed).permutation(num_images))
   slots = np.arange(first, stop)
   return np.sort(image_at[slots % num_images] * num_pairs + slots // num_images)
 
 
 def record(example) -> bytes:
-  """One serialized record of a sampler example (numpy): its images as the reader's raw bytes
-  features (mnist.RECORD_KEYS), labels, height, width, depth."""
+  """A sampler example (numpy) serialized: mnist.RECORD_KEYS' features, height, width, depth."""
   height, width = example['image' if 'image' in example else 'merged'].shape[:2]
   ints, raws = dict(height=height, width=width, depth=1), {}
   for key, value in example.items():
@@ -51,26 +39,26 @@ def record(example) -> bytes:
   return records.serialize_example(ints, raws)
 
 
-def _serialized(images, labels, report=None, **sampler):
-  """Serialized records of the sampler's in-order stream; report(records so far) per batch."""
+def _write(path, images, labels, report=None, **sampler):
+  """Writes the sampler's in-order stream to `path`, whole; report(records so far) per batch."""
   dataset, _, _ = generate.examples(images, labels, endless=False, **sampler)
   done = 0
-  for batch in dataset.batch(_BATCH).as_numpy_iterator():
-    size = len(next(iter(batch.values())))
-    yield from (record({k: v[j] for k, v in batch.items()}) for j in range(size))
-    done += size
-    if report:
-      report(done)
+  with records.write_whole(path) as writer:
+    for batch in dataset.batch(_BATCH).as_numpy_iterator():
+      size = len(next(iter(batch.values())))
+      for j in range(size):
+        writer.write(record({k: v[j] for k, v in batch.items()}))
+      done += size
+      if report:
+        report(done)
 
 
 def build_shifted(images, labels, path, *, shift, pad):
   """Writes every shift of every image padded by `pad` to one TFRecord file; returns count."""
   total = len(images) * (2 * shift + 1) ** 2
   report = functools.partial(cli.report, progress=Progress(total), what=os.path.basename(path))
-  with records.write_whole(path) as writer:
-    for record in _serialized(images, labels, report, num_targets=1, shift=shift, pad=pad,
-                              num_pairs=None, seed=0):
-      writer.write(record)
+  _write(path, images, labels, report, num_targets=1, shift=shift, pad=pad, num_pairs=None,
+         seed=0)
   report(total, force=True)
   _write_metadata(path, total, images.shape[1:], shift=shift, pad=pad)
   return total
@@ -87,10 +75,7 @@ def _keep_digits(images, labels):
 def _write_shard(task):
   """Writes one MultiMNIST shard: the records at `positions` of the stream; returns their count."""
   name, positions, sampler = task
-  with records.write_whole(name) as writer:
-    for record in _serialized(_DIGITS['images'], _DIGITS['labels'], positions=positions,
-                              **sampler):
-      writer.write(record)
+  _write(name, **_DIGITS, positions=positions, **sampler)
   return len(positions)
 
 

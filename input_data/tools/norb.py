@@ -50,21 +50,17 @@ def read_exact(f: BinaryIO, size: int, path: str, exact: bool = True) -> bytes:
   return data
 
 
-def read_header(f: BinaryIO, path: str) -> Tuple[np.dtype, Tuple[int, ...]]:
-  """(element dtype, shape) from a smallNORB binary matrix header."""
-  magic, ndim = struct.unpack('<iI', read_exact(f, 8, path))
-  if magic not in MAGIC_TYPES or not 1 <= ndim <= 16:
-    raise DataError(f'{path}: not a smallNORB matrix (magic {magic:#x}, ndim {ndim})')
-  dims = struct.unpack(f'<{max(ndim, 3)}i', read_exact(f, 4 * max(ndim, 3), path))
-  return np.dtype(MAGIC_TYPES[magic]), tuple(dims[:ndim])
-
-
 @contextlib.contextmanager
 def open_matrix(path: str, dtype: str, row_shape: Tuple[int, ...]) -> Iterator:
   """Yields (file, number of rows) of a smallNORB matrix, then checks nothing follows the rows."""
   with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
-    got, shape = read_header(f, path)
-    if got != np.dtype(dtype) or tuple(shape[1:]) != row_shape:
+    magic, ndim = struct.unpack('<iI', read_exact(f, 8, path))
+    if magic not in MAGIC_TYPES or not 1 <= ndim <= 16:
+      raise DataError(f'{path}: not a smallNORB matrix (magic {magic:#x}, ndim {ndim})')
+    # The header stores at least 3 dimensions.
+    dims = struct.unpack(f'<{max(ndim, 3)}i', read_exact(f, 4 * max(ndim, 3), path))
+    got, shape = np.dtype(MAGIC_TYPES[magic]), dims[:ndim]
+    if got != np.dtype(dtype) or shape[1:] != row_shape:
       raise DataError(f'{path}: holds {got} {list(shape)}; expected {np.dtype(dtype)} '
                       f'{["N", *row_shape]}')
     yield f, shape[0]
@@ -93,7 +89,7 @@ def example(image_raw: bytes, label: int, meta) -> tf.train.Example:
   return tf.train.Example(features=tf.train.Features(feature={
       'image_raw': bytes_feature(image_raw), 'label': int64_feature(label),
       'height': int64_feature(RAW_SIZE), 'width': int64_feature(RAW_SIZE),
-      'depth': int64_feature(DEPTH), 'meta': int64_feature(list(meta))}))
+      'depth': int64_feature(DEPTH), 'meta': int64_feature(meta)}))
 
 
 def convert(raw_dir: str, output_dir: str, splits=('train', 'test')) -> Dict[str, int]:
@@ -114,7 +110,5 @@ def convert(raw_dir: str, output_dir: str, splits=('train', 'test')) -> Dict[str
 
 def main(argv):
   """CLI: python -m input_data.norb --raw_dir=DIR --output_dir=DIR."""
-  define = cli.input_and_output_dirs('raw_dir', 'folder holding the official smallNORB '
-                                     '.mat(.gz) files', 'where trainduo/testduo.tfrecords are '
-                                     'written')
-  cli.run(argv, define, lambda f: convert(f.raw_dir, f.output_dir))
+  cli.run_converter(argv, convert, 'raw_dir', 'folder holding the official smallNORB .mat(.gz) '
+                    'files', 'where trainduo/testduo.tfrecords are written')

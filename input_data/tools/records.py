@@ -8,9 +8,7 @@ import tensorflow as tf
 
 
 def int64_feature(values) -> tf.train.Feature:
-  if not isinstance(values, (list, tuple)):
-    values = [values]
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=np.atleast_1d(values).tolist()))
 
 
 def bytes_feature(value: bytes) -> tf.train.Feature:
