@@ -102,7 +102,7 @@ def convert(raw_dir: str, output_dir: str, splits=('train', 'test')) -> Dict[str
     with write_whole(output) as writer:
       counts[split] = 0
       for record in norb_examples(paths):
-        writer.write(example(*record).SerializeToString())
+        writer.write(example(*record).SerializeToString(deterministic=True))
         counts[split] += 1
     logging.info('wrote %d examples to %s', counts[split], output)
   return counts
