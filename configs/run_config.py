@@ -219,6 +219,10 @@ class RunConfig:
          '; pass --hparams_override=remake=true')
     need(not (self.data_dir == BUILTIN_DATA and self.dataset != 'mnist'),
          f'--data_dir={BUILTIN_DATA} is MNIST digits: it needs --dataset=mnist')
+    name = self.dataset.split(':')[0]
+    need(self.data_dir, f'--data_dir is required for --dataset={self.dataset}: '
+         + datasets.declared(name).prepare.format(dir=f'data/{name}')
+         + f', or --data_dir={BUILTIN_DATA} for 5,000 packaged digits' * (name == 'mnist'))
     return self
 
   def dataset_options(self) -> dict:

@@ -9,7 +9,6 @@ from absl import logging
 import input_data
 from configs.errors import first_line
 from configs.run_config import BUILTIN_DATA, RunConfig
-from input_data import datasets
 
 
 def make_dataset(config: RunConfig, split: str, batch_size: int, repeat=None, start: int = 0):
@@ -35,12 +34,6 @@ def _data_options(config: RunConfig) -> dict:
     logging.info('--data_dir=%s: the packaged 5,000 real MNIST digits (4,000 train, 1,000 '
                  'test) in %s, for a first look, not for the paper\'s results', BUILTIN_DATA,
                  data_dir)
-  elif not data_dir:
-    name = config.dataset.split(':')[0]
-    how = datasets.declared(name).prepare.format(dir=f'data/{name}')
-    builtin = f', or --data_dir={BUILTIN_DATA} for 5,000 packaged digits' * (name == 'mnist')
-    raise input_data.DataError(f'--data_dir is required for --dataset={config.dataset}: '
-                               f'{how}{builtin}')
   return dict(options, data_dir=data_dir)
 
 

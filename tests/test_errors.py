@@ -70,6 +70,10 @@ OWN_PROCESS_CASES = [
     (['--model=capsnet'],
      "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline"),
     (['--dataset=foo'], "unknown dataset 'foo'; expected one of: affnist, cifar10"),
+    (['--dataset=cifar10', '--data_dir='], '--data_dir is required for --dataset=cifar10: '
+     'python -m input_data.download --dataset=cifar10'),
+    (['--data_dir='], '--data_dir is required for --dataset=mnist: python -m input_data.download '
+     '--dataset=mnist'),
     (['--dataset=cifar10', '--generate', '--data_dir={root}', '--summary_dir={root}/cifar'],
      'only, not cifar10; drop --generate'),
     (['--dataset=norb', '--validate', '--data_dir={root}', '--summary_dir={root}/norb'],
@@ -83,10 +87,6 @@ OWN_PROCESS_CASES = [
 SHARED_PROCESS_CASES = [
     (['--data_dir={root}/nowhere'], 'missing data file(s) in {root}/nowhere: '
      'train_2shifted_mnist.tfrecords; build them with: python -m input_data.mnist_shift'),
-    (['--dataset=cifar10', '--data_dir='], '--data_dir is required for --dataset=cifar10: '
-     'python -m input_data.download --dataset=cifar10'),
-    (['--data_dir='], '--data_dir is required for --dataset=mnist: python -m input_data.download '
-     '--dataset=mnist'),
     (['--train=false', '--checkpoint={root}/run/train/model.ckpt-9'],
      'checkpoint {root}/run/train/model.ckpt-9 not found'),
     (['--train=false', '--checkpoint={root}/run/train/model.ckpt-{{}}', '--num_trials=4'],
@@ -194,13 +194,15 @@ def test_bad_input_after_tensorflow_started_exits_with_one_clear_line(env, share
 
 
 def test_flag_mistakes_are_found_before_tensorflow_is_imported():
-  """An unknown dataset or model, or an option the dataset lacks: refused without TensorFlow."""
+  """An unknown dataset or model, an option the dataset lacks, no --data_dir: refused without
+  TensorFlow."""
   script = ('import sys\n'
             'from configs import RunConfig, UserError\n'
             'for bad in (dict(dataset="foo"), dict(dataset="cifar10", generate=True),\n'
-            '            dict(model="capsnet"), dict(dataset="norb", validate=True)):\n'
+            '            dict(model="capsnet"), dict(dataset="norb", validate=True),\n'
+            '            dict(dataset="norb", data_dir="")):\n'
             '  try:\n'
-            '    RunConfig(summary_dir="x", **bad).validate_flags()\n'
+            '    RunConfig(**{"summary_dir": "x", "data_dir": "d", **bad}).validate_flags()\n'
             '  except UserError as e:\n'
             '    print(e)\n'
             'print("tensorflow" in sys.modules)\n')
@@ -210,7 +212,8 @@ def test_flag_mistakes_are_found_before_tensorflow_is_imported():
       'tfds', '--generate applies to --dataset=mnist only, not cifar10; drop --generate',
       "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline",
       '--validate applies to --dataset=affnist, cifar10, folder, kmnist, mnist, tfds only, not '
-      'norb; drop --validate', 'False']
+      'norb; drop --validate', '--data_dir is required for --dataset=norb: python -m '
+      'input_data.norb --raw_dir=SMALLNORB_DIR --output_dir=data/norb', 'False']
 
 
 @pytest.mark.parametrize('flags', [['--dataset=foo'], ['--dataset=cifar10', '--generate']])
