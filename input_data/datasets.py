@@ -4,7 +4,7 @@ No TensorFlow, so flags are checked before it starts; a new dataset: docs/data_o
 """
 
 import dataclasses
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Mapping, Optional, Sequence, Tuple, Union
 
 from configs.errors import UserError
 from configs.registry import check_name
@@ -22,6 +22,7 @@ VALIDATION_FRACTION = 0.1  # of train/, held out by validate=True where no split
 MNIST_IDX = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
              'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
 MNIST_DOWNLOAD = 'python -m input_data.download --dataset=mnist --output_dir={dir}'
+NORB_SIZES = {48: 32, 32: 22}  # norb's image_size -> its size after augment 'crop' (2017 code)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,31 @@ class Dataset:
   num_classes: Optional[int] = None  # None: from the data
   augment: Tuple[str, ...] = ()  # the training augmentations distort=True means
   distort: bool = False  # distort's default
+  check: Optional[Callable[[Mapping[str, object]], None]] = None  # UserError for a combination
+
+
+def check_mnist(options: Mapping[str, object]):
+  """mnist's combinations: pairs take no augmentation (as the original); the sampler's settings
+  apply to generated digits only, base_shift to pairs only."""
+  num_targets = options.get('num_targets') or 1
+  if num_targets == 2 and augmentations('mnist', options):
+    raise UserError('mnist: distortion applies to single-digit MNIST only (as the original)')
+  base_shift = options.get('base_shift')
+  if not options.get('generate') and any(
+      options.get(k) is not None for k in ('pad', 'num_pairs', 'base_shift')):
+    raise UserError('mnist: pad, num_pairs and base_shift apply with generate=True only; the '
+                    'files carry the settings they were built with')
+  if base_shift is not None and num_targets != 2:
+    raise UserError(f'mnist: base_shift={base_shift!r} pairs MultiMNIST digits: it needs '
+                    'num_targets=2')
+
+
+def check_norb(options: Mapping[str, object]):
+  """norb's image sizes: those the 2017 code took (NORB_SIZES)."""
+  size = parse_size('norb', options.get('image_size'))
+  if size and (size[0] != size[1] or size[0] not in NORB_SIZES):
+    raise UserError(f'norb image_size must be one of {sorted(NORB_SIZES)}, got '
+                    f'{options.get("image_size")}')
 
 
 DATASETS = {
@@ -43,7 +69,8 @@ DATASETS = {
         'input_data.mnist_shift --data_dir=data/mnist_raw --output_dir={dir} --split=train '
         '--shift=2 (and --split=test --shift=0)',
         ('validate', 'distort', 'augment', 'num_targets', 'generate', 'shift', 'pad', 'num_pairs',
-         'base_shift'), MNIST_IDX, num_classes=10, augment=('crop', 'rotate')),
+         'base_shift'), MNIST_IDX, num_classes=10, augment=('crop', 'rotate'),
+        check=check_mnist),
     'affnist': Dataset(
         'affnist', 'python -m input_data.mnist_shift --data_dir=RAW_MNIST_DIR --output_dir={dir} '
         '--split=train --shift=6 --pad=6 and python -m input_data.affnist '
@@ -61,7 +88,7 @@ DATASETS = {
         'norb', 'python -m input_data.norb --raw_dir=SMALLNORB_DIR --output_dir={dir}',
         ('distort', 'augment', 'image_size'),
         {'train': 'trainduo.tfrecords', 'test': 'testduo.tfrecords'}, (96, 96, 2), 5,
-        ('brightness', 'contrast', 'crop'), distort=True),
+        ('brightness', 'contrast', 'crop'), distort=True, check=check_norb),
     'folder': Dataset(
         'folder', 'python -m input_data.folder --make_from_idx=IDX_DIR --output_dir={dir}, or '
         'any DIR/{{train,test}}/<class>/<images>',
@@ -86,8 +113,8 @@ def declared(name: str) -> Dataset:
 
 
 def check_options(name: str, options: Mapping[str, object]):
-  """UserError for the first option `name` does not declare (naming those that do), or a value
-  not among its CHOICES, or a bad image_size or augment."""
+  """UserError for the first option `name` does not declare (naming those that do), a value
+  not among its CHOICES, a bad image_size or augment, or a combination the dataset refuses."""
   taken = declared(name).options
   for option, value in options.items():
     if option in taken:
@@ -106,6 +133,8 @@ def check_options(name: str, options: Mapping[str, object]):
       check_choice(short, option, value)
   parse_size(short, options.get('image_size'))
   parse_augment(short, options.get('augment'))
+  if declared(name).check:
+    declared(name).check(options)
 
 
 def check_choice(name: str, option: str, value):

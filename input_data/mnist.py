@@ -7,7 +7,6 @@ import os
 
 import tensorflow as tf
 
-from configs.errors import UserError
 from input_data import DataError
 from input_data import augment, builder
 from input_data.datasets import DATASETS
@@ -33,7 +32,6 @@ def read(dataset, options) -> builder.Examples:
   """MNIST or MultiMNIST examples; options: docs/data_mnist.md "The reader"."""
   del dataset
   num_targets, generate = options.get('num_targets', 1), options.get('generate', False)
-  _check_args(num_targets, options.augment, generate, options)
   split, seed = options.split, options.seed
   shift = options.get('shift', 6 if num_targets == 2 else 2 * (split == 'train'))  # the original's
   builder_split = f'valid_{split}' if options.get('validate') else split
@@ -57,18 +55,6 @@ def read(dataset, options) -> builder.Examples:
   to_features = functools.partial(pair_features, prepare=prepare) if num_targets == 2 else None
   return builder.Examples(examples, prepare, (*size, 1), NUM_CLASSES, num_examples,
                           endless=endless, num_targets=num_targets, to_features=to_features)
-
-
-def _check_args(num_targets, augmentations, generate_, options):
-  if augmentations and num_targets == 2:
-    raise UserError('mnist: distortion applies to single-digit MNIST only (as the original)')
-  pad, num_pairs, base_shift = (options.get(k) for k in ('pad', 'num_pairs', 'base_shift'))
-  if not generate_ and (pad is not None or num_pairs is not None or base_shift is not None):
-    raise UserError('mnist: pad, num_pairs and base_shift apply with generate=True only; the '
-                    'files carry the settings they were built with')
-  if base_shift is not None and num_targets != 2:
-    raise UserError(f'mnist: base_shift={base_shift!r} pairs MultiMNIST digits: it needs '
-                    'num_targets=2')
 
 
 def shifted_name(split: str, shift: int) -> str:

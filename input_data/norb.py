@@ -6,13 +6,12 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from input_data import DataError, augment, builder
-from input_data.datasets import DATASETS, parse_size
+from input_data import augment, builder
+from input_data.datasets import DATASETS, NORB_SIZES, parse_size
 from input_data.pipeline import parse_image_examples, read_files
 
 RAW_SIZE, _, DEPTH = DATASETS['norb'].shape
 NUM_CLASSES = DATASETS['norb'].num_classes
-CROP_SIZES = {48: 32, 32: 22}  # image_size -> size after augment 'crop', as the 2017 code
 IMAGE_SIZE = 48  # the pairs' size by default
 
 
@@ -36,12 +35,8 @@ def downsample(pairs, image_size: int):
 
 def read(dataset, options) -> builder.Examples:
   """Standardized smallNORB pairs, 32x32x2 by default (see the module docstring)."""
-  height, width = parse_size('norb', options.get('image_size')) or (IMAGE_SIZE, IMAGE_SIZE)
-  if height != width or height not in CROP_SIZES:
-    raise DataError(f'norb image_size must be one of {sorted(CROP_SIZES)}, got '
-                    f'{options.get("image_size")}')
-  image_size = height
-  crop_size = CROP_SIZES[image_size] if 'crop' in options.augment else image_size
+  image_size, _ = parse_size('norb', options.get('image_size')) or (IMAGE_SIZE, IMAGE_SIZE)
+  crop_size = NORB_SIZES[image_size] if 'crop' in options.augment else image_size
   paths = builder.split_paths(dataset, options)
   parse = functools.partial(_parse, image_size=image_size)
   prepare = functools.partial(augment.prepare, size=(crop_size, crop_size),

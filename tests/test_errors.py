@@ -194,13 +194,14 @@ def test_bad_input_after_tensorflow_started_exits_with_one_clear_line(env, share
 
 
 def test_flag_mistakes_are_found_before_tensorflow_is_imported():
-  """An unknown dataset or model, an option the dataset lacks, no --data_dir: refused without
-  TensorFlow."""
+  """An unknown dataset or model, an option the dataset lacks, a combination it refuses, no
+  --data_dir: refused without TensorFlow."""
   script = ('import sys\n'
             'from configs import RunConfig, UserError\n'
             'for bad in (dict(dataset="foo"), dict(dataset="cifar10", generate=True),\n'
             '            dict(model="capsnet"), dict(dataset="norb", validate=True),\n'
-            '            dict(dataset="norb", data_dir="")):\n'
+            '            dict(dataset="norb", data_dir=""), dict(num_targets=2, augment="crop"),\n'
+            '            dict(dataset="norb", image_size="40")):\n'
             '  try:\n'
             '    RunConfig(**{"summary_dir": "x", "data_dir": "d", **bad}).validate_flags()\n'
             '  except UserError as e:\n'
@@ -213,7 +214,9 @@ def test_flag_mistakes_are_found_before_tensorflow_is_imported():
       "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline",
       '--validate applies to --dataset=affnist, cifar10, folder, kmnist, mnist, tfds only, not '
       'norb; drop --validate', '--data_dir is required for --dataset=norb: python -m '
-      'input_data.norb --raw_dir=SMALLNORB_DIR --output_dir=data/norb', 'False']
+      'input_data.norb --raw_dir=SMALLNORB_DIR --output_dir=data/norb',
+      'mnist: distortion applies to single-digit MNIST only (as the original)',
+      'norb image_size must be one of [32, 48], got 40', 'False']
 
 
 @pytest.mark.parametrize('flags', [['--dataset=foo'], ['--dataset=cifar10', '--generate']])

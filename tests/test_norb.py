@@ -187,7 +187,7 @@ def test_unsupported_options_are_rejected(converted):
                         str(e.value))
   assert listed and {'affnist', 'cifar10', 'mnist'} <= set(listed[1].split(', '))
   assert 'norb' not in listed[1]
-  with pytest.raises(DataError, match=r'image_size must be one of \[32, 48\]'):
+  with pytest.raises(input_data.UserError, match=r'image_size must be one of \[32, 48\]'):
     input_data.build_dataset('norb', **common, image_size=40)
   with pytest.raises(input_data.UserError, match='^--num_targets=2 applies to --dataset=.*'
                      'mnist.* only, not norb; drop --num_targets$'):
