@@ -3,7 +3,7 @@
 
 import functools
 
-from input_data import builder, mnist
+from input_data import augment, builder, mnist
 from input_data.datasets import DATASETS
 from input_data.pipeline import read_files
 
@@ -15,7 +15,7 @@ def read(dataset, options) -> builder.Examples:
   """Expanded MNIST for 'train'; affNIST test (or validation) for 'test'."""
   paths = builder.split_paths(dataset, options)
   parse = functools.partial(mnist.parse_records, num_targets=1, shape=(IMAGE_SIZE, IMAGE_SIZE))
-  _, prepare = mnist.preparation(IMAGE_SIZE, IMAGE_SIZE, ())
+  _, prepare = augment.for_digits(IMAGE_SIZE, IMAGE_SIZE, ())
   return builder.Examples(read_files(paths, parse), prepare, dataset.shape, NUM_CLASSES,
                           builder.epoch_size(paths, options))
 

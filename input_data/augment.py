@@ -2,12 +2,14 @@
 dataset's own list with --distort), the central crop of the test split, scaling or
 standardization; batched, each image drawing its own values (docs/data.md "Augmentation")."""
 
+import functools
 from typing import Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 _MAX_ANGLE = np.deg2rad(15.0)  # rotate's range, as the original MNIST distortion
+DIGIT_CROP = 4  # augment 'crop' of digits takes 28 -> 24, as the original
 
 
 def crop(images, seed, size: Tuple[int, int]):
@@ -79,3 +81,10 @@ def prepare(images, seed=None, *, size: Tuple[int, int], names: Sequence[str] = 
   if standardize:
     return tf.image.per_image_standardization(images)
   return images * np.float32(1 / 255)
+
+
+def for_digits(height: int, width: int, names: Sequence[str]):
+  """(size, prepare) of digits (MNIST, affNIST, KMNIST) of height x width: DIGIT_CROP pixels
+  smaller with augment 'crop' (the test split centrally cropped), scaled to [0, 1]."""
+  size = (height - DIGIT_CROP, width - DIGIT_CROP) if 'crop' in names else (height, width)
+  return size, functools.partial(prepare, size=size, names=names)

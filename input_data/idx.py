@@ -87,12 +87,12 @@ def read(dataset, options):
   """builder.Examples of a dataset declared as IDX files, read as MNIST's (input_data/mnist.py)."""
   # pylint: disable=g-import-not-at-top; the IDX format itself needs no TensorFlow
   import tensorflow as tf
-  from input_data import builder, mnist
+  from input_data import augment, builder
   split = f'valid_{options.split}' if options.get('validate') else options.split
   images, labels = load_split(options.data_dir, split, dataset.files,
                               dataset.prepare.format(dir=options.data_dir), dataset.num_classes,
                               options.name)
   examples = tf.data.Dataset.from_tensor_slices({'image': images[..., None],
                                                  'label': labels.astype(np.int32)})
-  size, prepare = mnist.preparation(*images.shape[1:], options.augment)
+  size, prepare = augment.for_digits(*images.shape[1:], options.augment)
   return builder.Examples(examples, prepare, (*size, 1), dataset.num_classes, len(labels))

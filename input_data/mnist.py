@@ -14,7 +14,6 @@ from input_data import generate as generate_lib
 from input_data import idx, pipeline
 
 NUM_CLASSES = DATASETS['mnist'].num_classes
-CROP = 4  # augment 'crop' (distort) takes 28 -> 24, as the original
 MULTI_PAD, NUM_PAIRS = 4, 1000  # the original's MultiMNIST: 36x36 pairs, 1,000 per digit
 RECORD_KEYS = {'image': 'image_raw', 'label': 'label', 'image_1': 'image_raw_1',
                'image_2': 'image_raw_2', 'merged': 'merged_raw', 'label_1': 'label_1',
@@ -51,7 +50,7 @@ def read(dataset, options) -> builder.Examples:
     num_examples = metadata.get('num_records')
     if num_examples is None:
       num_examples = builder.epoch_size(files, options)
-  size, prepare = preparation(height, width, options.augment)
+  size, prepare = augment.for_digits(height, width, options.augment)
   to_features = functools.partial(pair_features, prepare=prepare) if num_targets == 2 else None
   return builder.Examples(examples, prepare, (*size, 1), NUM_CLASSES, num_examples,
                           endless=endless, num_targets=num_targets, to_features=to_features)
@@ -137,13 +136,6 @@ def parse_records(records, filename, num_targets, shape):
   examples = {k: tf.reshape(parsed[RECORD_KEYS[k]], [-1, height, width, 1])
               for k in _IMAGES[num_targets]}
   return dict(examples, **{k: parsed[k] for k in _LABELS[num_targets]})
-
-
-def preparation(height: int, width: int, augmentations):
-  """(size, prepare) of digits of height x width: CROP pixels smaller with augment 'crop' (the
-  test split centrally cropped), scaled to [0, 1]."""
-  size = (height - CROP, width - CROP) if 'crop' in augmentations else (height, width)
-  return size, functools.partial(augment.prepare, size=size, names=augmentations)
 
 
 def pair_features(batch, seed=None, *, prepare, num_classes=NUM_CLASSES):

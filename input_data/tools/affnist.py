@@ -11,10 +11,13 @@ import numpy as np
 import tensorflow as tf
 
 from input_data import DataError
-from input_data.affnist import IMAGE_SIZE, NUM_CLASSES
+from input_data.datasets import DATASETS
 from input_data.pipeline import require_files
 from input_data.tools import cli
 from input_data.tools.records import image_example, write_whole
+
+IMAGE_SIZE, _, _ = DATASETS['affnist'].shape
+NUM_CLASSES = DATASETS['affnist'].num_classes
 
 
 def load_mat(path: str) -> Tuple[np.ndarray, np.ndarray]:

@@ -15,11 +15,13 @@ import numpy as np
 import tensorflow as tf
 
 from input_data import DataError
-from input_data.norb import DEPTH, NUM_CLASSES, RAW_SIZE
+from input_data.datasets import DATASETS
 from input_data.pipeline import require_files
 from input_data.tools import cli
 from input_data.tools.records import bytes_feature, int64_feature, write_whole
 
+RAW_SIZE, _, DEPTH = DATASETS['norb'].shape
+NUM_CLASSES = DATASETS['norb'].num_classes
 RAW_FILES = {'train': 'smallnorb-5x46789x9x18x6x2x96x96-training-{}.mat',
              'test': 'smallnorb-5x01235x9x18x6x2x96x96-testing-{}.mat'}
 MAGIC_TYPES = {0x1E3D4C51: '<f4', 0x1E3D4C53: '<f8', 0x1E3D4C54: '<i4', 0x1E3D4C55: 'u1',
