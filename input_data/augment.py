@@ -73,10 +73,12 @@ def prepare(images, seed=None, *, size: Tuple[int, int], names: Sequence[str] = 
   if seed is not None and names:
     seeds = tf.random.experimental.stateless_split(seed, len(names))
     for j, name in enumerate(names):
-      if name == 'crop' and pad:
+      if name != 'crop':
+        images = DISTORTIONS[name](images, seeds[j])
+        continue
+      if pad:
         images = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-      images = (crop(images, seeds[j], size) if name == 'crop'
-                else DISTORTIONS[name](images, seeds[j]))
+      images = crop(images, seeds[j], size)
   images = tf.image.resize_with_crop_or_pad(images, *size)
   if standardize:
     return tf.image.per_image_standardization(images)
