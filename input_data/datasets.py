@@ -115,16 +115,16 @@ def declared(name: str) -> Dataset:
 def check_options(name: str, options: Mapping[str, object]):
   """UserError for the first option `name` does not declare (naming those that do), a value
   not among its CHOICES, a bad image_size or augment, or a combination the dataset refuses."""
-  taken = declared(name).options
+  dataset = declared(name)
   for option, value in options.items():
-    if option in taken:
+    if option in dataset.options:
       continue
     shown = str(value).lower() if isinstance(value, bool) else value
     flag = f'--{option}' if value is True else f'--{option}={shown}'
     takers = sorted(n for n, d in DATASETS.items() if option in d.options)
     if not takers:
       raise UserError(f'{flag}: no dataset takes option {option!r}; --dataset={name} takes: '
-                      f'{", ".join(taken)}')
+                      f'{", ".join(dataset.options)}')
     raise UserError(f'{flag} applies to --dataset={", ".join(takers)} only, not {name}; '
                     f'drop --{option}')
   short = name.split(':')[0]
@@ -133,8 +133,8 @@ def check_options(name: str, options: Mapping[str, object]):
       check_choice(short, option, value)
   parse_size(short, options.get('image_size'))
   parse_augment(short, options.get('augment'))
-  if declared(name).check:
-    declared(name).check(options)
+  if dataset.check:
+    dataset.check(options)
 
 
 def check_choice(name: str, option: str, value):
