@@ -41,6 +41,9 @@ def parse_flags(argv):
   """absl's parser, but a bad flag is the project's one `error:` line and exit 2."""
   try:
     return FLAGS(argv)
+  except flags.CantOpenFlagFileError as e:  # its text starts 'ERROR:: '
+    print(f'error: {str(e).split("ERROR:: ")[-1]}', file=sys.stderr)
+    sys.exit(2)
   except flags.Error as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
@@ -58,10 +61,11 @@ def run(config):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   logging.set_verbosity(logging.INFO)
   try:
+    if len(argv) > 1:
+      raise UserError(f'unexpected arguments: {" ".join(argv[1:])}; flags are written '
+                      '--name=value (python experiment.py --help lists them)')
     config = make_config()
   except UserError as e:
     _fail(e)

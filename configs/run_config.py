@@ -63,7 +63,8 @@ class RunConfig:
                                   choices=tuple(PRESETS))
   batch_size: Optional[int] = setting(None, 'Global batch size (default: 128 to train, 100 to '
                                       'evaluate).')
-  seed: Optional[int] = setting(None, 'Random seed for weights and data order.')
+  seed: Optional[int] = setting(None, 'Random seed for weights and data order (0 to '
+                                '2**32 - 1).')
   deterministic: bool = setting(False, 'Deterministic ops (needs --seed): identical runs; '
                                 'turns TF32 off unless --tf32 is given.')
   tf32: Optional[bool] = setting(
@@ -103,7 +104,7 @@ class RunConfig:
                                    'long for a new checkpoint.')
   keep_checkpoints: int = setting(1000, 'Keep at most this many checkpoints (at least 1).')
   cpu_replicas: int = setting(0, 'Split the CPU into N logical devices and mirror over them '
-                              '(to test multi-device runs without GPUs).')
+                              '(to test multi-device runs without GPUs; not with --num_gpus).')
   distort: Optional[bool] = setting(None, 'Distort training images with the dataset\'s own '
                                     'augmentations (default: the dataset\'s choice, on for '
                                     'cifar10 and norb); false turns --augment off too.')
@@ -197,8 +198,13 @@ class RunConfig:
                  'worker_timeout_secs', 'keep_checkpoints', 'batch_size'):
       value = getattr(self, name)
       need(value is None or value >= 1, f'--{name}={value} must be at least 1')
-    for name in ('num_gpus', 'eval_size', 'cpu_replicas', 'eval_every'):
+    for name in ('num_gpus', 'eval_size', 'cpu_replicas', 'eval_every', 'eval_timeout_secs'):
       need(getattr(self, name) >= 0, f'--{name}={getattr(self, name)} must not be negative')
+    need(self.seed is None or 0 <= self.seed < 2**32,
+         f'--seed={self.seed} must be from 0 to 2**32 - 1 (numpy\'s range)')
+    need(not (self.cpu_replicas > 1 and self.num_gpus > 1),
+         f'--cpu_replicas={self.cpu_replicas} and --num_gpus={self.num_gpus} both choose the '
+         'devices: pass one of them')
     need(self.slurm_port_base is None or 1024 <= self.slurm_port_base <= 65000,
          f'--slurm_port_base={self.slurm_port_base} must be a port from 1024 to 65000')
     need(not (self.deterministic and self.seed is None), '--deterministic needs --seed=N')

@@ -66,6 +66,12 @@ OWN_PROCESS_CASES = [
     (['--hparams_override=decay_rate=-1'], 'hparam decay_rate=-1.0 must be a finite number'),
     (['--hparams_override=decay_steps=0'], 'hparam decay_steps=0 must be at least 1'),
     (['--batch_size=0'], '--batch_size=0 must be at least 1'),
+    (['--seed=-1'], '--seed=-1 must be from 0 to 2**32 - 1'),
+    (['--eval_timeout_secs=-1', '--train=false'], '--eval_timeout_secs=-1 must not be negative'),
+    (['--cpu_replicas=2', '--num_gpus=2'],
+     '--cpu_replicas=2 and --num_gpus=2 both choose the devices: pass one of them'),
+    (['stray'], 'unexpected arguments: stray; flags are written --name=value'),
+    (['--flagfile={root}/no_such_flags'], 'error: Unable to open flagfile: [Errno 2] No such'),
     # Checked against the declarations before TensorFlow starts (test_flag_mistakes_...).
     (['--model=capsnet'],
      "unknown model 'capsnet'; expected one of: baseline, capsule, paper_baseline"),
