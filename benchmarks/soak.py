@@ -11,8 +11,11 @@ import tempfile
 
 from absl import app, flags
 
-flags.DEFINE_integer('steps', 2000, 'Training steps.')
-flags.DEFINE_integer('warmup', 100, 'Steps before the first memory reading.')
+flags.DEFINE_integer('steps', 2000, 'Training steps.', lower_bound=2)
+flags.DEFINE_integer('warmup', 100, 'Steps before the first memory reading.', lower_bound=1)
+flags.register_multi_flags_validator(
+    ['steps', 'warmup'], lambda f: f['steps'] > f['warmup'] and f['steps'] % f['warmup'] == 0,
+    '--steps must be a multiple of --warmup, above it (readings are taken every --warmup steps)')
 FLAGS = flags.FLAGS
 
 
@@ -26,8 +29,8 @@ def main(argv):
   with tempfile.TemporaryDirectory() as run_dir:
     config = RunConfig(
         hparams=make_hparams('quickstart', 'conv1_filters=16,num_prime_capsules=4,remake=true'),
-        data_dir='builtin', summary_dir=run_dir, max_steps=FLAGS.steps, save_step=500, log_every=FLAGS.warmup,
-        batch_size=16, seed=1)
+        data_dir='builtin', summary_dir=run_dir, max_steps=FLAGS.steps, save_step=500,
+        log_every=FLAGS.warmup, batch_size=16, seed=1).validate_flags()
     runner.train(config)
     events = event_accumulator.EventAccumulator(config.train_dir, size_guidance={'tensors': 0})
     events.Reload()

@@ -156,3 +156,21 @@ def test_cli_takes_the_base_url_flag_and_reports_a_bad_file_in_one_line(serve, t
 def test_unknown_dataset_lists_the_known_ones(tmp_path):
   with pytest.raises(UserError, match='cifar10, fashion_mnist, mnist'):
     download.download('svhn', str(tmp_path))
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['download', '--dataset=svhn', '--output_dir=x'],
+     'error: flag --dataset=svhn: value should be one of <cifar10|fashion_mnist|mnist>'),
+    (['affnist'], 'error: flag --mat_dir=None: Flag --mat_dir must have a value other than None.; '
+     'flag --output_dir=None: Flag --output_dir must have a value other than None.'),
+    (['mnist_shift', '--num_workers=0'], 'error: need shift >= 0, pad >= 0, num_pairs >= 1, '
+     'max_shard >= 1, num_workers >= 1; got 2, 0, 1000, 100000, 0'),
+])
+def test_a_data_tools_flag_mistake_is_one_error_line_and_exit_2(argv, expected, capsys):
+  """The tools' own flags (input_data/tools/cli.py), not absl's usage text and exit 1."""
+  from input_data.tools import affnist, mnist_shift  # pylint: disable=g-import-not-at-top
+  main = {'download': download.main, 'affnist': affnist.main, 'mnist_shift': mnist_shift.main}
+  with pytest.raises(SystemExit) as exit_:
+    main[argv[0]](argv)
+  assert exit_.value.code == 2
+  assert capsys.readouterr().err.splitlines() == [expected]

@@ -1,5 +1,5 @@
 """The data tools' command lines (`python -m input_data.<tool>`): private flags, progress lines,
-and one line `error: ...` (exit 2) for a UserError."""
+and one line `error: ...` (exit 2) for a flag mistake or a UserError."""
 
 import sys
 from typing import Callable, List
@@ -20,12 +20,10 @@ def run(argv: List[str], define: Callable[[flags.FlagValues], None],
   define(values)
   try:
     values(argv)
-  except flags.Error as e:
-    raise app.UsageError(str(e)) from e
-  try:
     action(values)
-  except UserError as e:
-    sys.stderr.write(f'error: {e}\n')
+  except (flags.Error, UserError) as e:
+    message = str(e).replace('\n', '; ')  # absl lists each missing required flag on a line
+    sys.stderr.write(f'error: {message}\n')
     sys.exit(2)
 
 

@@ -122,9 +122,9 @@ def _write_metadata(output, num_records, shape, **settings):
 def build(raw_dir, output_dir, split, *, shift=2, pad=0, multi_targets=False, num_pairs=NUM_PAIRS,
           max_shard=100000, seed=0, base_shift='per_pair', num_workers=1):
   """Reads a raw MNIST split and writes its shifted MNIST file or MultiMNIST shards."""
-  if shift < 0 or pad < 0 or num_pairs < 1 or max_shard < 1:
-    raise UserError(f'need shift >= 0, pad >= 0, num_pairs >= 1, max_shard >= 1; got '
-                    f'{shift}, {pad}, {num_pairs}, {max_shard}')
+  if shift < 0 or pad < 0 or num_pairs < 1 or max_shard < 1 or num_workers < 1:
+    raise UserError(f'need shift >= 0, pad >= 0, num_pairs >= 1, max_shard >= 1, num_workers '
+                    f'>= 1; got {shift}, {pad}, {num_pairs}, {max_shard}, {num_workers}')
   check_choice('mnist_shift', 'base_shift', base_shift)
   if base_shift != 'per_pair' and not multi_targets:
     raise UserError(f'--base_shift={base_shift} pairs MultiMNIST digits: add --multi_targets '
