@@ -107,8 +107,23 @@ def header(num_classes: int) -> List[str]:
                                        for name in ('class', 'score')]
 
 
+def check_output(path: str):
+  """UserError, before any prediction, for an --output that cannot be written (tried: opened
+  for appending, and removed again if it did not exist)."""
+  existed = os.path.exists(path)
+  try:
+    open(path, 'a').close()
+  except OSError as e:
+    raise UserError(f'--output={path} cannot be written ({e.strerror}); expected a file in an '
+                    'existing, writable folder') from None
+  if not existed:
+    os.remove(path)
+
+
 def run(args) -> int:
   """Predicts; returns the exit status (1 when a file did not decode)."""
+  if args.output:
+    check_output(args.output)
   files = find_files(args.files)
   serve, metadata = load_model(args.model)
   names = metadata['class_names']
@@ -133,7 +148,10 @@ def parse_args(argv):
   parser.add_argument('--model', required=True, help='a folder from experiment.py --export_dir')
   parser.add_argument('--output', default='', help='write CSV to this file instead of stdout')
   parser.add_argument('--batch_size', type=int, default=100, help='images per model call')
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  if args.batch_size < 1:
+    parser.error(f'argument --batch_size: must be at least 1, got {args.batch_size}')
+  return args
 
 
 def main(argv=None):

@@ -26,6 +26,7 @@ def exported(tiny_run, tiny_data, tmp_path_factory):
   out = tmp_path_factory.mktemp('exported')
   (out / 'full').mkdir()
   (out / 'full' / 'keep.txt').write_text('mine')
+  (out / 'a_file').write_text('mine')
   data = f'--data_dir={tiny_data}'
   capsule = [data, cli.TINY, '--train=false', f'--checkpoint={tiny_run.dir}/train/model.ckpt-6']
   baseline = [data, '--model=baseline', '--preset=baseline', '--batch_size=8']
@@ -40,7 +41,8 @@ def exported(tiny_run, tiny_data, tmp_path_factory):
       [*capsule, f'--export_dir={out}/capsule', '--overwrite'],
       [data, '--model=baseline', '--train=false', f'--checkpoint={tiny_run.dir}/train',
        f'--export_dir={out}/wrong_model'],
-      [data, f'--checkpoint={tiny_run.dir}/train', f'--export_dir={out}/training']])
+      [data, f'--checkpoint={tiny_run.dir}/train', f'--export_dir={out}/training'],
+      [*capsule, f'--export_dir={out}/a_file', '--overwrite']])
   for case in cases[:5] + cases[6:7]:
     assert case.returncode == 0, case.stderr[-2000:]
   images = tfrecord_images(tiny_data / 'test_0shifted_mnist.tfrecords')
@@ -73,9 +75,9 @@ def test_exported_baseline_gives_the_evaluation_logits(exported):
   assert served['metadata']['model'] == 'baseline'
 
 
-def test_export_refuses_a_full_folder_a_misfit_checkpoint_and_training(exported):
-  out, _, (full, wrong_model, training) = exported
-  for case in (full, wrong_model, training):
+def test_export_refuses_a_full_folder_a_misfit_checkpoint_training_and_a_file(exported):
+  out, _, (full, wrong_model, training, a_file) = exported
+  for case in (full, wrong_model, training, a_file):
     assert case.returncode == 2 and case.stderr.count('\n') == 1, case.stderr
     assert case.stderr.startswith('error: ') and 'Traceback' not in case.stderr
   assert f'--export_dir={out}/full exists and is not empty; pass --overwrite' in full.stderr
@@ -83,4 +85,6 @@ def test_export_refuses_a_full_folder_a_misfit_checkpoint_and_training(exported)
   assert 'were made with --model=capsule (now baseline)' in wrong_model.stderr
   assert not (out / 'wrong_model').exists()
   assert '--export_dir needs --train=false and a single --checkpoint' in training.stderr
+  assert f'--export_dir={out}/a_file is a file, not a folder; choose a folder' in a_file.stderr
+  assert (out / 'a_file').read_text() == 'mine'
   assert not list(out.glob('*.tmp-*'))

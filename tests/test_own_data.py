@@ -158,9 +158,8 @@ def test_predict_names_each_files_class_and_goes_on_past_a_broken_file(exported,
   assert rows[-1][1] in names
 
 
-def test_predict_refuses_no_file_a_folder_without_a_model_and_a_file_not_an_image(exported,
-                                                                                  tmp_path,
-                                                                                  capsys):
+def test_predict_refuses_no_file_a_folder_without_a_model_a_file_not_an_image_and_bad_flags(
+    exported, tmp_path, capsys):
   out, test_files, _ = exported
   import predict  # pylint: disable=g-import-not-at-top
   for args, message in (([f'--model={out}/model', f'{tmp_path}/*.png'],
@@ -168,11 +167,18 @@ def test_predict_refuses_no_file_a_folder_without_a_model_and_a_file_not_an_imag
                         ([f'--model={tmp_path}', str(test_files[0])],
                          f'error: --model={tmp_path} holds no SavedModel; '),
                         ([f'--model={out}/model', f'{out}/p.npz'],
-                         f'error: {out}/p.npz: unsupported image format; expected one of .bmp')):
+                         f'error: {out}/p.npz: unsupported image format; expected one of .bmp'),
+                        ([f'--model={out}/model', str(test_files[0]), f'--output={tmp_path}'],
+                         f'error: --output={tmp_path} cannot be written (Is a directory)')):
     with pytest.raises(SystemExit) as exit_status:
       predict.main(args)
     assert exit_status.value.code == 2
     assert capsys.readouterr().err.startswith(message)
+  with pytest.raises(SystemExit) as exit_status:
+    predict.main([f'--model={out}/model', str(test_files[0]), '--batch_size=0'])
+  assert exit_status.value.code == 2
+  assert capsys.readouterr().err.endswith('python -m predict: error: argument --batch_size: must be '
+                                          'at least 1, got 0\n')
 
 
 def test_a_dataset_declared_in_one_entry_trains_and_evaluates(tmp_path):
