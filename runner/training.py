@@ -1,6 +1,8 @@
 """The training loop: input -> model -> optimizer -> checkpoint -> loop, in that order."""
 
+import contextlib
 import dataclasses
+import os
 import shutil
 import signal
 import tempfile
@@ -67,13 +69,23 @@ def train(config: RunConfig) -> dict:
 
   The run directory has one writer: the chief holds its lock (runner/run_lock.py) throughout.
   """
-  checkpoints.check_writable(config.train_dir)
   resolver = cluster.resolver(config.cluster, config.slurm_port_base)  # before any GPU starts
-  prepare_devices(config.allow_cpu)
-  strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs,
-                           resolver)
-  with RunLock(config.train_dir, enabled=is_chief(strategy)) as lock:
-    return _train(config, strategy, lock)
+  # One machine's run that fails before writing leaves no trace (the workers of several share
+  # the directory: theirs stays).
+  created = [] if resolver else [d for d in (config.summary_dir, config.train_dir)
+                                 if not os.path.isdir(d)]
+  checkpoints.check_writable(config.train_dir)
+  try:
+    prepare_devices(config.allow_cpu)
+    strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs,
+                             resolver)
+    with RunLock(config.train_dir, enabled=is_chief(strategy)) as lock:
+      return _train(config, strategy, lock)
+  except BaseException:
+    for directory in reversed(created):
+      with contextlib.suppress(OSError):
+        os.rmdir(directory)  # only when empty
+    raise
 
 
 def _train(config, strategy, lock):

@@ -91,7 +91,8 @@ OWN_PROCESS_CASES = [
 # costs 2-4 s, so they run one after another through experiment.main in one process
 # (cli.run_in_one_process): the same code as `python experiment.py`, but for the process exit.
 SHARED_PROCESS_CASES = [
-    (['--data_dir={root}/nowhere'], 'missing data file(s) in {root}/nowhere: '
+    (['--data_dir={root}/nowhere', '--summary_dir={root}/new/run'], 'missing data file(s) in '
+     '{root}/nowhere: '
      'train_2shifted_mnist.tfrecords; build them with: python -m input_data.mnist_shift'),
     (['--train=false', '--checkpoint={root}/run/train/model.ckpt-9'],
      'checkpoint {root}/run/train/model.ckpt-9 not found'),
@@ -249,7 +250,9 @@ def test_debug_shows_the_whole_traceback_instead_of_the_line(env):
   assert not [l for l in done.stderr.splitlines() if l.startswith('error:')]
 
 
-def test_failed_runs_leave_the_run_directory_as_it_was(env):
+def test_failed_runs_leave_the_run_directory_as_it_was(env, shared_process_results):
+  """The existing run is unchanged; a new one that failed before writing left no folder."""
+  assert not (env['root'] / 'new' / 'run').exists()
   train_dir = env['root'] / 'run' / 'train'
   assert sorted(p.name for p in train_dir.iterdir()) == env['train_files']
   assert sorted(p.name for p in train_dir.glob('model.ckpt-*.index')) == [
