@@ -107,7 +107,8 @@ class RunLock:
         raise UserError(f'another training is writing {os.path.dirname(self.path)}: '
                         f'{describe(holder)}; wait for it to end or stop it, or use another '
                         f'--summary_dir (a lock without heartbeat for {self.stale_secs}s is '
-                        'taken over)')
+                        f'taken over; if you know that training is dead, as in a container '
+                        f'that was removed, delete {self.path})')
       logging.warning('taking over the lock %s of a dead training (%s): %s', self.path,
                       describe(holder), why)
       self._move_aside(holder)
