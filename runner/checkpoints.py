@@ -222,8 +222,12 @@ def restore_model(model, path: str, config: RunConfig) -> int:
   except _READ_ERRORS as e:
     raise _unreadable(path, e) from None
   except (AssertionError, ValueError) as e:
-    raise UserError(f'checkpoint {path} does not fit --model={model.name} with these hparams: '
-                    f'{str(e).splitlines()[0][:200]}') from None
+    saved, current = saved_config(os.path.dirname(path)), json.loads(config.to_json())
+    data = [f'--{k}={saved[k]}' for k in ('dataset', 'num_targets') if saved.get(k, current[k])
+            != current[k]]  # other data, other image sizes: evaluation may still be meant
+    trained = f' (it was trained with {", ".join(data)})' if data else ''
+    raise UserError(f'checkpoint {path} does not fit --model={config.model} with these hparams '
+                    f'and this data{trained}: {str(e).splitlines()[0][:200]}') from None
   return int(step.numpy())
 
 

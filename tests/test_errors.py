@@ -103,6 +103,10 @@ SHARED_PROCESS_CASES = [
      'were made with num_prime_capsules=2 (now 4, from --hparams_override)'),
     (['--model=baseline', '--train=false', '--checkpoint={root}/run/train/model.ckpt-2'],
      'were made with --model=capsule (now baseline)'),
+    (['--data_dir=builtin', '--generate', '--num_targets=2', '--train=false',
+      '--checkpoint={root}/run/train/model.ckpt-2'],
+     'checkpoint {root}/run/train/model.ckpt-2 does not fit --model=capsule with these hparams '
+     'and this data (it was trained with --num_targets=1): Received incompatible tensor'),
     (['--train=false', f'--checkpoint={ORACLE}', '--hparams_override=remake=false'],
      'conv_capsule1/weights has shape [9, 9, 256, 16] but the model expects [9, 9, 256, 256]; '
      'try --hparams_override=num_prime_capsules=2'),
