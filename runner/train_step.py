@@ -87,6 +87,9 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig, whole_s
       raise ValueError('whole-step XLA needs one replica')
     replica_step = tf.function(replica_step, jit_compile=True, autograph=False)
 
+  # autograph=False here and in the XLA functions above: nothing needs converting, and
+  # converting the model's code took a second or two of every start.
+  @tf.function(autograph=False)
   def global_step(iterator):
     metrics = strategy.run(replica_step, args=(next(iterator),))
     step.assign_add(1)
@@ -96,8 +99,6 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig, whole_s
   def first_bad(bad_step, metrics):
     return tf.where((bad_step == 0) & ~tf.math.is_finite(metrics['total']), step, bad_step)
 
-  # autograph=False here and in the XLA functions above: nothing needs converting, and
-  # converting the model's code took a second or two of every start.
   @tf.function(autograph=False)
   def train_steps(iterator, num_steps):
     def next_step(done, bad_step, last):
@@ -105,10 +106,13 @@ def make_train_step(model, optimizer, strategy, step, config: RunConfig, whole_s
       metrics = global_step(iterator)
       return done + 1, first_bad(bad_step, metrics), metrics
 
-    metrics = global_step(iterator)  # the loop's variables need their structure before it
-    bad_step = first_bad(tf.constant(0, tf.int64), metrics)
+    # The loop's variables need the metrics' structure: from the step's one trace, whose
+    # function the loop then calls (tracing the model twice took a second of every start).
+    outputs = global_step.get_concrete_function(iterator).structured_outputs
+    zeros = tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), outputs)
     _, bad_step, metrics = tf.while_loop(lambda done, *_: done < num_steps, next_step,
-                                         (tf.ones_like(num_steps), bad_step, metrics))
+                                         (tf.zeros_like(num_steps), tf.constant(0, tf.int64),
+                                          zeros))
     return {**metrics, 'learning_rate': learning_rate(config.hparams, step),
             'first_bad_step': bad_step}
 
