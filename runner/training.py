@@ -111,7 +111,8 @@ def _train(config, strategy, lock):
     optimizer = make_optimizer(config.hparams, step, config.mixed_precision)
     optimizer.build(model.trainable_variables)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-  logging.info('total_params: %d', sum(int(tf.size(v)) for v in model.trainable_variables))
+  num_params = sum(int(tf.size(v)) for v in model.trainable_variables)
+  logging.info('total_params: %d (%.1fM)', num_params, num_params / 1e6)
   manager = checkpoints.make_manager(checkpoint, config, step)
   start = checkpoints.restore_or_start(manager, checkpoint, model, step, config)
 

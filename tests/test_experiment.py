@@ -74,7 +74,10 @@ def test_training_writes_checkpoints_events_and_config(trained):
   for step in (2, 4, 6):
     assert (train_dir / f'model.ckpt-{step}.index').exists()
   assert (train_dir / 'run_config.json').exists()
-  assert re.search(r'total_params: \d+', first.stderr)
+  # cli.TINY: conv1 9x9x1x8, primary capsules 9x9x8x(2x8), votes 6x6x2 x 8x(10x16), decoder.
+  tiny = ((81 * 8 + 8) + (81 * 8 * 16 + 16) + (72 * 8 * 160 + 160)
+          + (160 * 512 + 512) + (512 * 1024 + 1024) + (1024 * 784 + 784))
+  assert f'total_params: {tiny} (1.5M)' in first.stderr
   assert re.search(r'step 4/4 +loss [\d.]+ +batch accuracy [\d.]+% +\d+ images/s +ETA', first.stderr)
 
 
