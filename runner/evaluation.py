@@ -90,8 +90,7 @@ def evaluate_model(evaluator: Evaluator, step: int, writer=None, what: str = '')
     summaries.write_scalars(writer, step, counts)
     writer.flush()
   if config.predictions_out:
-    tf.io.gfile.makedirs(os.path.dirname(config.predictions_out) or '.')
-    np.savez(config.predictions_out, **predictions)
+    write_npz(config.predictions_out, **predictions)
     logging.info('wrote predictions of %d examples to %s', counts['total'], config.predictions_out)
   return {**counts, 'step': step}
 
@@ -167,5 +166,14 @@ def evaluate_ensemble(config: RunConfig) -> dict:
     summaries.write_scalars(writer, 0, ensemble, prefix='ensemble/')
     writer.flush()
   if config.predictions_out:
-    np.savez(config.predictions_out, logits=summed, labels=predictions['labels'])
+    write_npz(config.predictions_out, logits=summed, labels=predictions['labels'])
   return {**ensemble, 'members': members}
+
+
+def write_npz(path: str, **arrays):
+  """np.savez into `path` itself (np.savez appends '.npz' to a name without it), whole or not
+  at all: written beside it, then renamed."""
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  with open(f'{path}.partial', 'wb') as f:
+    np.savez(f, **arrays)
+  os.replace(f'{path}.partial', path)

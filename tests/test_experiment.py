@@ -50,7 +50,7 @@ def evaluated(trained, tmp_path_factory):
       'checkpoint_4': [*common, '--train=false', f'--checkpoint={run_dir}/train/model.ckpt-4',
                        f'--predictions_out={out}/p.npz'],
       'ensemble': [*common, '--train=false', f'--checkpoint={out}/m{{}}', '--num_trials=2',
-                   f'--predictions_out={out}/ensemble.npz'],
+                   f'--predictions_out={out}/ensemble'],  # no .npz: written as named
       'oracle': ['--train=false', '--notf32', f'--checkpoint={ORACLE_DIR}/model.ckpt-0',
                  f'--data_dir={ORACLE_DIR}', '--hparams_override=num_prime_capsules=2,remake=false',
                  f'--predictions_out={out}/oracle.npz'],
@@ -155,7 +155,8 @@ def test_ensemble_sums_member_logits(trained, data_dir, evaluated):
     members.append(evaluator.predict()['logits'])
   predict = evaluator._predict  # pylint: disable=protected-access
   assert predict.experimental_get_tracing_count() == 1  # one compiled function for every member
-  out, done = evaluated[0] / 'ensemble.npz', evaluated[1]['ensemble']
+  out, done = evaluated[0] / 'ensemble', evaluated[1]['ensemble']
+  assert not list(evaluated[0].glob('ensemble.*'))  # neither ensemble.npz nor a .partial
   np.testing.assert_allclose(np.load(out)['logits'], members[0] + members[1], rtol=1e-5)
   assert 'ensemble of 2: ' in done.stderr and done.stderr.count('member ') == 2
   assert done.stdout.count('Total wrong predictions: ') == 3  # each member, then the ensemble
