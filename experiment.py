@@ -15,7 +15,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app, flags, logging  # noqa: E402
 
 from configs import RunConfig, UserError, make_hparams  # noqa: E402
-from configs.errors import first_line  # noqa: E402
+from configs.errors import first_line, flag_error_line  # noqa: E402
 
 FLAGS = flags.FLAGS
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, bool: flags.DEFINE_boolean}
@@ -41,11 +41,8 @@ def parse_flags(argv):
   """absl's parser, but a bad flag is the project's one `error:` line and exit 2."""
   try:
     return FLAGS(argv)
-  except flags.CantOpenFlagFileError as e:  # its text starts 'ERROR:: '
-    print(f'error: {str(e).split("ERROR:: ")[-1]}', file=sys.stderr)
-    sys.exit(2)
   except flags.Error as e:
-    print(f'error: {e}', file=sys.stderr)
+    print(f'error: {flag_error_line(e)}', file=sys.stderr)
     sys.exit(2)
 
 

@@ -31,3 +31,9 @@ def first_line(error: Exception) -> str:
   for pattern, replacement in _TF_WRAPPING:
     line = pattern.sub(replacement, line)
   return line
+
+
+def flag_error_line(error: Exception) -> str:
+  """absl's message for a flag mistake, as one line: without the 'ERROR:: ' it puts before an
+  unreadable --flagfile, each missing required flag's line joined with '; '."""
+  return str(error).replace('ERROR:: ', '').replace('\n', '; ')

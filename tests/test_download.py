@@ -163,6 +163,8 @@ def test_unknown_dataset_lists_the_known_ones(tmp_path):
      'error: flag --dataset=svhn: value should be one of <cifar10|fashion_mnist|mnist>'),
     (['affnist'], 'error: flag --mat_dir=None: Flag --mat_dir must have a value other than None.; '
      'flag --output_dir=None: Flag --output_dir must have a value other than None.'),
+    (['download', '--flagfile=/nonexistent/flags'], "error: Unable to open flagfile: [Errno 2] "
+     "No such file or directory: '/nonexistent/flags'"),
     (['mnist_shift', '--num_workers=0'], 'error: need shift >= 0, pad >= 0, num_pairs >= 1, '
      'max_shard >= 1, num_workers >= 1; got 2, 0, 1000, 100000, 0'),
 ])

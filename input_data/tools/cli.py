@@ -8,7 +8,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from configs.errors import UserError
+from configs.errors import UserError, flag_error_line
 
 LOG_EVERY_S = 10.0
 
@@ -21,9 +21,11 @@ def run(argv: List[str], define: Callable[[flags.FlagValues], None],
   try:
     values(argv)
     action(values)
-  except (flags.Error, UserError) as e:
-    message = str(e).replace('\n', '; ')  # absl lists each missing required flag on a line
-    sys.stderr.write(f'error: {message}\n')
+  except flags.Error as e:
+    sys.stderr.write(f'error: {flag_error_line(e)}\n')
+    sys.exit(2)
+  except UserError as e:
+    sys.stderr.write(f'error: {e}\n')
     sys.exit(2)
 
 
