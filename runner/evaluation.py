@@ -172,8 +172,7 @@ def evaluate_ensemble(config: RunConfig) -> dict:
 
 def write_npz(path: str, **arrays):
   """np.savez into `path` itself (np.savez appends '.npz' to a name without it), whole or not
-  at all: written beside it, then renamed."""
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  at all: written beside it, then renamed. Its folder exists (Evaluator checked it)."""
   with open(f'{path}.partial', 'wb') as f:
     np.savez(f, **arrays)
   os.replace(f'{path}.partial', path)

@@ -57,11 +57,12 @@ class Serving(tf.Module):
 
 def check_target(path: str, overwrite: bool):
   """UserError for an --export_dir that holds something, unless --overwrite replaces a folder."""
-  if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
-    raise UserError(f'--export_dir={path} is a file, not a folder; choose a folder')
-  if tf.io.gfile.exists(path) and tf.io.gfile.listdir(path) and not overwrite:
-    raise UserError(f'--export_dir={path} exists and is not empty; pass --overwrite to replace '
-                    'it, or choose a new folder')
+  if tf.io.gfile.exists(path):
+    if not tf.io.gfile.isdir(path):
+      raise UserError(f'--export_dir={path} is a file, not a folder; choose a folder')
+    if tf.io.gfile.listdir(path) and not overwrite:
+      raise UserError(f'--export_dir={path} exists and is not empty; pass --overwrite to '
+                      'replace it, or choose a new folder')
   checkpoints.check_writable(os.path.dirname(os.path.abspath(path)))
 
 
