@@ -32,7 +32,10 @@ def write_run_hparams(config):
   writer.close()
 
 
-def reconstruction_strip(batch, reconstructions, max_images: int = 4) -> np.ndarray:
+STRIP_IMAGES = 4  # rows of the reconstruction strip
+
+
+def reconstruction_strip(batch, reconstructions, max_images: int = STRIP_IMAGES) -> np.ndarray:
   """Rows of input | target | reconstruction (per target), as [n, height, width * k, depth]."""
   images = batch['images'][:max_images]
   shape = images.shape

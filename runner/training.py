@@ -271,6 +271,9 @@ def _log(writer, step, metrics, progress, config):
 
 
 def _write_images(writer, step, model, preview, config):
+  """The reconstruction strip (and, when verbose, histograms of the whole batch)."""
+  if not config.hparams.verbose:  # the strip shows a few images: run the model on those alone
+    preview = {k: v[:summaries.STRIP_IMAGES] for k, v in preview.items()}
   outputs = model(preview)
   if 'reconstructions' in outputs:
     summaries.write_images(writer, step, 'reconstruction',

@@ -232,6 +232,17 @@ def images(directory, tag):
   return tf.io.decode_png(last[2]).numpy()  # [width, height, png, png, ...]
 
 
+def histogram_counts(directory) -> dict:
+  """tag -> how many values the last histogram summary `tag` in `directory` counted."""
+  events = _events(directory)
+  counts = {}
+  for tag in events.Tags()['tensors']:
+    last = tensor_util.make_ndarray(events.Tensors(tag)[-1].tensor_proto)
+    if last.ndim == 2 and last.shape[1] == 3:  # buckets of (left edge, right edge, count)
+      counts[tag] = int(round(last[:, 2].sum()))
+  return counts
+
+
 def tags(directory) -> set:
   return set(_events(directory).Tags()['tensors'])
 

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from configs import RunConfig, flag_docs, make_hparams
+from configs.spec import DatasetSpec
 from input_data import idx, mnist
 from layers import model_losses
 from models import build_model
@@ -35,7 +36,7 @@ def evaluated(trained, tmp_path_factory):
   """One experiment.main after another in one process (a TensorFlow start each would prove
   nothing more): a new run started from `trained`'s checkpoint 4, checkpoint 4 evaluated, the
   original checkpoint's predictions, an ensemble of checkpoints 2 and 4 copied to m0 and m1;
-  then MultiMNIST, and the packaged digits with --validate --distort, each trained 2 steps and
+  then MultiMNIST (verbose), and the packaged digits with --validate --distort, each trained 2 steps and
   evaluated. (folder, {name: CompletedProcess})."""
   run_dir, common, *_ = trained
   out = tmp_path_factory.mktemp('evaluated')
@@ -56,7 +57,7 @@ def evaluated(trained, tmp_path_factory):
                  f'--predictions_out={out}/oracle.npz'],
   }
   multi = ['--data_dir=builtin', '--generate', '--num_targets=2', f'--summary_dir={out}/multi',
-           cli.TINY, '--batch_size=4', '--max_steps=2', '--save_step=2']
+           cli.TINY + ',verbose=true', '--batch_size=6', '--max_steps=2', '--save_step=2']
   validated = ['--data_dir=builtin', '--validate', '--distort', f'--summary_dir={out}/validated',
                cli.TINY, '--batch_size=8', '--max_steps=2']
   cases.update({
@@ -207,6 +208,17 @@ def test_multimnist_trains_and_evaluates_with_two_targets(evaluated):
   assert 'Total wrong predictions' in done.stdout
   assert 'reconstruction' in cli.tags(out / 'multi' / 'train')
   assert 'loss/reconstruction_spare' in cli.tags(out / 'multi' / 'train')
+
+
+def test_verbose_training_writes_histograms_of_every_weight_and_of_the_whole_batch(evaluated):
+  counts = cli.histogram_counts(evaluated[0] / 'multi' / 'train')
+  model = build_model('capsule', make_hparams(overrides=cli.TINY.split('=', 1)[1]),
+                      DatasetSpec('mnist', 36, 36, 1, 10, num_targets=2))
+  within_model = lambda path: path.split('/', 1)[1]  # less the model's name (capsule_model_N)
+  assert {within_model(k[len('weights/'):]): v for k, v in counts.items()
+          if k.startswith('weights/')} == {within_model(v.path): int(tf.size(v))
+                                            for v in model.trainable_variables}
+  assert counts['activations/logits'] == 6 * 10  # the batch of 6, not the strip's 4 images
 
 
 @pytest.fixture(scope='module')
