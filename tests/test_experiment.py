@@ -36,8 +36,8 @@ def evaluated(trained, tmp_path_factory):
   """One experiment.main after another in one process (a TensorFlow start each would prove
   nothing more): a new run started from `trained`'s checkpoint 4, checkpoint 4 evaluated, the
   original checkpoint's predictions, an ensemble of checkpoints 2 and 4 copied to m0 and m1;
-  then MultiMNIST (verbose), and the packaged digits with --validate --distort, each trained 2 steps and
-  evaluated. (folder, {name: CompletedProcess})."""
+  then MultiMNIST (verbose), and the packaged digits with --validate --distort, each trained 2
+  steps and evaluated. (folder, {name: CompletedProcess})."""
   run_dir, common, *_ = trained
   out = tmp_path_factory.mktemp('evaluated')
   for i, step in enumerate((2, 4)):
