@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import io
 import json
+import logging as python_logging
 import multiprocessing
 import os
 import pathlib
@@ -319,6 +320,7 @@ def _run_cases(cases, setup):
   results = []
   for args in cases:
     flags.FLAGS.unparse_flags()
+    python_logging.getLogger('tensorflow').disabled = False  # as in a new process (see _fail)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
       absl_logging.get_absl_handler().python_handler.stream = err  # its log lines too

@@ -87,6 +87,9 @@ OWN_PROCESS_CASES = [
     (['--dataset=affnist', '--distort', '--data_dir={root}', '--summary_dir={root}/affnist'],
      'only, not affnist; drop --distort'),
 ]
+MISFIT = ('checkpoint {root}/run/train/model.ckpt-2 does not fit --model=capsule with these '
+          'hparams and this data (it was trained with --num_targets=1): Received incompatible '
+          'tensor')
 # These fail after TensorFlow started (data, models, checkpoints, devices). A TensorFlow start
 # costs 2-4 s, so they run one after another through experiment.main in one process
 # (cli.run_in_one_process): the same code as `python experiment.py`, but for the process exit.
@@ -105,8 +108,7 @@ SHARED_PROCESS_CASES = [
      'were made with --model=capsule (now baseline)'),
     (['--data_dir=builtin', '--generate', '--num_targets=2', '--train=false',
       '--checkpoint={root}/run/train/model.ckpt-2'],
-     'checkpoint {root}/run/train/model.ckpt-2 does not fit --model=capsule with these hparams '
-     'and this data (it was trained with --num_targets=1): Received incompatible tensor'),
+     MISFIT),
     (['--train=false', f'--checkpoint={ORACLE}', '--hparams_override=remake=false'],
      'conv_capsule1/weights has shape [9, 9, 256, 16] but the model expects [9, 9, 256, 256]; '
      'try --hparams_override=num_prime_capsules=2'),
@@ -181,6 +183,7 @@ def _assert_one_error_line(done: subprocess.CompletedProcess, expected: str):
   assert done.returncode == 2, done.stderr[-2000:]
   assert len(lines) == 1 and 'Traceback' not in done.stderr, done.stderr[-2000:]
   assert expected in lines[0]
+  assert done.stderr.strip().splitlines()[-1] == lines[0], done.stderr[-2000:]  # nothing after
 
 
 @pytest.mark.parametrize('flags, expected', OWN_PROCESS_CASES,
@@ -202,6 +205,15 @@ def test_bad_input_after_tensorflow_started_exits_with_one_clear_line(env, share
                                                                       index):
   _assert_one_error_line(shared_process_results[index],
                          SHARED_PROCESS_CASES[index][1].format(**env))
+
+
+def test_a_restore_that_fails_part_way_ends_with_the_error_line_in_a_process_of_its_own(env):
+  """TensorFlow warns of every value a failed restore left unread when the restore is collected,
+  at the latest when the interpreter exits (which forked test processes skip): a real one."""
+  case = SHARED_PROCESS_CASES[[e for _, e in SHARED_PROCESS_CASES].index(MISFIT)]
+  done = cli.run_command([sys.executable, 'experiment.py', *_args(env, case[0])], check=False)
+  _assert_one_error_line(done, MISFIT.format(**env))
+  assert 'Value in checkpoint could not be found' not in done.stderr
 
 
 def test_flag_mistakes_are_found_before_tensorflow_is_imported():
