@@ -12,7 +12,6 @@ status is 1; a glob that matches nothing or a folder without a SavedModel is one
 and exit status 2.
 """
 
-import argparse
 import csv
 import glob
 import json
@@ -26,7 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
-from configs.errors import UserError  # noqa: E402
+from configs.errors import ArgumentParser, UserError  # noqa: E402
 from configs.progress import Progress  # noqa: E402
 from input_data import folder, images  # noqa: E402
 
@@ -143,7 +142,7 @@ def run(args) -> int:
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(prog='python -m predict', description=__doc__.split('\n')[0])
+  parser = ArgumentParser(prog='python -m predict', description=__doc__.split('\n')[0])
   parser.add_argument('files', nargs='+', metavar='FILE_OR_GLOB', help='image files or globs')
   parser.add_argument('--model', required=True, help='a folder from experiment.py --export_dir')
   parser.add_argument('--output', default='', help='write CSV to this file instead of stdout')

@@ -1,7 +1,9 @@
-"""The one exception type for mistakes a user can fix (paths, flags, overrides, data), and the
-one way to quote another error in a one-line message."""
+"""The one exception type for mistakes a user can fix (paths, flags, overrides, data), the one
+way to quote another error in a one-line message, and argparse's mistakes as such a line."""
 
+import argparse
 import re
+import sys
 
 
 class UserError(Exception):
@@ -37,3 +39,12 @@ def flag_error_line(error: Exception) -> str:
   """absl's message for a flag mistake, as one line: without the 'ERROR:: ' it puts before an
   unreadable --flagfile, each missing required flag's line joined with '; '."""
   return str(error).replace('ERROR:: ', '').replace('\n', '; ')
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse for predict and reports.*, whose mistakes are one `error:` line and exit 2, as
+  experiment.py's and the data tools' are, instead of the usage text and a line of its own."""
+
+  def error(self, message):
+    sys.stderr.write(f'error: {message} ({self.prog} --help lists the arguments)\n')
+    sys.exit(2)

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
-from configs.errors import UserError
+from configs.errors import ArgumentParser, UserError
 from configs.run_config import CONFIG_FILE
 
 Series = List[Tuple[int, float]]  # (step, value), by step
@@ -134,7 +134,7 @@ def find_runs(paths: Sequence[str]) -> List[Run]:
 
 def command_parser(module: str, doc: str) -> argparse.ArgumentParser:
   """`python -m reports.MODULE RUN_DIR...`, described by the first line of its docstring."""
-  parser = argparse.ArgumentParser(prog=f'python -m reports.{module}',
+  parser = ArgumentParser(prog=f'python -m reports.{module}',
                                    description=doc.splitlines()[0].split(': ', 1)[1])
   parser.add_argument('runs', nargs='+', metavar='RUN_DIR',
                       help='a --summary_dir of experiment.py, or a folder of them')

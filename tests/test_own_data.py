@@ -177,8 +177,8 @@ def test_predict_refuses_no_file_a_folder_without_a_model_a_file_not_an_image_an
   with pytest.raises(SystemExit) as exit_status:
     predict.main([f'--model={out}/model', str(test_files[0]), '--batch_size=0'])
   assert exit_status.value.code == 2
-  assert capsys.readouterr().err.endswith('python -m predict: error: argument --batch_size: must be '
-                                          'at least 1, got 0\n')
+  assert capsys.readouterr().err == ('error: argument --batch_size: must be at least 1, got 0 '
+                                     '(python -m predict --help lists the arguments)\n')
 
 
 def test_a_dataset_declared_in_one_entry_trains_and_evaluates(tmp_path):

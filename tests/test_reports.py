@@ -165,6 +165,20 @@ def test_a_missing_path_is_named(tmp_path, capsys):
                                      'run directory (the --summary_dir of experiment.py)\n')
 
 
+@pytest.mark.parametrize('command, argv, message', [
+    (compare.main, ['--format=html', 'runs'], "argument --format: invalid choice: 'html' (choose "
+     "from 'markdown', 'csv') (python -m reports.compare --help lists the arguments)"),
+    (plot.main, ['runs'], 'the following arguments are required: --output (python -m reports.plot '
+     '--help lists the arguments)'),
+    (compare.main, [], 'the following arguments are required: RUN_DIR (python -m '
+     'reports.compare --help lists the arguments)')])
+def test_an_argument_mistake_is_one_error_line(command, argv, message, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    command(argv)
+  assert exit_info.value.code == 2
+  assert capsys.readouterr().err == f'error: {message}\n'
+
+
 def test_plot_writes_a_png_and_prints_its_points(root, tmp_path, capsys):
   output = tmp_path / 'plots' / 'curve.png'
   plot.main([str(root), f'--output={output}', '--train'])
