@@ -18,7 +18,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app, flags, logging  # noqa: E402
 
 from configs import RunConfig, UserError, make_hparams  # noqa: E402
-from configs.errors import first_line, flag_error_line  # noqa: E402
+from configs.errors import fail, first_line, parse_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, bool: flags.DEFINE_boolean}
@@ -38,15 +38,6 @@ def make_config() -> RunConfig:
   values = {field.name: FLAGS[field.name].value for field in RunConfig.flag_fields()}
   hparams = make_hparams(values['preset'], values['hparams_override'], values['model'])
   return RunConfig(**values, hparams=hparams).validate_flags()
-
-
-def parse_flags(argv):
-  """absl's parser, but a bad flag is the project's one `error:` line and exit 2."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    print(f'error: {flag_error_line(e)}', file=sys.stderr)
-    sys.exit(2)
 
 
 def run(config):
@@ -94,8 +85,7 @@ def _fail(error):
     if cause is not None and cause.__traceback__ is not None:
       traceback.clear_frames(cause.__traceback__)
   gc.collect()
-  print(f'error: {first_line(error)}', file=sys.stderr)
-  sys.exit(2)
+  fail(first_line(error))
 
 
 if __name__ == '__main__':

@@ -24,6 +24,7 @@ import time
 
 from absl import app, flags
 
+from configs.errors import fail, parse_flags
 from configs.machine import GPU_INSTALL, has_nvidia_driver
 
 flags.DEFINE_string('out', '', 'Folder for report.md and each section\'s log.')
@@ -255,18 +256,18 @@ def main(argv):
     print({'devices': devices_section, 'oracle': oracle_section}[FLAGS.section]())
     return
   if not FLAGS.out:
-    sys.exit('error: --out=DIR is required (report.md and the logs are written there)')
+    fail('--out=DIR is required (report.md and the logs are written there)')
   if not FLAGS.allow_cpu and not has_nvidia_driver():
-    sys.exit('error: no GPU here (no NVIDIA driver: no nvidia-smi, no /proc/driver/nvidia); '
-             'pass --allow_cpu to run every section on the CPU')
+    fail('no GPU here (no NVIDIA driver: no nvidia-smi, no /proc/driver/nvidia); '
+         'pass --allow_cpu to run every section on the CPU')
   out_dir = pathlib.Path(FLAGS.out)
   out_dir.mkdir(parents=True, exist_ok=True)
   path, gpus = run_sections(out_dir, FLAGS.allow_cpu)
   if path is None:
-    sys.exit(f'error: this machine has an NVIDIA driver but TensorFlow sees no GPU (see '
-             f'{out_dir}/devices.log): {GPU_INSTALL} (or --allow_cpu)')
+    fail(f'this machine has an NVIDIA driver but TensorFlow sees no GPU (see '
+         f'{out_dir}/devices.log): {GPU_INSTALL} (or --allow_cpu)')
   print(f'{path} ({gpus} GPU(s))')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

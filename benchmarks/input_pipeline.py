@@ -21,6 +21,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from configs.errors import parse_flags
 import input_data
 from input_data import cifar10
 from input_data import datasets
@@ -167,4 +168,4 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()  # here, so that importing this module defines no flags
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -11,6 +11,8 @@ import tempfile
 
 from absl import app, flags
 
+from configs.errors import parse_flags
+
 flags.DEFINE_integer('steps', 2000, 'Training steps.', lower_bound=2)
 flags.DEFINE_integer('warmup', 100, 'Steps before the first memory reading.', lower_bound=1)
 flags.register_multi_flags_validator(
@@ -42,4 +44,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -28,6 +28,7 @@ os.environ.setdefault('TF_FORCE_GPU_ALLOW_GROWTH', 'true')
 
 from absl import app, flags  # noqa: E402
 
+from configs.errors import fail, parse_flags
 from configs.hparams import CIFAR10_OVERRIDES
 
 flags.DEFINE_string('rows', '', 'Comma-separated rows to run (default: all for this device).')
@@ -273,9 +274,9 @@ def main(argv):
   largest = FLAGS.largest_rows.split(',') if FLAGS.largest_rows else []
   unknown = [n for n in dict.fromkeys(names + largest) if n not in ROWS]
   if unknown:
-    sys.exit(f'error: unknown row(s) {", ".join(unknown)}; expected some of {", ".join(ROWS)}')
+    fail(f'unknown row(s) {", ".join(unknown)}; expected some of {", ".join(ROWS)}')
   if FLAGS.repeats < 1:
-    sys.exit(f'error: --repeats must be at least 1, got {FLAGS.repeats}')
+    fail(f'--repeats must be at least 1, got {FLAGS.repeats}')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   gpu = bool(tf.config.list_physical_devices('GPU'))
   names = names or (GPU_ROWS if gpu else CPU_ROWS)
@@ -326,4 +327,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

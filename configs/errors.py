@@ -4,6 +4,9 @@ way to quote another error in a one-line message, and argparse's mistakes as suc
 import argparse
 import re
 import sys
+from typing import NoReturn
+
+from absl import flags
 
 
 class UserError(Exception):
@@ -33,6 +36,20 @@ def first_line(error: Exception) -> str:
   for pattern, replacement in _TF_WRAPPING:
     line = pattern.sub(replacement, line)
   return line
+
+
+def fail(message: str) -> NoReturn:
+  """Ends a command with the one line `error: message` and exit status 2."""
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv):
+  """absl's parser of the global flags, for app.run: a flag mistake is one `error:` line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(flag_error_line(e))
 
 
 def flag_error_line(error: Exception) -> str:

@@ -108,9 +108,22 @@ def test_benchmark_tables_give_medians_same_round_ratios_and_rooflines(monkeypat
       ['capsule_xla', '8', 'failed:', 'ValueError:', 'bad']]
 
 
-def test_benchmark_rejects_unknown_rows():
-  done = cli.run_module('benchmarks.throughput', '--rows=capsule,resnet')
-  assert done.returncode != 0 and 'unknown row(s) resnet' in done.stderr
+@pytest.mark.parametrize('module, args, message', [
+    ('benchmarks.throughput', ['--rows=capsule,resnet'], 'unknown row(s) resnet; expected some '
+     'of reference, capsule,'),
+    ('benchmarks.throughput', ['--stepz=1'], "Unknown command line flag 'stepz'. Did you mean: "
+     'steps'),
+    ('benchmarks.soak', ['--steps=3', '--warmup=2'], 'flags steps=3, warmup=2: --steps must be a '
+     'multiple of --warmup'),
+    ('benchmarks.input_pipeline', ['--batches=x'], "flag --batches=x: invalid literal for int()"),
+    ('benchmarks.gpu_check', [], '--out=DIR is required')])
+def test_a_benchmark_mistake_is_one_error_line(module, args, message):
+  """As experiment.py's: one line, exit 2; absl said 'FATAL Flags parsing error' with exit 1."""
+  done = cli.run_module(module, *args)
+  errors = [line for line in done.stderr.splitlines() if line.startswith('error:')]
+  assert done.returncode == 2 and 'Traceback' not in done.stderr, done.stderr[-2000:]
+  assert len(errors) == 1 and errors[0].startswith(f'error: {message}'), done.stderr[-2000:]
+  assert done.stderr.strip().splitlines()[-1] == errors[0]
 
 
 def test_largest_batch_doubles_until_memory_runs_out():
