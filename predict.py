@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
-from configs.errors import ArgumentParser, UserError  # noqa: E402
+from configs.errors import ArgumentParser, UserError, fail  # noqa: E402
 from configs.progress import Progress  # noqa: E402
 from input_data import folder, images  # noqa: E402
 
@@ -159,8 +159,7 @@ def main(argv=None):
   try:
     sys.exit(run(args))
   except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+    fail(str(e))
 
 
 if __name__ == '__main__':

@@ -63,5 +63,4 @@ class ArgumentParser(argparse.ArgumentParser):
   experiment.py's and the data tools' are, instead of the usage text and a line of its own."""
 
   def error(self, message):
-    sys.stderr.write(f'error: {message} ({self.prog} --help lists the arguments)\n')
-    sys.exit(2)
+    fail(f'{message} ({self.prog} --help lists the arguments)')

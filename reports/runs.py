@@ -9,7 +9,6 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -17,7 +16,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
-from configs.errors import ArgumentParser, UserError
+from configs.errors import ArgumentParser, UserError, fail
 from configs.run_config import CONFIG_FILE
 
 Series = List[Tuple[int, float]]  # (step, value), by step
@@ -148,5 +147,4 @@ def run_command(parser: argparse.ArgumentParser, action: Callable[[argparse.Name
   try:
     action(args)
   except UserError as e:
-    sys.stderr.write(f'error: {e}\n')
-    sys.exit(2)
+    fail(str(e))

@@ -1,14 +1,13 @@
 """The data tools' command lines (`python -m input_data.<tool>`): private flags, progress lines,
 and one line `error: ...` (exit 2) for a flag mistake or a UserError."""
 
-import sys
 from typing import Callable, List
 
 from absl import app
 from absl import flags
 from absl import logging
 
-from configs.errors import UserError, flag_error_line
+from configs.errors import UserError, fail, flag_error_line
 
 LOG_EVERY_S = 10.0
 
@@ -22,11 +21,9 @@ def run(argv: List[str], define: Callable[[flags.FlagValues], None],
     values(argv)
     action(values)
   except flags.Error as e:
-    sys.stderr.write(f'error: {flag_error_line(e)}\n')
-    sys.exit(2)
+    fail(flag_error_line(e))
   except UserError as e:
-    sys.stderr.write(f'error: {e}\n')
-    sys.exit(2)
+    fail(str(e))
 
 
 def run_converter(argv, convert, input_flag, input_help, output_help):
