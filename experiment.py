@@ -6,11 +6,9 @@ runner.train, runner.evaluate, runner.evaluate_ensemble or runner.export. README
 have the recipes.
 """
 
-import gc
 import logging as python_logging
 import os
 import sys
-import traceback
 import typing
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -78,13 +76,9 @@ def _fail(error):
   if FLAGS.debug:
     raise error
   # A checkpoint restore that failed leaves TensorFlow to warn of each value it did not read
-  # once the restore is collected (here, or at exit): dozens of lines around the one that says
-  # what was wrong. The process ends here, so TensorFlow's logger goes quiet first.
+  # once the restore is collected, at exit: dozens of lines after the one that says what was
+  # wrong. The process ends here, so TensorFlow's logger goes quiet first.
   python_logging.getLogger('tensorflow').disabled = True
-  for cause in (error, error.__context__):
-    if cause is not None and cause.__traceback__ is not None:
-      traceback.clear_frames(cause.__traceback__)
-  gc.collect()
   fail(first_line(error))
 
 

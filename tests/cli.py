@@ -11,6 +11,7 @@ child processes.
 """
 
 import contextlib
+import gc
 import importlib
 import io
 import json
@@ -60,10 +61,11 @@ def start_fork_server():
   forkserver.ensure_running()
 
 
-def _forked_main(args, env, out, err, module, cases):
+def _forked_main(args, env, out, err, module, cases, collect_at_exit=False):
   """The child: `python experiment.py ARGS`, `python -m MODULE ARGS` or, with `cases` (their
   argument lists and a setup), _run_cases; its stdout and stderr into the files `out` and
-  `err`."""
+  `err`. A forked child ends without the interpreter's last garbage collection (and what
+  objects' finalizers print then): `collect_at_exit` runs one."""
   os.environ.clear()
   os.environ.update(env)
   tempfile.tempdir = None  # the server's TMPDIR was cached at its start
@@ -73,19 +75,28 @@ def _forked_main(args, env, out, err, module, cases):
       os.dup2(f.fileno(), fd)
   signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
   sys.argv = [str(ROOT / 'experiment.py'), *args]
-  if cases:
-    _run_cases(*cases)
-  elif module:
-    runpy.run_module(module, run_name='__main__', alter_sys=True)
-  else:
-    runpy.run_path(sys.argv[0], run_name='__main__')  # its imports are the server's, done
+  code = 0
+  try:
+    if cases:
+      _run_cases(*cases)
+    elif module:
+      runpy.run_module(module, run_name='__main__', alter_sys=True)
+    else:
+      runpy.run_path(sys.argv[0], run_name='__main__')  # its imports are the server's, done
+  except SystemExit as e:
+    if not collect_at_exit:
+      raise
+    code = e.code
+  if collect_at_exit:
+    gc.collect()
+  sys.exit(code)
 
 
 class Forked:
   """`python experiment.py ARGS` (or `python -m MODULE ARGS`) as a child of the fork server,
   with Popen's interface."""
 
-  def __init__(self, args, env=None, module=None, cases=None):
+  def __init__(self, args, env=None, module=None, cases=None, collect_at_exit=False):
     self.args = [str(a) for a in args]
     folder = tempfile.mkdtemp(prefix='forked-')
     self._out, self._err = os.path.join(folder, 'stdout'), os.path.join(folder, 'stderr')
@@ -93,7 +104,8 @@ class Forked:
       open(path, 'w').close()
     self._final = None  # (stdout, stderr) once ended and read
     self._process = _FORK.Process(target=_forked_main, args=(
-        self.args, dict(ENV, **(env or {})), self._out, self._err, module, cases))
+        self.args, dict(ENV, **(env or {})), self._out, self._err, module, cases,
+        collect_at_exit))
     self._process.start()
     self.pid = self._process.pid
 
@@ -140,9 +152,10 @@ class Forked:
     return subprocess.CompletedProcess(self.args, self.returncode, out, err)
 
 
-def run(*args, timeout=300, check=True):
-  """`python experiment.py ARGS`; returns the CompletedProcess (stdout and stderr as text)."""
-  return Forked(args).completed(timeout, check)
+def run(*args, timeout=300, check=True, collect_at_exit=False):
+  """`python experiment.py ARGS`; returns the CompletedProcess (stdout and stderr as text).
+  `collect_at_exit`: the interpreter's last garbage collection too (see _forked_main)."""
+  return Forked(args, collect_at_exit=collect_at_exit).completed(timeout, check)
 
 
 def run_module(module, *args, timeout=300, check=False):
