@@ -134,7 +134,7 @@ def find_runs(paths: Sequence[str]) -> List[Run]:
 def command_parser(module: str, doc: str) -> argparse.ArgumentParser:
   """`python -m reports.MODULE RUN_DIR...`, described by the first line of its docstring."""
   parser = ArgumentParser(prog=f'python -m reports.{module}',
-                                   description=doc.splitlines()[0].split(': ', 1)[1])
+                          description=doc.splitlines()[0].split(': ', 1)[1])
   parser.add_argument('runs', nargs='+', metavar='RUN_DIR',
                       help='a --summary_dir of experiment.py, or a folder of them')
   return parser

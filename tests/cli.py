@@ -163,6 +163,17 @@ def run_module(module, *args, timeout=300, check=False):
   return Forked(args, module=module).completed(timeout, check)
 
 
+def assert_one_error_line(done: subprocess.CompletedProcess, expected: str) -> str:
+  """A command that failed as bad input should: exit 2, no traceback, one `error:` line holding
+  `expected`, and nothing after it. Returns that line."""
+  lines = [l for l in done.stderr.splitlines() if l.startswith('error:')]
+  assert done.returncode == 2, done.stderr[-2000:]
+  assert len(lines) == 1 and 'Traceback' not in done.stderr, done.stderr[-2000:]
+  assert expected in lines[0]
+  assert done.stderr.strip().splitlines()[-1] == lines[0], done.stderr[-2000:]  # nothing after
+  return lines[0]
+
+
 def train_and_evaluate(*args, predictions_out) -> dict:
   """Trains with ARGS, then evaluates the last checkpoint (--train=false) into predictions_out,
   in one process; checks the original's stdout line against the predictions and returns them."""

@@ -1,6 +1,5 @@
 """Every bad input a user can give exits non-zero with one line naming the problem and the fix."""
 
-import subprocess
 import sys
 
 import pytest
@@ -178,18 +177,10 @@ def _args(env, flags):
   return [d for d in defaults if d.split('=')[0] not in given] + [f.format(**env) for f in flags]
 
 
-def _assert_one_error_line(done: subprocess.CompletedProcess, expected: str):
-  lines = [l for l in done.stderr.splitlines() if l.startswith('error:')]
-  assert done.returncode == 2, done.stderr[-2000:]
-  assert len(lines) == 1 and 'Traceback' not in done.stderr, done.stderr[-2000:]
-  assert expected in lines[0]
-  assert done.stderr.strip().splitlines()[-1] == lines[0], done.stderr[-2000:]  # nothing after
-
-
 @pytest.mark.parametrize('flags, expected', OWN_PROCESS_CASES,
                          ids=[c[1][:40] for c in OWN_PROCESS_CASES])
 def test_bad_input_exits_with_one_clear_line(env, flags, expected):
-  _assert_one_error_line(cli.run(*_args(env, flags), check=False), expected.format(**env))
+  cli.assert_one_error_line(cli.run(*_args(env, flags), check=False), expected.format(**env))
 
 
 @pytest.fixture(scope='module')
@@ -203,7 +194,7 @@ def shared_process_results(env):
                          ids=[c[1][:40] for c in SHARED_PROCESS_CASES])
 def test_bad_input_after_tensorflow_started_exits_with_one_clear_line(env, shared_process_results,
                                                                       index):
-  _assert_one_error_line(shared_process_results[index],
+  cli.assert_one_error_line(shared_process_results[index],
                          SHARED_PROCESS_CASES[index][1].format(**env))
 
 
@@ -212,7 +203,7 @@ def test_a_restore_that_fails_part_way_ends_with_the_error_line_at_exit_too(env)
   at the latest by the interpreter's exit (which cli.run emulates here)."""
   case = SHARED_PROCESS_CASES[[e for _, e in SHARED_PROCESS_CASES].index(MISFIT)]
   done = cli.run(*_args(env, case[0]), check=False, collect_at_exit=True)
-  _assert_one_error_line(done, MISFIT.format(**env))
+  cli.assert_one_error_line(done, MISFIT.format(**env))
   assert 'Value in checkpoint could not be found' not in done.stderr
 
 

@@ -119,11 +119,8 @@ def test_benchmark_tables_give_medians_same_round_ratios_and_rooflines(monkeypat
     ('benchmarks.gpu_check', [], '--out=DIR is required')])
 def test_a_benchmark_mistake_is_one_error_line(module, args, message):
   """As experiment.py's: one line, exit 2; absl said 'FATAL Flags parsing error' with exit 1."""
-  done = cli.run_module(module, *args)
-  errors = [line for line in done.stderr.splitlines() if line.startswith('error:')]
-  assert done.returncode == 2 and 'Traceback' not in done.stderr, done.stderr[-2000:]
-  assert len(errors) == 1 and errors[0].startswith(f'error: {message}'), done.stderr[-2000:]
-  assert done.stderr.strip().splitlines()[-1] == errors[0]
+  line = cli.assert_one_error_line(cli.run_module(module, *args), message)
+  assert line.startswith(f'error: {message}')
 
 
 def test_largest_batch_doubles_until_memory_runs_out():
