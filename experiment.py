@@ -6,6 +6,8 @@ runner.train, runner.evaluate, runner.evaluate_ensemble or runner.export. README
 have the recipes.
 """
 
+import atexit
+import gc
 import logging as python_logging
 import os
 import sys
@@ -83,5 +85,8 @@ def _fail(error):
 
 
 if __name__ == '__main__':
+  # Everything is written and flushed before exit; collecting TensorFlow's objects then would
+  # keep the process alive 1 to 8 s longer (atexit: last in, first out, so this runs last).
+  atexit.register(gc.freeze)
   define_flags()
   app.run(main, flags_parser=parse_flags)

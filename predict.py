@@ -12,7 +12,9 @@ status is 1; a glob that matches nothing or a folder without a SavedModel is one
 and exit status 2.
 """
 
+import atexit
 import csv
+import gc
 import glob
 import json
 import os
@@ -163,4 +165,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+  atexit.register(gc.freeze)  # no collection of TensorFlow's objects at exit (experiment.py)
   main()

@@ -12,7 +12,9 @@ section runs in its own process under a share of --minutes (its output in DIR/NA
 report says which did not finish. Without a GPU (and without --allow_cpu) it stops at once.
 """
 
+import atexit
 import datetime
+import gc
 import os
 import pathlib
 import re
@@ -270,4 +272,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  atexit.register(gc.freeze)  # no collection of TensorFlow's objects at exit (experiment.py)
   app.run(main, flags_parser=parse_flags)

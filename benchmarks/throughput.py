@@ -15,6 +15,8 @@ rate. On GPUs `capsule` is the default (XLA, cuDNN, TF32) and `capsule_no_xla` t
 without XLA.
 """
 
+import atexit
+import gc
 import json
 import os
 import resource
@@ -327,4 +329,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  atexit.register(gc.freeze)  # no collection of TensorFlow's objects at exit (experiment.py)
   app.run(main, flags_parser=parse_flags)
