@@ -128,11 +128,14 @@ def test_two_workers_train_as_one_process_and_only_the_chief_writes(one_process_
   assert not list(scratch.glob('capsules-worker-*'))
 
 
-def test_sigterm_to_any_worker_saves_one_checkpoint_and_all_ask_to_be_requeued(data, tmp_path,
-                                                                              launch):
+def test_a_preempted_then_a_dead_worker_each_stop_the_cluster_and_each_rerun_resumes(
+    data, tmp_path, launch):
+  """SIGTERM to one worker (a preemption): all save the same step and exit 143 to be requeued.
+  The requeued job resumes there; when one of its workers dies, the chief stops within
+  --worker_timeout_secs with one line, and the next rerun resumes from the last checkpoint."""
   run = tmp_path / 'run'
-  workers = start_workers(launch, train_args(data, run, '--max_steps=100000', '--save_step=2'),
-                          tmp_path)
+  args = train_args(data, run, '--max_steps=100000', '--save_step=2', '--worker_timeout_secs=20')
+  workers = start_workers(launch, args, tmp_path)
   wait_for(run / 'train' / 'model.ckpt-4.index', workers)
   workers[1].send_signal(signal.SIGTERM)
   results = finish(workers)
@@ -142,27 +145,21 @@ def test_sigterm_to_any_worker_saves_one_checkpoint_and_all_ask_to_be_requeued(d
   assert len(steps) == 1  # the same step on every worker
   step = steps.pop()
   assert (run / 'train' / f'model.ckpt-{step}.index').exists()
-  rerun = finish(start_workers(launch, train_args(data, run, f'--max_steps={step + 1}'),
-                               tmp_path))
-  assert [code for code, _ in rerun] == [0, 0]
-  assert f'resumed from {run}/train/model.ckpt-{step} at step {step}' in rerun[0][1]
 
-
-def test_a_dead_worker_stops_the_others_with_one_line_and_a_rerun_resumes(data, tmp_path, launch):
-  run = tmp_path / 'run'
-  workers = start_workers(launch, train_args(data, run, '--max_steps=100000', '--save_step=2',
-                                     '--worker_timeout_secs=20'), tmp_path)
-  wait_for(run / 'train' / 'model.ckpt-4.index', workers)
+  workers = start_workers(launch, args, tmp_path)
+  wait_for(run / 'train' / f'model.ckpt-{step + 2 + step % 2}.index', workers)
   workers[1].kill()
   killed = time.monotonic()
   (chief_code, chief_err), _ = finish(workers, timeout=60)
   assert time.monotonic() - killed < 40  # bounded by --worker_timeout_secs, not forever
+  assert f'resumed from {run}/train/model.ckpt-{step} at step {step}' in chief_err
   errors = [l for l in chief_err.splitlines() if l.startswith('error:')]
   assert chief_code == 75 and len(errors) == 1, chief_err[-3000:]
   assert 'lost contact with another worker after step' in errors[0]
   latest = tf.train.latest_checkpoint(str(run / 'train'))
   assert f'last complete checkpoint ({latest})' in errors[0]
   step = int(latest.rsplit('-', 1)[1])
+
   rerun = finish(start_workers(launch, train_args(data, run, f'--max_steps={step + 1}'),
                                tmp_path))
   assert [code for code, _ in rerun] == [0, 0]
