@@ -169,15 +169,15 @@ def tiny_run(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def deterministic_trained(tmp_path_factory):
-  """(run directory, flags) of 6 steps with --seed=7 --deterministic, one step per call, one
-  checkpoint at 6: the reference that other loop sizes, device counts and runs must reproduce
-  (built_once: one training for every pytest worker)."""
+  """(run directory, flags) of 12 steps with --seed=7 --deterministic, one step per call,
+  checkpoints at 6 and 12: the reference that other loop sizes, device counts and runs must
+  reproduce (built_once: one training for every pytest worker)."""
   from tests import cli  # pylint: disable=g-import-not-at-top
 
   def train(folder):
     args = [f'--data_dir={cli.tiny_mnist_dir(folder / "data")}', cli.TINY, '--batch_size=4',
             '--seed=7', '--deterministic', '--distort=false', '--log_every=1', '--save_step=6']
-    cli.run(*args, f'--summary_dir={folder}/run', '--max_steps=6')
+    cli.run(*args, f'--summary_dir={folder}/run', '--max_steps=12')
     return args
 
   folder, args = built_once(tmp_path_factory, 'deterministic_run', train)

@@ -9,10 +9,6 @@ import input_data
 from input_data import mnist
 from tests import cli
 
-# 8 records, 4 per batch: an epoch is 2 steps, so 12 steps cross 5 epoch boundaries.
-COMMON = [cli.TINY, '--batch_size=4', '--seed=7', '--deterministic', '--log_every=1',
-          '--save_step=6']
-
 
 def labels_of(batches):
   return [tuple(np.argmax(b['labels'].numpy(), axis=1)) for b in batches]
@@ -54,19 +50,27 @@ def assert_same_weights(run, reference, **tolerance):
 
 
 @pytest.fixture(scope='module')
-def runs(tiny_data, tmp_path_factory):
-  """12 steps straight and 6 + 6 resumed, on 2 logical CPU replicas and on one device; the 6
-  first steps on 2 replicas twice, one of them resumed on one device."""
+def runs(deterministic_trained, tmp_path_factory):
+  """deterministic_trained's 12 steps on one device (8 records, 4 per batch: 5 epoch boundaries)
+  again: straight and 6 + 6 resumed on 2 logical CPU replicas, and 6 on 2 replicas then resumed
+  on one device. Its folder holds every run's folder, 'one' being deterministic_trained's."""
+  one, args = deterministic_trained
   root = tmp_path_factory.mktemp('streams')
-  data = f'--data_dir={tiny_data}'
-  two = [[data, *COMMON, '--cpu_replicas=2', f'--summary_dir={root}/{name}', f'--max_steps={n}']
+  (root / 'one').symlink_to(one)
+  two = [[*args, '--cpu_replicas=2', f'--summary_dir={root}/{name}', f'--max_steps={n}']
          for name, n in (('two', 12), ('two_resumed', 6), ('two_then_one', 6),
                          ('two_resumed', 12))]
-  one = [[data, *COMMON, f'--summary_dir={root}/{name}', '--max_steps=12']
-         for name in ('one', 'two_then_one')]
-  for done in cli.run_in_one_process(two) + cli.run_in_one_process(one):
+  then_one = [[*args, f'--summary_dir={root}/two_then_one', '--max_steps=12']]
+  for done in cli.run_in_one_process(two) + cli.run_in_one_process(then_one):
     assert done.returncode == 0, done.stderr[-2000:]
   return root
+
+
+def test_two_logical_cpu_devices_match_one_device(runs):
+  two_devices = cli.scalars(runs / 'two' / 'train')['loss/total']  # 2 examples per device
+  one_device = cli.scalars(runs / 'one' / 'train')['loss/total']
+  assert [s for s, _ in two_devices] == [s for s, _ in one_device] == list(range(1, 13))
+  np.testing.assert_allclose([v for _, v in two_devices], [v for _, v in one_device], rtol=1e-4)
 
 
 def test_a_run_resumed_on_two_replicas_ends_as_one_never_stopped(runs):

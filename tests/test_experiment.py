@@ -191,15 +191,6 @@ def test_continuous_evaluation_compiles_once_for_every_checkpoint(trained, data_
   assert evaluators[0][1].experimental_get_tracing_count() == 1
 
 
-def test_two_logical_cpu_devices_match_one_device(deterministic_run, tmp_path):
-  args, one_device = deterministic_run  # batch 4: 2 examples per device here
-  cli.run(*args, f'--summary_dir={tmp_path}', '--max_steps=3', '--cpu_replicas=2')
-  two_devices = cli.scalars(tmp_path / 'train')['loss/total']
-  assert [s for s, _ in two_devices] == [1, 2, 3]
-  np.testing.assert_allclose([v for _, v in two_devices], [v for _, v in one_device[:3]],
-                             rtol=1e-4)
-
-
 def test_multimnist_trains_and_evaluates_with_two_targets(evaluated):
   out, done = evaluated[0], evaluated[1]['multi']
   predictions = np.load(out / 'multi.npz')
