@@ -42,19 +42,19 @@ def test_the_learning_rate_written_by_training_stops_at_the_floor(tiny_data, tmp
 
 
 def test_training_learns_to_classify_real_digits(tmp_path):
-  """A small capsule net trained 200 steps on the packaged 4,000 real MNIST digits: its loss
-  falls and it classifies the 1,000 test digits far above chance (10%; it gets about 92%)."""
-  common = ['--data_dir=builtin', f'--summary_dir={tmp_path}', '--max_steps=200', '--seed=1',
+  """A small capsule net trained 100 steps on the packaged 4,000 real MNIST digits: its loss
+  falls and it classifies the 1,000 test digits far above chance (10%; it gets about 87%)."""
+  common = ['--data_dir=builtin', f'--summary_dir={tmp_path}', '--max_steps=100', '--seed=1',
             '--hparams_override=conv1_filters=16,num_prime_capsules=4,remake=false']
-  _, done = cli.run_in_one_process([[*common, '--batch_size=64', '--log_every=25'],
+  _, done = cli.run_in_one_process([[*common, '--batch_size=64', '--log_every=5'],
                                     [*common, '--train=false']], check=True)
   losses = [v for _, v in cli.scalars(tmp_path / 'train')['loss/total']]
-  assert len(losses) == 8 and losses[-1] < losses[0] / 2
+  assert len(losses) == 20 and losses[-1] < losses[0] / 2
   wrong, percent = re.search(r'Total wrong predictions: (\d+), wrong percent: ([\d.]+)%\n',
                              done.stdout).groups()
   assert float(percent) == 100 * int(wrong) / 1000
-  assert int(wrong) < 200, f'test accuracy {100 - float(percent)}% after 200 steps'
-  assert cli.scalars(tmp_path / 'test')['correct'] == [(200, 1000 - int(wrong))]
+  assert int(wrong) < 200, f'test accuracy {100 - float(percent)}% after 100 steps'
+  assert cli.scalars(tmp_path / 'test')['correct'] == [(100, 1000 - int(wrong))]
 
 
 # Two logical CPUs (set before TensorFlow starts, hence its own process); a float16 optimizer
