@@ -86,7 +86,9 @@ class Capsule(keras.layers.Layer):
   """Fully connected capsules (the original `capsule`): [batch, in_caps, in_atoms] -> parents.
 
   Votes are one batched matmul per input capsule (W_ij u_i), never a tiled product.
-  Output [batch, out_caps, out_atoms]. `jit_routing` compiles votes and routing with XLA.
+  Output [batch, out_caps, out_atoms]. `jit_routing` compiles votes and routing with XLA inside
+  tf.functions; an eager call (building the model, the summary strip) runs TF's kernels instead,
+  as compiling its one shape would take longer (0.2 s) than running it.
   """
 
   def __init__(self, out_caps, out_atoms, num_routing=3, leaky=False, jit_routing=False,
@@ -96,7 +98,6 @@ class Capsule(keras.layers.Layer):
       raise ValueError(f'num_routing must be at least 1, got {num_routing}')
     self.out_caps, self.out_atoms = out_caps, out_atoms
     self.num_routing, self.leaky, self.jit_routing = num_routing, leaky, jit_routing
-    self._votes_and_routing = (_jit_votes_and_routing if jit_routing else _votes_and_routing)
 
   def build(self, input_shape):
     _, in_caps, in_atoms = input_shape
@@ -107,9 +108,10 @@ class Capsule(keras.layers.Layer):
                                 initializer=_BIAS_INIT, autocast=False)
 
   def call(self, inputs):
-    return self._votes_and_routing(inputs, tf.cast(self.kernel, inputs.dtype),
-                              tf.cast(self.bias, tf.float32), self.out_caps, self.out_atoms,
-                              self.num_routing, self.leaky)
+    jit = self.jit_routing and not tf.executing_eagerly()
+    return (_jit_votes_and_routing if jit else _votes_and_routing)(
+        inputs, tf.cast(self.kernel, inputs.dtype), tf.cast(self.bias, tf.float32),
+        self.out_caps, self.out_atoms, self.num_routing, self.leaky)
 
   def compute_output_shape(self, input_shape):
     return (input_shape[0], self.out_caps, self.out_atoms)
