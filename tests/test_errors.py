@@ -195,7 +195,7 @@ def shared_process_results(env):
 def test_bad_input_after_tensorflow_started_exits_with_one_clear_line(env, shared_process_results,
                                                                       index):
   cli.assert_one_error_line(shared_process_results[index],
-                         SHARED_PROCESS_CASES[index][1].format(**env))
+                            SHARED_PROCESS_CASES[index][1].format(**env))
 
 
 def test_a_restore_that_fails_part_way_ends_with_the_error_line_at_exit_too(env):
