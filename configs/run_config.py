@@ -52,7 +52,8 @@ class RunConfig:
       'training from; with {} a pattern for --num_trials.')
   train: bool = setting(True, 'Train; --train=false evaluates.')
   validate: bool = setting(False, 'Use the validation split (held-out training data).')
-  num_gpus: int = setting(1, 'Number of GPUs to split each batch over.')
+  num_gpus: int = setting(1, 'Number of GPUs to split each batch over; 0: the CPU only, GPUs '
+                          'hidden (e.g. to evaluate beside a training that uses them).')
   num_targets: int = setting(1, 'Targets per image: 2 for MultiMNIST.')
   num_trials: int = setting(1, 'Ensemble size: evaluates --checkpoint.format(i), i < N.')
   eval_size: int = setting(0, 'Evaluate at most this many examples (0: all of them).')

@@ -15,10 +15,14 @@ from configs.run_config import PRECISIONS, RunConfig
 from models import ComputeOptions
 
 
-def prepare_devices(allow_cpu: bool = False):
+def prepare_devices(allow_cpu: bool = False, num_gpus: int = 1):
   """Before TensorFlow starts a device: memory growth, XLA's CUDA folder, and a stop when a
-  machine with an NVIDIA driver shows TensorFlow no GPU (unless --allow_cpu)."""
+  machine with an NVIDIA driver shows TensorFlow no GPU (unless --allow_cpu); num_gpus=0 hides
+  every GPU, so the run is on the CPU."""
   point_xla_at_cuda()
+  if num_gpus == 0:
+    hide_gpus()
+    return
   share_gpus()
   if not allow_cpu and has_nvidia_driver() and not has_gpu():
     raise UserError('this machine has an NVIDIA driver but TensorFlow sees no GPU (its CUDA '
@@ -49,6 +53,16 @@ def point_xla_at_cuda(environ=os.environ, search_path=None):
     logging.warning('XLA on this GPU needs ptxas and libdevice: neither pip\'s nvidia-cuda-nvcc '
                     'nor ptxas on PATH was found (%s, or --jit_compile=false)', GPU_INSTALL)
   return folder
+
+
+def hide_gpus():
+  """Leaves TensorFlow only the CPU (--num_gpus=0), say for an evaluation beside a training that
+  holds the GPUs."""
+  try:
+    tf.config.set_visible_devices([], 'GPU')
+  except RuntimeError:
+    raise UserError('--num_gpus=0: TensorFlow started the GPUs already; hide them before it '
+                    'does (CUDA_VISIBLE_DEVICES= python experiment.py ...)') from None
 
 
 def share_gpus():
@@ -117,7 +131,8 @@ def split_cpu(count: int):
 
 
 def has_gpu() -> bool:
-  return bool(tf.config.list_physical_devices('GPU'))
+  """Whether TensorFlow may compute on a GPU (one it sees and --num_gpus=0 did not hide)."""
+  return bool(tf.config.get_visible_devices('GPU'))
 
 
 def use_xla(jit_compile) -> bool:

@@ -97,7 +97,7 @@ def evaluate_model(evaluator: Evaluator, step: int, writer=None, what: str = '')
 
 def _prepare(config: RunConfig):
   """The devices and numerics of an evaluation process (training sets its own)."""
-  prepare_devices(config.allow_cpu)
+  prepare_devices(config.allow_cpu, config.num_gpus)
   set_precision(config.mixed_precision, config.deterministic, config.seed, config.use_tf32)
 
 

@@ -76,7 +76,7 @@ def train(config: RunConfig) -> dict:
                                  if not os.path.isdir(d)]
   checkpoints.check_writable(config.train_dir)
   try:
-    prepare_devices(config.allow_cpu)
+    prepare_devices(config.allow_cpu, config.num_gpus)
     strategy = make_strategy(config.num_gpus, config.cpu_replicas, config.worker_timeout_secs,
                              resolver)
     with RunLock(config.train_dir, enabled=is_chief(strategy)) as lock:

@@ -64,6 +64,36 @@ def test_every_gpu_grows_its_memory_so_training_and_evaluation_share_it(monkeypa
   assert grown == [('GPU:0', True), ('GPU:1', True)]
 
 
+def test_num_gpus_0_hides_every_gpu_so_the_run_is_on_the_cpu(monkeypatch):
+  """Even where TensorFlow sees GPUs and a driver: none is used or grown, XLA and conv are the
+  CPU's, and the missing-GPU-libraries stop does not apply."""
+  visible = {'GPU': ['GPU:0', 'GPU:1']}
+  grown = []
+  monkeypatch.setattr(tf.config, 'list_physical_devices',
+                      lambda kind=None: ['GPU:0', 'GPU:1'] if kind == 'GPU' else [])
+  monkeypatch.setattr(tf.config, 'get_visible_devices', lambda kind=None: visible[kind])
+  monkeypatch.setattr(tf.config, 'set_visible_devices',
+                      lambda chosen, kind: visible.update({kind: chosen}))
+  monkeypatch.setattr(tf.config.experimental, 'set_memory_growth',
+                      lambda gpu, on: grown.append(gpu))
+  monkeypatch.setattr(devices, 'has_nvidia_driver', lambda: True)
+  monkeypatch.setattr(devices, 'point_xla_at_cuda', lambda: None)
+  assert devices.has_gpu() and compute_options(RunConfig()) == ComputeOptions('conv', True)
+  devices.prepare_devices(allow_cpu=False, num_gpus=0)
+  assert visible['GPU'] == [] and grown == [] and not devices.has_gpu()
+  assert compute_options(RunConfig(num_gpus=0)) == ComputeOptions('matmul', True)
+  assert not use_xla(None)
+
+
+def test_num_gpus_0_after_the_gpus_started_says_how_to_hide_them(monkeypatch):
+  def started(chosen, kind):
+    raise RuntimeError('Visible devices cannot be modified after being initialized')
+  monkeypatch.setattr(tf.config, 'set_visible_devices', started)
+  with pytest.raises(UserError, match=r'^--num_gpus=0: TensorFlow started the GPUs already; '
+                     r'hide them before it does \(CUDA_VISIBLE_DEVICES= python experiment'):
+    devices.hide_gpus()
+
+
 def fake_nvidia_driver(folder) -> dict:
   """Environment variables under which a stub nvidia-smi in `folder` fakes an NVIDIA driver."""
   stub = folder / 'nvidia-smi'
