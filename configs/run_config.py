@@ -76,7 +76,8 @@ class RunConfig:
                             'TensorFlow sees no GPU (by default that stops the run).')
   jit_compile: Optional[bool] = setting(
       None, 'Compile the whole training step with XLA (default: on GPUs; on CPUs only the '
-      'routing is compiled, XLA convolutions there measured 20x slower); false: no XLA at all.')
+      'routing is compiled: whole-model XLA trained 26-42x slower there, docs/performance.md); '
+      'false: no XLA at all.')
   conv_impl: str = setting(
       'auto', 'Primary-capsule convolution: matmul (patches x one matmul, faster on CPUs), '
       'conv (TF\'s kernels, cuDNN on GPUs) or auto (matmul on CPUs, conv on GPUs).',

@@ -136,7 +136,7 @@ def has_gpu() -> bool:
 
 
 def use_xla(jit_compile) -> bool:
-  """Whole-step XLA: --jit_compile, by default on GPUs only (on CPUs it ran 20x slower)."""
+  """Whole-step XLA: --jit_compile, by default on GPUs only (CPUs: docs/performance.md)."""
   if jit_compile is None:
     return has_gpu()
   if jit_compile and not has_gpu():
